@@ -1,0 +1,44 @@
+/* libmailhost: every default limit in one place.
+ *
+ * Engines and layers take a limits struct whose fields default (when 0)
+ * to these values; the config file can override most of them (see
+ * docs/config.md). Keeping the numbers together makes it easy to see
+ * what a stranger on the network can make us spend.
+ */
+#pragma once
+
+/* Names and addresses (RFC 5321 4.5.3.1, RFC 1035 2.3.4). */
+#define MH_LIMIT_DOMAIN_MAX          253   /* octets, A-label form */
+#define MH_LIMIT_DOMAIN_LABEL_MAX    63
+#define MH_LIMIT_LOCAL_PART_MAX      64
+#define MH_LIMIT_ADDRESS_MAX         254
+#define MH_LIMIT_DISPLAY_NAME_MAX    256
+#define MH_LIMIT_PASSWORD_MAX        1024  /* bytes; longer is refused */
+#define MH_LIMIT_ALIAS_TARGETS_MAX   1000  /* targets of one alias */
+
+/* Connections (lib/server). */
+#define MH_LIMIT_CONNECTIONS_TOTAL   1000
+#define MH_LIMIT_CONNECTIONS_PER_IP  50
+#define MH_LIMIT_IDLE_TIMEOUT_S      1800  /* IMAP's 30 min autologout floor */
+#define MH_LIMIT_COMMAND_TIMEOUT_S   300   /* RFC 5321 4.5.3.2: 5 min */
+#define MH_LIMIT_TLS_HANDSHAKE_S     30
+#define MH_LIMIT_SHUTDOWN_GRACE_S    30    /* in-flight work on SIGTERM */
+#define MH_LIMIT_WORKER_THREADS      8     /* blocking disk work */
+#define MH_LIMIT_OUTPUT_BUFFER       (4 * 1024 * 1024) /* unsent bytes */
+
+/* Authentication (lib/auth). */
+#define MH_LIMIT_SASL_LINE_MAX       8192  /* base64 SASL response */
+#define MH_LIMIT_AUTH_FAILS_FREE     3     /* failures before delays */
+#define MH_LIMIT_AUTH_DELAY_MAX_MS   15000 /* cap of the growing delay */
+#define MH_LIMIT_AUTH_FORGET_S       900   /* failures forgotten after */
+#define MH_LIMIT_AUTH_TRACKED        65536 /* IPs/accounts remembered */
+
+/* Protocols (lib/proto). */
+#define MH_LIMIT_SMTP_LINE_MAX       1000  /* RFC 5321 4.5.3.1.6, with CRLF */
+#define MH_LIMIT_SMTP_RCPTS_MAX      100
+#define MH_LIMIT_MESSAGE_SIZE_MAX    (20 * 1024 * 1024)
+#define MH_LIMIT_IMAP_LINE_MAX       (64 * 1024)
+#define MH_LIMIT_IMAP_LITERAL_MAX    (64 * 1024 * 1024)
+
+/* Config files. */
+#define MH_LIMIT_CONFIG_FILE_MAX     (1024 * 1024)

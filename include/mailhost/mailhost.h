@@ -1,0 +1,8 @@
+/* libmailhost: the whole public API. */
+#pragma once
+
+#define MH_INSIDE_MAILHOST_H 1
+#include <mailhost/core.h>
+#include <mailhost/limits.h>
+/* layers: keep in DESIGN.md order */
+#undef MH_INSIDE_MAILHOST_H
