@@ -55,6 +55,7 @@ static const MhCoreService services[] = {
   { "pop3", 110, "starttls" },
   { "pop3s", 995, "implicit" },
   { "managesieve", 4190, "starttls" },
+  { "echo", 7, "starttls" },   /* lib/server's diagnostic line service */
   { NULL, 0, NULL },
 };
 
@@ -108,6 +109,7 @@ static const KeySpec schema[] = {
   { SVC, "max_connections_per_ip", T_INT, "0", 0, 1000000, NULL },
   { SVC, "idle_timeout", T_DURATION, "0", 0, 86400, NULL },
   { SVC, "command_timeout", T_DURATION, "0", 0, 86400, NULL },
+  { SVC, "socket_mode", T_STRING, "0660", 0, 0, NULL }, /* unix: listen */
 };
 
 struct _MhConfig
