@@ -32,6 +32,11 @@
 #define MH_LIMIT_AUTH_DELAY_MAX_MS   15000 /* cap of the growing delay */
 #define MH_LIMIT_AUTH_FORGET_S       900   /* failures forgotten after */
 #define MH_LIMIT_AUTH_TRACKED        65536 /* IPs/accounts remembered */
+#define MH_LIMIT_SASL_ID_MAX         255   /* authcid/authzid, RFC 4616 2 */
+#define MH_LIMIT_SASL_STEPS_MAX      8     /* challenges in one exchange */
+#define MH_LIMIT_AUTH_DELAY_BASE_MS  500   /* first delay; then doubles */
+#define MH_LIMIT_AUTH_GOOD_NETS      4     /* known-good networks/account */
+#define MH_LIMIT_AUTH_GOOD_REMEMBER_S (30 * 86400) /* known-good kept for */
 
 /* Protocols (lib/proto). */
 #define MH_LIMIT_SMTP_LINE_MAX       1000  /* RFC 5321 4.5.3.1.6, with CRLF */
@@ -42,3 +47,12 @@
 
 /* Config files. */
 #define MH_LIMIT_CONFIG_FILE_MAX     (1024 * 1024)
+
+/* Store (lib/store). */
+#define MH_LIMIT_STORE_FOLDER_NAME_MAX 250  /* bytes of the on-disk name */
+#define MH_LIMIT_STORE_FOLDER_DEPTH_MAX 16  /* levels of '.' hierarchy */
+#define MH_LIMIT_STORE_KEYWORDS_MAX  26    /* per folder: dovecot-keywords a-z */
+#define MH_LIMIT_STORE_KEYWORD_MAX   128   /* bytes of one keyword */
+#define MH_LIMIT_STORE_BATCH_MAX     256   /* deliveries per group commit */
+#define MH_LIMIT_STORE_INDEX_MAP     ((gsize) 4 << 30) /* LMDB map per account */
+#define MH_LIMIT_STORE_MIME_DEPTH    32    /* MIME nesting in the cache */

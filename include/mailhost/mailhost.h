@@ -5,4 +5,5 @@
 #include <mailhost/core.h>
 #include <mailhost/limits.h>
 /* layers: keep in DESIGN.md order */
+#include <mailhost/auth.h>
 #undef MH_INSIDE_MAILHOST_H
