@@ -6,4 +6,5 @@
 #include <mailhost/limits.h>
 /* layers: keep in DESIGN.md order */
 #include <mailhost/auth.h>
+#include <mailhost/server.h>
 #undef MH_INSIDE_MAILHOST_H
