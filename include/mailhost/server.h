@@ -265,6 +265,27 @@ MH_API gboolean mh_server_register_echo_service (MhServer *server,
                                                  GError **error);
 
 /**
+ * mh_server_get_service_info:
+ * @index: 0, 1, 2, ...
+ * @name_out: (out) (transfer none) (optional): the service (config
+ *   section) name, e.g. "imaps"
+ * @port_out: (out) (optional): its standard port, e.g. 993
+ * @tls_out: (out) (transfer none) (optional): its default TLS mode:
+ *   "none", "starttls" or "implicit"
+ *
+ * Enumerates the services the configuration knows, whether or not a
+ * program registered them (the demo uses it to say what is not built).
+ *
+ * Thread safety: safe.
+ *
+ * Returns: %FALSE when @index is past the last service.
+ */
+MH_API gboolean mh_server_get_service_info (guint index,
+                                            const char **name_out,
+                                            guint *port_out,
+                                            const char **tls_out);
+
+/**
  * mh_server_has_service:
  * @server: a server
  * @name: a service name
@@ -424,6 +445,19 @@ MH_API gboolean mh_server_tls_generate_self_signed (const char *cert_path,
 MH_API gboolean mh_server_tls_check_files (const char *cert_path,
                                            const char *key_path,
                                            GError **error);
+
+/**
+ * mh_server_tls_get_fingerprint:
+ * @cert_path: (type filename): a PEM certificate
+ * @error: return location for a #GError, or %NULL
+ *
+ * Returns: (transfer full) (nullable): the SHA-256 fingerprint of the
+ *   first certificate in @cert_path as colon-separated upper-case hex
+ *   ("AB:CD:..."), what clients show when asked to trust it; %NULL with
+ *   %MH_SERVER_ERROR_TLS.
+ */
+MH_API char *mh_server_tls_get_fingerprint (const char *cert_path,
+                                            GError **error);
 
 /* ---- sessions (for services) ------------------------------------------ */
 

@@ -268,6 +268,25 @@ mh_server_register_echo_service (MhServer *server, GError **error)
 }
 
 gboolean
+mh_server_get_service_info (guint index, const char **name_out,
+                            guint *port_out, const char **tls_out)
+{
+  const MhCoreService *s = mh_core__services ();
+  for (guint i = 0; i < index; i++, s++)
+    if (s->name == NULL)
+      return FALSE;
+  if (s->name == NULL)
+    return FALSE;
+  if (name_out)
+    *name_out = s->name;
+  if (port_out)
+    *port_out = s->port;
+  if (tls_out)
+    *tls_out = s->tls;
+  return TRUE;
+}
+
+gboolean
 mh_server_has_service (MhServer *server, const char *name)
 {
   g_return_val_if_fail (server != NULL && name != NULL, FALSE);
@@ -472,13 +491,13 @@ unix_prepare (const char *service, const BindAddr *a, GError **error)
   return TRUE;
 }
 
-static gboolean accept_ready (gpointer user_data);
+static gboolean accept_ready (int fd, GIOCondition cond, gpointer user_data);
 
 static void
 listener_arm (Listener *l)
 {
   l->source = g_unix_fd_source_new (l->fd, G_IO_IN);
-  g_source_set_callback (l->source, accept_ready, l, NULL);
+  g_source_set_callback (l->source, G_SOURCE_FUNC (accept_ready), l, NULL);
   g_source_set_static_name (l->source, "mh-listener");
   g_source_attach (l->source, l->server->context);
 }
@@ -688,7 +707,7 @@ accept_one (Listener *l, int fd, const struct sockaddr *sa)
 }
 
 static gboolean
-accept_ready (gpointer user_data)
+accept_ready (int listen_fd, GIOCondition cond, gpointer user_data)
 {
   Listener *l = user_data;
   for (int i = 0; i < ACCEPT_BATCH && !l->server->shutting_down; i++)

@@ -360,3 +360,36 @@ out:
     gnutls_x509_privkey_deinit (key);
   return ok;
 }
+
+char *
+mh_server_tls_get_fingerprint (const char *cert_path, GError **error)
+{
+  g_return_val_if_fail (cert_path != NULL, NULL);
+  g_autofree char *pem = NULL;
+  gsize len = 0;
+  if (!read_pem ("certificate", cert_path, &pem, &len, error))
+    return NULL;
+
+  gnutls_x509_crt_t crt = NULL;
+  gnutls_datum_t d = { (unsigned char *) pem, (unsigned int) len };
+  guint8 fp[32];
+  size_t fp_len = sizeof fp;
+  int rc = gnutls_x509_crt_init (&crt);
+  if (rc == 0)
+    rc = gnutls_x509_crt_import (crt, &d, GNUTLS_X509_FMT_PEM);
+  if (rc == 0)
+    rc = gnutls_x509_crt_get_fingerprint (crt, GNUTLS_DIG_SHA256, fp,
+                                          &fp_len);
+  if (crt)
+    gnutls_x509_crt_deinit (crt);
+  if (rc < 0)
+    {
+      tls_fail (error, "tls: certificate %s: %s", cert_path,
+                gnutls_strerror (rc));
+      return NULL;
+    }
+  GString *out = g_string_sized_new (fp_len * 3);
+  for (size_t i = 0; i < fp_len; i++)
+    g_string_append_printf (out, "%s%02X", i ? ":" : "", fp[i]);
+  return g_string_free (out, FALSE);
+}
