@@ -5,6 +5,7 @@
 #include <mailhost/core.h>
 #include <mailhost/limits.h>
 /* layers: keep in DESIGN.md order */
+#include <mailhost/directory.h>
 #include <mailhost/auth.h>
 #include <mailhost/server.h>
 #undef MH_INSIDE_MAILHOST_H

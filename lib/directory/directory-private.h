@@ -1,0 +1,199 @@
+/* lib/directory internals shared between its files (not installed). */
+#pragma once
+
+#include "mailhost/directory.h"
+#include "core/core-private.h"
+
+#include <lmdb.h>
+
+G_BEGIN_DECLS
+
+/* The schema version this library writes. Bump it and add a row to the
+ * migration table in directory.c when the layout changes. */
+#define MH_DIRECTORY_SCHEMA_VERSION 1
+
+/* Record format version of each record kind (records.c). A record is a
+ * GVariant "(uv)": its format version and the version's tuple. Readers
+ * accept every version they know; a migration rewrites old ones. */
+#define MH_DIRECTORY_RECORD_VERSION 1
+
+typedef struct
+{
+  MDB_dbi meta;            /* "schema_version" -> guint32 LE, "created" */
+  MDB_dbi domains;         /* A-label -> domain record */
+  MDB_dbi accounts;        /* "alabel@local" -> account record */
+  MDB_dbi aliases;         /* "alabel@local" -> alias record */
+  MDB_dbi domain_aliases;  /* alias A-label -> domain alias record */
+} MhDirectoryDbs;
+
+struct _MhDirectory
+{
+  gint refcount;
+  char *data_dir;
+  char *path;               /* DATA/directory.mdb */
+  char *lock_path;          /* DATA/directory.mdb-lock */
+  MDB_env *env;
+  MhDirectoryDbs dbs;
+  gboolean read_only;
+  guint schema_version;
+  /* Registry key (see directory.c): one env per file per process. */
+  char *file_id;
+  GPid pid;
+  /* Dummy hash for unknown users, made on first authenticate. */
+  GMutex dummy_lock;
+  char *dummy_hash;
+};
+
+/* A migration step: rewrites a schema @from into @from + 1 inside @txn.
+ * Run in order, all in one write transaction. */
+typedef struct
+{
+  guint from;
+  const char *what;
+  gboolean (*run) (MDB_txn *txn, const MhDirectoryDbs *dbs, GError **error);
+} MhDirectoryMigration;
+
+/* Runs @steps from the stored version up to @target in one write txn of
+ * @dir. Exposed so tests can run a made-up table. */
+gboolean mh_directory__migrate (MhDirectory *dir,
+                                const MhDirectoryMigration *steps,
+                                guint n_steps, guint target, GError **error);
+guint mh_directory__read_schema_version (MDB_txn *txn,
+                                         const MhDirectoryDbs *dbs);
+gboolean mh_directory__write_schema_version (MDB_txn *txn,
+                                             const MhDirectoryDbs *dbs,
+                                             guint version, GError **error);
+
+/* Transactions: errors carry the path and LMDB's message. */
+MDB_txn *mh_directory__txn_begin (MhDirectory *dir, gboolean write,
+                                  GError **error);
+gboolean mh_directory__txn_commit (MhDirectory *dir, MDB_txn *txn,
+                                   GError **error);
+void mh_directory__set_mdb_error (MhDirectory *dir, int rc, const char *what,
+                                  GError **error);
+
+/* ---- names.c ---- */
+/* A parsed address. local is normalised per the case flag; domain is the
+ * A-label. */
+typedef struct
+{
+  char *local;
+  char *domain;
+} MhDirectoryAddress;
+
+void mh_directory__address_clear (MhDirectoryAddress *a);
+/* Splits at the last '@' and checks both halves' syntax. The local part
+ * is NFC-normalised but not yet case-folded (that needs the domain's
+ * setting): see mh_directory__local_fold(). */
+gboolean mh_directory__address_parse (const char *address,
+                                      MhDirectoryAddress *out,
+                                      GError **error);
+/* Canonical local part: lower case unless @case_sensitive. */
+char *mh_directory__local_fold (const char *local, gboolean case_sensitive);
+/* "alabel@local": the key of accounts and aliases, sorted by domain. */
+char *mh_directory__address_key (const char *local, const char *domain);
+gboolean mh_directory__key_split (const void *key, gsize len, char **local_out,
+                                  char **domain_out);
+
+/* ---- password.c ---- */
+const char *mh_directory__hash_scheme (const char *hash);
+char *mh_directory__dummy_hash (GError **error);
+
+/* ---- records.c ---- */
+typedef enum
+{
+  MH_SETTING_COUNT,     /* "t", plain number */
+  MH_SETTING_SIZE,      /* "t", bytes; "1G" accepted */
+  MH_SETTING_BOOL,      /* "b" */
+  MH_SETTING_STRING,    /* "s" */
+} MhSettingType;
+
+typedef struct
+{
+  const char *name;
+  guint scopes;         /* 1 << MhDirectorySettingScope */
+  MhSettingType type;
+  const char *description;
+} MhSettingSpec;
+
+const MhSettingSpec *mh_directory__setting_find (MhDirectorySettingScope scope,
+                                                 const char *name);
+/* Parses @value for @spec into a floating GVariant or sets INVALID. */
+GVariant *mh_directory__setting_parse (const MhSettingSpec *spec,
+                                       const char *value, GError **error);
+/* Returns a new a{sv} with @name set to @value (NULL: removed). */
+GVariant *mh_directory__settings_replace (GVariant *settings,
+                                          const char *name, GVariant *value);
+
+typedef struct
+{
+  gint64 created;
+  GVariant *settings;   /* a{sv}, owned */
+} MhDomainRecord;
+
+typedef struct
+{
+  char *display_name;   /* NULL = unset */
+  char *hash;           /* NULL = no login */
+  gboolean enabled;
+  guint32 protocols;
+  gint64 created;
+  GVariant *settings;   /* a{sv}, owned */
+} MhAccountRecord;
+
+typedef struct
+{
+  GPtrArray *targets;   /* char*, "local@alabel" */
+  gint64 created;
+} MhAliasRecord;
+
+typedef struct
+{
+  char *target;         /* A-label */
+  gint64 created;
+} MhDomainAliasRecord;
+
+void mh_domain_record_clear (MhDomainRecord *r);
+void mh_account_record_clear (MhAccountRecord *r);
+void mh_alias_record_clear (MhAliasRecord *r);
+void mh_domain_alias_record_clear (MhDomainAliasRecord *r);
+
+/* Encode: returns a new GBytes of the "(uv)" blob. */
+GBytes *mh_domain_record_encode (const MhDomainRecord *r);
+GBytes *mh_account_record_encode (const MhAccountRecord *r);
+GBytes *mh_alias_record_encode (const MhAliasRecord *r);
+GBytes *mh_domain_alias_record_encode (const MhDomainAliasRecord *r);
+
+/* Decode @data (valid only in its txn; everything is copied). CORRUPT
+ * naming @what on a bad or unknown-version record. */
+gboolean mh_domain_record_decode (const void *data, gsize len,
+                                  const char *what, MhDomainRecord *out,
+                                  GError **error);
+gboolean mh_account_record_decode (const void *data, gsize len,
+                                   const char *what, MhAccountRecord *out,
+                                   GError **error);
+gboolean mh_alias_record_decode (const void *data, gsize len,
+                                 const char *what, MhAliasRecord *out,
+                                 GError **error);
+gboolean mh_domain_alias_record_decode (const void *data, gsize len,
+                                        const char *what,
+                                        MhDomainAliasRecord *out,
+                                        GError **error);
+
+/* Info objects, built from records (the record is stolen). */
+MhDomainInfo *mh_directory__domain_info_new (const char *alabel,
+                                             MhDomainRecord *rec,
+                                             guint n_accounts,
+                                             guint n_aliases);
+MhAccountInfo *mh_directory__account_info_new (const char *local,
+                                               const char *alabel,
+                                               MhAccountRecord *rec);
+MhAliasInfo *mh_directory__alias_info_new (const char *local,
+                                           const char *alabel,
+                                           MhAliasRecord *rec);
+MhDomainAliasInfo *mh_directory__domain_alias_info_new (
+    const char *alabel, MhDomainAliasRecord *rec);
+/* The stored hash, for tests and lib/auth (never shown to users). */
+const char *mh_directory__account_info_get_hash (MhAccountInfo *info);
+
+G_END_DECLS
