@@ -1,0 +1,1323 @@
+/* lib/store/index.c: the per-account LMDB index and its reconciliation
+ * with the Maildir.
+ *
+ * Design notes
+ * - Truth and cache: the Maildir files (names, ":2," flags), each
+ *   folder's dovecot-uidlist (UIDs, UIDVALIDITY) and dovecot-keywords are
+ *   the truth, in formats Dovecot reads and writes; the LMDB index is a
+ *   cache of them plus what files cannot hold (MODSEQ, tombstones, the
+ *   metadata cache). We append every UID we assign to dovecot-uidlist
+ *   (under its dotlock, as Dovecot does), so a rebuild from the Maildir
+ *   alone gives the same UIDs, and Dovecot sees our UIDs.
+ * - Databases (see MhStoreDb): records are native-endian structs, keys
+ *   big-endian so a cursor walks a folder in UID order.
+ * - Durability: the env is opened MDB_NOMETASYNC: a commit costs one
+ *   fdatasync, and an OS crash can undo at most the last commit, never
+ *   corrupt the file. A lost commit could let a UID be handed out twice;
+ *   so when the boot id differs from the one stored by the last writer,
+ *   every folder's UIDNEXT and HIGHESTMODSEQ jump by
+ *   MH_LIMIT_STORE_BATCH_MAX + 1 (the most one commit assigns) and every
+ *   folder is rescanned. UID gaps are legal in IMAP; reuse is not.
+ * - Reconciliation: a folder records the mtimes of new/ and cur/ (and of
+ *   dovecot-uidlist) at its last scan; when one changed, that directory
+ *   is scanned again. A scan that finds an index entry missing scans once
+ *   more before expunging it (a rename by another tool can hide a file
+ *   from one readdir). mtimes younger than 2 s are not trusted (a change
+ *   in the same tick would be invisible) and force the next scan. Files
+ *   are matched by their base name (before ":2,"), so a file renamed by
+ *   mutt keeps its UID.
+ * - A corrupt environment (MDB_INVALID, MDB_CORRUPTED) is moved aside and
+ *   rebuilt from the Maildir when the store opens.
+ */
+#include "store-private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define INDEX_VERSION 1
+#define MTIME_TRUST_NS ((gint64) 2 * 1000000000)
+
+static gint64
+mtime_ns (const struct stat *st)
+{
+  return (gint64) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+
+gboolean
+mh_store__lmdb_error (int rc, const char *what, GError **error)
+{
+  int code = MH_STORE_ERROR_FAILED;
+  if (rc == MDB_CORRUPTED || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
+      || rc == MDB_PAGE_NOTFOUND)
+    code = MH_STORE_ERROR_CORRUPT;
+  else if (rc == MDB_MAP_FULL)
+    code = MH_STORE_ERROR_LIMIT;
+  g_set_error (error, MH_STORE_ERROR, code, "index: %s: %s", what,
+               mdb_strerror (rc));
+  return FALSE;
+}
+
+gboolean
+mh_store__io_error (int errsv, const char *what, const char *path,
+                    GError **error)
+{
+  g_set_error (error, MH_STORE_ERROR,
+               errsv == ENOENT ? MH_STORE_ERROR_NOT_FOUND
+               : errsv == ENOSPC || errsv == EDQUOT ? MH_STORE_ERROR_LIMIT
+                                                    : MH_STORE_ERROR_IO,
+               "%s %s: %s", what, path, g_strerror (errsv));
+  return FALSE;
+}
+
+gint64
+mh_store__now_ns (void)
+{
+  return g_get_real_time () * 1000;
+}
+
+gboolean
+mh_store__fsync_dir (const char *path, GError **error)
+{
+  int fd = open (path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return mh_store__io_error (errno, "open", path, error);
+  if (fsync (fd) != 0)
+    {
+      int e = errno;
+      close (fd);
+      return mh_store__io_error (e, "fsync", path, error);
+    }
+  close (fd);
+  return TRUE;
+}
+
+int
+mh_store__txn_begin (MhStore *store, gboolean write, MDB_txn **txn,
+                     GError **error)
+{
+  int rc = mdb_txn_begin (store->db.env, NULL, write ? 0 : MDB_RDONLY, txn);
+  if (rc != 0)
+    mh_store__lmdb_error (rc, "begin", error);
+  return rc;
+}
+
+gboolean
+mh_store__txn_commit (MhStore *store, MDB_txn *txn, GError **error)
+{
+  int rc = mdb_txn_commit (txn);
+  if (rc != 0)
+    return mh_store__lmdb_error (rc, "commit", error);
+  return TRUE;
+}
+
+static gboolean
+meta_get (MhStore *store, MDB_txn *txn, const char *key, MDB_val *v)
+{
+  MDB_val k = { strlen (key), (void *) key };
+  return mdb_get (txn, store->db.meta, &k, v) == 0;
+}
+
+static int
+meta_put (MhStore *store, MDB_txn *txn, const char *key, const void *data,
+          gsize len)
+{
+  MDB_val k = { strlen (key), (void *) key };
+  MDB_val v = { len, (void *) data };
+  return mdb_put (txn, store->db.meta, &k, &v, 0);
+}
+
+static guint64
+meta_u64 (MhStore *store, MDB_txn *txn, const char *key)
+{
+  MDB_val v;
+  guint64 x = 0;
+  if (meta_get (store, txn, key, &v) && v.mv_size == sizeof x)
+    memcpy (&x, v.mv_data, sizeof x);
+  return x;
+}
+
+static char *
+read_boot_id (void)
+{
+  char *s = NULL;
+  if (!g_file_get_contents ("/proc/sys/kernel/random/boot_id", &s, NULL,
+                            NULL))
+    return g_strdup ("unknown");
+  return g_strstrip (s);
+}
+
+void
+mh_store__notify (MhStore *store, MDB_txn *txn)
+{
+  guint64 c = meta_u64 (store, txn, "counter") + 1;
+  meta_put (store, txn, "counter", &c, sizeof c);
+  /* Other processes watch this file with inotify (see store.c); a write
+   * without fsync is enough: only the event matters. */
+  g_autofree char *p = g_build_filename (store->index_dir, "notify", NULL);
+  int fd = open (p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    {
+      if (pwrite (fd, &c, sizeof c, 0) < 0)
+        mh_log_debug ("store", NULL, NULL, "notify %s: %s", p,
+                      g_strerror (errno));
+      close (fd);
+    }
+}
+
+static gboolean
+open_env (MhStore *store, GError **error)
+{
+  int rc = mdb_env_create (&store->db.env);
+  if (rc != 0)
+    return mh_store__lmdb_error (rc, "create", error);
+  mdb_env_set_maxdbs (store->db.env, 8);
+  mdb_env_set_mapsize (store->db.env, MH_LIMIT_STORE_INDEX_MAP);
+  /* NOTLS: read txns may be used from pool threads; NOMETASYNC: see the
+   * design notes. */
+  rc = mdb_env_open (store->db.env, store->index_dir,
+                     MDB_NOTLS | MDB_NOMETASYNC, 0600);
+  if (rc != 0)
+    {
+      mdb_env_close (store->db.env);
+      store->db.env = NULL;
+      return mh_store__lmdb_error (rc, store->index_dir, error);
+    }
+  MDB_txn *txn;
+  if (mh_store__txn_begin (store, TRUE, &txn, error) != 0)
+    return FALSE;
+  struct
+  {
+    const char *name;
+    MDB_dbi *dbi;
+  } dbs[] = {
+    { "meta", &store->db.meta }, { "folders", &store->db.folders },
+    { "msgs", &store->db.msgs }, { "names", &store->db.names },
+    { "cache", &store->db.cache }, { "tombs", &store->db.tombs },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (dbs); i++)
+    if ((rc = mdb_dbi_open (txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)) != 0)
+      {
+        mdb_txn_abort (txn);
+        return mh_store__lmdb_error (rc, dbs[i].name, error);
+      }
+  guint64 ver = meta_u64 (store, txn, "version");
+  if (ver != 0 && ver != INDEX_VERSION)
+    {
+      mdb_txn_abort (txn);
+      g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_CORRUPT,
+                   "index %s has version %" G_GUINT64_FORMAT ", expected %d",
+                   store->index_dir, ver, INDEX_VERSION);
+      return FALSE;
+    }
+  if (ver == 0)
+    {
+      ver = INDEX_VERSION;
+      meta_put (store, txn, "version", &ver, sizeof ver);
+    }
+  /* Boot id: see the design notes on lost commits. */
+  g_autofree char *boot = read_boot_id ();
+  MDB_val v;
+  gboolean had = meta_get (store, txn, "boot_id", &v);
+  if (!had || v.mv_size != strlen (boot)
+      || memcmp (v.mv_data, boot, v.mv_size) != 0)
+    {
+      if (had)
+        {
+          MDB_cursor *c;
+          mdb_cursor_open (txn, store->db.folders, &c);
+          MDB_val k, d;
+          int r = mdb_cursor_get (c, &k, &d, MDB_FIRST);
+          while (r == 0)
+            {
+              g_autofree guint8 *copy = g_memdup2 (d.mv_data, d.mv_size);
+              if (d.mv_size >= sizeof (FolderRec))
+                {
+                  FolderRec *fr = (FolderRec *) copy;
+                  fr->uidnext += MH_LIMIT_STORE_BATCH_MAX + 1;
+                  fr->highestmodseq += MH_LIMIT_STORE_BATCH_MAX + 1;
+                  fr->new_mtime = fr->cur_mtime = fr->uidlist_mtime = 0;
+                  MDB_val nd = { d.mv_size, copy };
+                  mdb_cursor_put (c, &k, &nd, MDB_CURRENT);
+                }
+              r = mdb_cursor_get (c, &k, &d, MDB_NEXT);
+            }
+          mdb_cursor_close (c);
+        }
+      meta_put (store, txn, "boot_id", boot, strlen (boot));
+    }
+  return mh_store__txn_commit (store, txn, error);
+}
+
+gboolean
+mh_store__db_open (MhStore *store, GError **error)
+{
+  if (g_mkdir_with_parents (store->index_dir, 0700) != 0)
+    return mh_store__io_error (errno, "mkdir", store->index_dir, error);
+  g_autoptr (GError) local = NULL;
+  if (open_env (store, &local))
+    return TRUE;
+  if (!g_error_matches (local, MH_STORE_ERROR, MH_STORE_ERROR_CORRUPT))
+    {
+      g_propagate_error (error, g_steal_pointer (&local));
+      return FALSE;
+    }
+  /* The Maildir is the truth: move the broken index aside, rebuild. */
+  mh_log_warning ("store", NULL, NULL, "%s; moving it aside and rebuilding "
+                  "from the Maildir", local->message);
+  g_autofree char *data = g_build_filename (store->index_dir, "data.mdb",
+                                            NULL);
+  g_autofree char *lock = g_build_filename (store->index_dir, "lock.mdb",
+                                            NULL);
+  g_autofree char *aside = g_strdup_printf ("%s.corrupt-%" G_GINT64_FORMAT,
+                                            data, g_get_real_time ());
+  if (g_rename (data, aside) != 0)
+    return mh_store__io_error (errno, "rename", data, error);
+  g_unlink (lock);
+  return open_env (store, error);
+}
+
+void
+mh_store__db_close (MhStore *store)
+{
+  if (store->db.env)
+    {
+      mdb_env_sync (store->db.env, 1);
+      mdb_env_close (store->db.env);
+      store->db.env = NULL;
+    }
+}
+
+/* ---- Folders ---------------------------------------------------------- */
+
+void
+mh_store__folder_free (MhStoreFolder *f)
+{
+  if (f == NULL)
+    return;
+  g_free (f->name);
+  g_ptr_array_unref (f->keywords);
+  g_free (f);
+}
+
+char *
+mh_store__folder_path (MhStore *store, const char *name, GError **error)
+{
+  g_autofree char *d = mh_store__folder_dirname (name, error);
+  if (d == NULL)
+    return NULL;
+  return *d ? g_build_filename (store->maildir, d, NULL)
+            : g_strdup (store->maildir);
+}
+
+gboolean
+mh_store__folder_mkdirs (MhStore *store, const char *name, GError **error)
+{
+  g_autofree char *path = mh_store__folder_path (store, name, error);
+  if (path == NULL)
+    return FALSE;
+  const char *subs[] = { "tmp", "new", "cur" };
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *s = g_build_filename (path, subs[i], NULL);
+      if (g_mkdir_with_parents (s, 0700) != 0)
+        return mh_store__io_error (errno, "mkdir", s, error);
+    }
+  if (strcmp (mh_store__canon (name), "INBOX") != 0)
+    {
+      /* Maildir++: marks a folder for MDAs such as maildrop. */
+      g_autofree char *mf = g_build_filename (path, "maildirfolder", NULL);
+      int fd = open (mf, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (fd >= 0)
+        close (fd);
+    }
+  return TRUE;
+}
+
+/* Reads dovecot-keywords ("<idx> <name>" lines) into @kws. */
+static void
+keywords_read (const char *dir, GPtrArray *kws)
+{
+  g_autofree char *p = g_build_filename (dir, "dovecot-keywords", NULL);
+  g_autofree char *text = NULL;
+  if (!g_file_get_contents (p, &text, NULL, NULL))
+    return;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (int i = 0; lines[i]; i++)
+    {
+      char *sp = strchr (lines[i], ' ');
+      if (sp == NULL)
+        continue;
+      *sp = '\0';
+      guint64 idx;
+      if (!g_ascii_string_to_unsigned (lines[i], 10, 0,
+                                       MH_LIMIT_STORE_KEYWORDS_MAX - 1, &idx,
+                                       NULL)
+          || !mh_store__keyword_valid (sp + 1, NULL))
+        continue;
+      while (kws->len <= idx)
+        g_ptr_array_add (kws, NULL);
+      g_free (kws->pdata[idx]);
+      kws->pdata[idx] = g_strdup (sp + 1);
+    }
+}
+
+static gboolean
+keywords_write (const char *dir, GPtrArray *kws, GError **error)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < kws->len; i++)
+    if (kws->pdata[i])
+      g_string_append_printf (s, "%u %s\n", i, (char *) kws->pdata[i]);
+  g_autofree char *p = g_build_filename (dir, "dovecot-keywords", NULL);
+  gboolean ok = g_file_set_contents (p, s->str, (gssize) s->len, NULL);
+  g_string_free (s, TRUE);
+  if (!ok)
+    return mh_store__io_error (errno, "write", p, error);
+  return TRUE;
+}
+
+MhStoreFolder *
+mh_store__folder_load (MhStore *store, MDB_txn *txn, const char *name,
+                       gboolean create, GError **error)
+{
+  name = mh_store__canon (name);
+  MDB_val k = { strlen (name), (void *) name }, v;
+  g_autoptr (MhStoreFolder) f = g_new0 (MhStoreFolder, 1);
+  f->name = g_strdup (name);
+  f->keywords = g_ptr_array_new_with_free_func (g_free);
+  int rc = mdb_get (txn, store->db.folders, &k, &v);
+  if (rc == 0)
+    {
+      if (v.mv_size < sizeof (FolderRec))
+        {
+          g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_CORRUPT,
+                       "index: folder record of '%s' is truncated", name);
+          return NULL;
+        }
+      memcpy (&f->rec, v.mv_data, sizeof (FolderRec));
+      const char *p = (const char *) v.mv_data + sizeof (FolderRec);
+      const char *end = (const char *) v.mv_data + v.mv_size;
+      for (guint i = 0; i < f->rec.n_keywords && p < end; i++)
+        {
+          gsize l = strnlen (p, (gsize) (end - p));
+          g_ptr_array_add (f->keywords, l ? g_strndup (p, l) : NULL);
+          p += l + 1;
+        }
+      return g_steal_pointer (&f);
+    }
+  if (rc != MDB_NOTFOUND)
+    {
+      mh_store__lmdb_error (rc, name, error);
+      return NULL;
+    }
+  if (!create)
+    {
+      g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                   "no folder '%s' in the index", name);
+      return NULL;
+    }
+  guint64 fid = meta_u64 (store, txn, "next_fid") + 1;
+  meta_put (store, txn, "next_fid", &fid, sizeof fid);
+  guint64 last_uv = meta_u64 (store, txn, "uidvalidity_last");
+  guint64 uv = MAX ((guint64) (g_get_real_time () / G_USEC_PER_SEC),
+                    last_uv + 1);
+  meta_put (store, txn, "uidvalidity_last", &uv, sizeof uv);
+  f->rec.id = (guint32) fid;
+  f->rec.uidvalidity = (guint32) uv;
+  f->rec.uidnext = 1;
+  f->rec.first_recent_uid = 1;
+  /* After a rebuild MODSEQs restart above any earlier value. */
+  f->rec.highestmodseq = MAX (1, meta_u64 (store, txn, "modseq_base"));
+  return g_steal_pointer (&f);
+}
+
+gboolean
+mh_store__folder_save (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
+                       GError **error)
+{
+  GByteArray *b = g_byte_array_new ();
+  f->rec.n_keywords = f->keywords->len;
+  g_byte_array_append (b, (const guint8 *) &f->rec, sizeof f->rec);
+  for (guint i = 0; i < f->keywords->len; i++)
+    {
+      const char *kw = f->keywords->pdata[i] ? f->keywords->pdata[i] : "";
+      g_byte_array_append (b, (const guint8 *) kw, strlen (kw) + 1);
+    }
+  MDB_val k = { strlen (f->name), f->name }, v = { b->len, b->data };
+  int rc = mdb_put (txn, store->db.folders, &k, &v, 0);
+  g_byte_array_unref (b);
+  if (rc != 0)
+    return mh_store__lmdb_error (rc, "folder", error);
+  return TRUE;
+}
+
+int
+mh_store__keyword_index (MhStore *store, MhStoreFolder *f, const char *kw,
+                         gboolean add, GError **error)
+{
+  for (guint i = 0; i < f->keywords->len; i++)
+    if (f->keywords->pdata[i]
+        && g_ascii_strcasecmp (f->keywords->pdata[i], kw) == 0)
+      return (int) i;
+  if (!add)
+    return -1;
+  if (!mh_store__keyword_valid (kw, error))
+    return -1;
+  guint slot = f->keywords->len;
+  for (guint i = 0; i < f->keywords->len; i++)
+    if (f->keywords->pdata[i] == NULL)
+      {
+        slot = i;
+        break;
+      }
+  if (slot >= MH_LIMIT_STORE_KEYWORDS_MAX)
+    {
+      g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_LIMIT,
+                   "folder '%s' already has %d keywords (Maildir letters "
+                   "a-z); '%s' cannot be added", f->name,
+                   MH_LIMIT_STORE_KEYWORDS_MAX, kw);
+      return -1;
+    }
+  if (slot == f->keywords->len)
+    g_ptr_array_add (f->keywords, g_strdup (kw));
+  else
+    f->keywords->pdata[slot] = g_strdup (kw);
+  g_autofree char *dir = mh_store__folder_path (store, f->name, error);
+  if (dir == NULL || !keywords_write (dir, f->keywords, error))
+    return -1;
+  return (int) slot;
+}
+
+gboolean
+mh_store__keywords_bits (MhStore *store, MhStoreFolder *f,
+                         const char *const *kws, gboolean add,
+                         guint32 *bits_out, GError **error)
+{
+  guint32 bits = 0;
+  for (int i = 0; kws && kws[i]; i++)
+    {
+      if (!mh_store__keyword_valid (kws[i], error))
+        return FALSE;
+      GError *e = NULL;
+      int idx = mh_store__keyword_index (store, f, kws[i], add, &e);
+      if (e != NULL)
+        {
+          g_propagate_error (error, e);
+          return FALSE;
+        }
+      if (idx >= 0)
+        bits |= 1u << idx;
+    }
+  *bits_out = bits;
+  return TRUE;
+}
+
+/* ---- Messages --------------------------------------------------------- */
+
+gboolean
+mh_store__msg_get (MhStore *store, MDB_txn *txn, guint32 fid, guint32 uid,
+                   MsgRec *rec_out, char **name_out)
+{
+  guint8 key[8];
+  mh_store__key_fid_uid (key, fid, uid);
+  MDB_val k = { 8, key }, v;
+  if (mdb_get (txn, store->db.msgs, &k, &v) != 0
+      || v.mv_size < sizeof (MsgRec))
+    return FALSE;
+  memcpy (rec_out, v.mv_data, sizeof (MsgRec));
+  if (sizeof (MsgRec) + rec_out->name_len > v.mv_size)
+    return FALSE;
+  if (name_out)
+    *name_out = g_strndup ((const char *) v.mv_data + sizeof (MsgRec),
+                           rec_out->name_len);
+  return TRUE;
+}
+
+static void
+counters (MhStoreFolder *f, const MsgRec *r, int sign)
+{
+  f->rec.messages += sign;
+  f->rec.size += sign * (gint64) r->size;
+  if (!(r->flags & MH_STORE_FLAG_SEEN))
+    f->rec.unseen += sign;
+  if (r->flags & MH_STORE_FLAG_DELETED)
+    f->rec.deleted += sign;
+}
+
+static int
+put_rec (MhStore *store, MDB_txn *txn, guint32 fid, guint32 uid,
+         const MsgRec *rec, const char *filename)
+{
+  guint8 key[8];
+  mh_store__key_fid_uid (key, fid, uid);
+  gsize nl = strlen (filename);
+  g_autofree guint8 *buf = g_malloc (sizeof (MsgRec) + nl);
+  MsgRec r = *rec;
+  r.name_len = (guint32) nl;
+  memcpy (buf, &r, sizeof r);
+  memcpy (buf + sizeof r, filename, nl);
+  MDB_val k = { 8, key }, v = { sizeof r + nl, buf };
+  return mdb_put (txn, store->db.msgs, &k, &v, 0);
+}
+
+static int
+name_key (guint8 **out, guint32 fid, const char *filename)
+{
+  gsize bl = mh_store__base_len (filename);
+  *out = g_malloc (4 + bl);
+  (*out)[0] = fid >> 24;
+  (*out)[1] = fid >> 16;
+  (*out)[2] = fid >> 8;
+  (*out)[3] = fid;
+  memcpy (*out + 4, filename, bl);
+  return (int) (4 + bl);
+}
+
+gboolean
+mh_store__msg_add (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
+                   const char *filename, gboolean in_new, guint64 size,
+                   guint64 vsize, gint64 idate, gint64 saved, guint32 flags,
+                   guint32 kwbits, GVariant *cache, guint32 *uid_inout,
+                   GError **error)
+{
+  guint32 uid = *uid_inout;
+  if (uid == 0)
+    uid = f->rec.uidnext;
+  if (uid >= f->rec.uidnext)
+    f->rec.uidnext = uid + 1;
+  MsgRec r = { 0 };
+  r.modseq = ++f->rec.highestmodseq;
+  r.size = size;
+  r.vsize = vsize;
+  r.internal_date = idate;
+  r.saved_date = saved;
+  r.flags = flags;
+  r.kwbits = kwbits;
+  r.in_new = in_new;
+  int rc = put_rec (store, txn, f->rec.id, uid, &r, filename);
+  if (rc != 0)
+    return mh_store__lmdb_error (rc, "add message", error);
+  g_autofree guint8 *nk = NULL;
+  int nkl = name_key (&nk, f->rec.id, filename);
+  MDB_val k = { (gsize) nkl, nk }, v = { 4, &uid };
+  if ((rc = mdb_put (txn, store->db.names, &k, &v, 0)) != 0)
+    return mh_store__lmdb_error (rc, "add name", error);
+  if (cache)
+    {
+      guint8 key[8];
+      mh_store__key_fid_uid (key, f->rec.id, uid);
+      MDB_val ck = { 8, key };
+      MDB_val cv = { g_variant_get_size (cache),
+                     (void *) g_variant_get_data (cache) };
+      if ((rc = mdb_put (txn, store->db.cache, &ck, &cv, 0)) != 0)
+        return mh_store__lmdb_error (rc, "add cache", error);
+    }
+  counters (f, &r, 1);
+  *uid_inout = uid;
+  return TRUE;
+}
+
+gboolean
+mh_store__msg_put (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
+                   guint32 uid, const MsgRec *old, const MsgRec *rec,
+                   const char *filename, GError **error)
+{
+  int rc = put_rec (store, txn, f->rec.id, uid, rec, filename);
+  if (rc != 0)
+    return mh_store__lmdb_error (rc, "update message", error);
+  counters (f, old, -1);
+  counters (f, rec, 1);
+  return TRUE;
+}
+
+gboolean
+mh_store__msg_remove (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
+                      guint32 uid, const MsgRec *rec, GError **error)
+{
+  guint8 key[8];
+  mh_store__key_fid_uid (key, f->rec.id, uid);
+  MDB_val k = { 8, key }, v;
+  if (mdb_get (txn, store->db.msgs, &k, &v) == 0
+      && v.mv_size >= sizeof (MsgRec))
+    {
+      g_autofree char *fn = g_strndup ((const char *) v.mv_data
+                                         + sizeof (MsgRec),
+                                       v.mv_size - sizeof (MsgRec));
+      g_autofree guint8 *nk = NULL;
+      int nkl = name_key (&nk, f->rec.id, fn);
+      MDB_val n = { (gsize) nkl, nk };
+      mdb_del (txn, store->db.names, &n, NULL);
+    }
+  mdb_del (txn, store->db.msgs, &k, NULL);
+  mdb_del (txn, store->db.cache, &k, NULL);
+  guint64 ms = ++f->rec.highestmodseq;
+  guint8 tk[12];
+  memcpy (tk, key, 4);
+  for (int i = 0; i < 8; i++)
+    tk[4 + i] = (guint8) (ms >> (56 - 8 * i));
+  MDB_val tkv = { 12, tk }, tv = { 4, &uid };
+  int rc = mdb_put (txn, store->db.tombs, &tkv, &tv, 0);
+  if (rc != 0)
+    return mh_store__lmdb_error (rc, "tombstone", error);
+  counters (f, rec, -1);
+  return TRUE;
+}
+
+/* ---- dovecot-uidlist -------------------------------------------------- */
+
+typedef struct
+{
+  guint32 uidvalidity;
+  guint32 next_uid;
+  GHashTable *uids; /* base name → GUINT_TO_POINTER (uid) */
+} Uidlist;
+
+static void
+uidlist_clear (Uidlist *u)
+{
+  g_clear_pointer (&u->uids, g_hash_table_unref);
+}
+
+/* Parses version 1 and 3 files. FALSE if absent or unreadable. */
+static gboolean
+uidlist_read (const char *dir, Uidlist *u, struct stat *st_out)
+{
+  g_autofree char *p = g_build_filename (dir, "dovecot-uidlist", NULL);
+  g_autofree char *text = NULL;
+  gsize len;
+  memset (u, 0, sizeof *u);
+  if (stat (p, st_out) != 0 || !g_file_get_contents (p, &text, &len, NULL))
+    return FALSE;
+  u->uids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  char *save = NULL;
+  char *line = strtok_r (text, "\n", &save);
+  if (line == NULL)
+    return TRUE;
+  g_auto (GStrv) hdr = g_strsplit (line, " ", -1);
+  gboolean v3 = g_strcmp0 (hdr[0], "3") == 0;
+  if (v3)
+    for (int i = 1; hdr[i]; i++)
+      {
+        guint64 x;
+        if (hdr[i][0] == 'V'
+            && g_ascii_string_to_unsigned (hdr[i] + 1, 10, 1, G_MAXUINT32,
+                                           &x, NULL))
+          u->uidvalidity = (guint32) x;
+        else if (hdr[i][0] == 'N'
+                 && g_ascii_string_to_unsigned (hdr[i] + 1, 10, 1,
+                                                G_MAXUINT32, &x, NULL))
+          u->next_uid = (guint32) x;
+      }
+  else if (g_strcmp0 (hdr[0], "1") == 0 && hdr[1] && hdr[2])
+    {
+      u->uidvalidity = (guint32) g_ascii_strtoull (hdr[1], NULL, 10);
+      u->next_uid = (guint32) g_ascii_strtoull (hdr[2], NULL, 10);
+    }
+  else
+    return TRUE; /* unknown version: ignored, UIDs are reassigned */
+  while ((line = strtok_r (NULL, "\n", &save)) != NULL)
+    {
+      char *end = NULL;
+      guint64 uid = g_ascii_strtoull (line, &end, 10);
+      if (end == line || uid == 0 || uid >= G_MAXUINT32)
+        continue;
+      const char *name = NULL;
+      if (v3)
+        {
+          name = strstr (end, " :");
+          if (name)
+            name += 2;
+        }
+      else if (*end == ' ')
+        name = end + 1;
+      if (name == NULL || *name == '\0')
+        continue;
+      g_hash_table_replace (u->uids,
+                            g_strndup (name, mh_store__base_len (name)),
+                            GUINT_TO_POINTER ((guint) uid));
+      if (uid >= u->next_uid)
+        u->next_uid = (guint32) uid + 1;
+    }
+  return TRUE;
+}
+
+/* Dovecot's dotlock: dovecot-uidlist.lock, stale after 2 minutes. */
+static int
+uidlist_lock (const char *dir, char **lock_path_out, GError **error)
+{
+  char *lp = g_build_filename (dir, "dovecot-uidlist.lock", NULL);
+  for (int tries = 0; tries < 2000; tries++)
+    {
+      int fd = open (lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd >= 0)
+        {
+          *lock_path_out = lp;
+          return fd;
+        }
+      if (errno != EEXIST)
+        {
+          mh_store__io_error (errno, "create", lp, error);
+          g_free (lp);
+          return -1;
+        }
+      struct stat st;
+      if (stat (lp, &st) == 0 && time (NULL) - st.st_mtime > 120)
+        g_unlink (lp);
+      else
+        g_usleep (5000);
+    }
+  g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_BUSY,
+               "%s is held by another process for too long", lp);
+  g_free (lp);
+  return -1;
+}
+
+gboolean
+mh_store__uidlist_append (MhStore *store, const char *dir, MhStoreFolder *f,
+                          const guint32 *uids, char *const *bases, guint n,
+                          GError **error)
+{
+  g_autofree char *lp = NULL;
+  int lfd = uidlist_lock (dir, &lp, error);
+  if (lfd < 0)
+    return FALSE;
+  close (lfd);
+  g_autofree char *p = g_build_filename (dir, "dovecot-uidlist", NULL);
+  GString *s = g_string_new (NULL);
+  struct stat st;
+  gboolean fresh = stat (p, &st) != 0 || st.st_size == 0;
+  if (fresh)
+    {
+      guint8 guid[16];
+      for (int i = 0; i < 16; i++)
+        guid[i] = (guint8) g_random_int ();
+      g_string_append_printf (s, "3 V%u N%u G", f->rec.uidvalidity,
+                              uids && n ? uids[0] : f->rec.uidnext);
+      for (int i = 0; i < 16; i++)
+        g_string_append_printf (s, "%02x", guid[i]);
+      g_string_append_c (s, '\n');
+    }
+  for (guint i = 0; i < n; i++)
+    g_string_append_printf (s, "%u :%s\n", uids[i], bases[i]);
+  gboolean ok = TRUE;
+  int fd = open (p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || write (fd, s->str, s->len) != (gssize) s->len)
+    ok = mh_store__io_error (errno, "append", p, error);
+  if (fd >= 0)
+    {
+      fstat (fd, &st);
+      close (fd);
+      if (ok)
+        {
+          f->rec.uidlist_size = st.st_size;
+          f->rec.uidlist_mtime = mtime_ns (&st);
+        }
+    }
+  g_unlink (lp);
+  g_string_free (s, TRUE);
+  return ok;
+}
+
+gboolean
+mh_store__uidlist_rewrite (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
+                           GError **error)
+{
+  g_autofree char *dir = mh_store__folder_path (store, f->name, error);
+  if (dir == NULL)
+    return FALSE;
+  g_autofree char *lp = NULL;
+  int lfd = uidlist_lock (dir, &lp, error);
+  if (lfd < 0)
+    return FALSE;
+  /* As Dovecot: write the new file as the lock file, rename it over. */
+  GString *s = g_string_new (NULL);
+  g_string_append_printf (s, "3 V%u N%u G", f->rec.uidvalidity,
+                          f->rec.uidnext);
+  for (int i = 0; i < 16; i++)
+    g_string_append_printf (s, "%02x", (guint) g_random_int_range (0, 256));
+  g_string_append_c (s, '\n');
+  guint8 key[8];
+  mh_store__key_fid_uid (key, f->rec.id, 0);
+  MDB_cursor *c;
+  mdb_cursor_open (txn, store->db.msgs, &c);
+  MDB_val k = { 8, key }, v;
+  int rc = mdb_cursor_get (c, &k, &v, MDB_SET_RANGE);
+  while (rc == 0 && k.mv_size == 8 && memcmp (k.mv_data, key, 4) == 0)
+    {
+      if (v.mv_size >= sizeof (MsgRec))
+        {
+          MsgRec r;
+          memcpy (&r, v.mv_data, sizeof r);
+          const char *fn = (const char *) v.mv_data + sizeof (MsgRec);
+          gsize bl = mh_store__base_len (fn);
+          if (bl > r.name_len)
+            bl = r.name_len;
+          g_string_append_printf (s, "%u :%.*s\n",
+                                  mh_store__be32 ((guint8 *) k.mv_data + 4),
+                                  (int) bl, fn);
+        }
+      rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
+    }
+  mdb_cursor_close (c);
+  gboolean ok = TRUE;
+  if (write (lfd, s->str, s->len) != (gssize) s->len)
+    ok = mh_store__io_error (errno, "write", lp, error);
+  close (lfd);
+  g_autofree char *p = g_build_filename (dir, "dovecot-uidlist", NULL);
+  if (ok && g_rename (lp, p) != 0)
+    ok = mh_store__io_error (errno, "rename", lp, error);
+  if (!ok)
+    g_unlink (lp);
+  struct stat st;
+  if (ok && stat (p, &st) == 0)
+    {
+      f->rec.uidlist_size = st.st_size;
+      f->rec.uidlist_mtime = mtime_ns (&st);
+    }
+  g_string_free (s, TRUE);
+  return ok;
+}
+
+/* ---- Reconciliation --------------------------------------------------- */
+
+typedef struct
+{
+  char *filename;
+  gboolean in_new;
+} Found;
+
+static void
+found_free (gpointer p)
+{
+  Found *f = p;
+  g_free (f->filename);
+  g_free (f);
+}
+
+static gboolean
+scan_dir (const char *dir, gboolean in_new, GHashTable *found,
+          GError **error)
+{
+  DIR *d = opendir (dir);
+  if (d == NULL)
+    return mh_store__io_error (errno, "open", dir, error);
+  struct dirent *e;
+  while ((e = readdir (d)) != NULL)
+    {
+      if (e->d_name[0] == '.')
+        continue;
+      Found *f = g_new (Found, 1);
+      f->filename = g_strdup (e->d_name);
+      f->in_new = in_new;
+      g_hash_table_replace (found, g_strndup (e->d_name,
+                                              mh_store__base_len (e->d_name)),
+                            f);
+    }
+  closedir (d);
+  return TRUE;
+}
+
+static gint64
+trusted (gint64 m)
+{
+  return mh_store__now_ns () - m > MTIME_TRUST_NS ? m : 0;
+}
+
+static gint
+cmp_names (gconstpointer a, gconstpointer b)
+{
+  const Found *x = *(Found *const *) a, *y = *(Found *const *) b;
+  /* Maildir names start with the delivery time: numeric order first. */
+  guint64 tx = g_ascii_strtoull (x->filename, NULL, 10);
+  guint64 ty = g_ascii_strtoull (y->filename, NULL, 10);
+  if (tx != ty)
+    return tx < ty ? -1 : 1;
+  return strcmp (x->filename, y->filename);
+}
+
+static gboolean
+add_found (MhStore *store, MDB_txn *txn, MhStoreFolder *f, const char *dir,
+           Found *fd, guint32 uid, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, fd->in_new ? "new" : "cur",
+                                            fd->filename, NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  struct stat st;
+  if (stat (path, &st) != 0 || !g_file_get_contents (path, &data, &len, NULL))
+    return TRUE; /* vanished meanwhile: nothing to add */
+  guint32 fl, kw;
+  mh_store__parse_info (fd->filename, &fl, &kw);
+  /* Keyword letters with no name in dovecot-keywords are dropped. */
+  guint32 known = 0;
+  for (guint i = 0; i < f->keywords->len && i < 26; i++)
+    if (f->keywords->pdata[i])
+      known |= 1u << i;
+  g_autoptr (GVariant) cache = mh_store__meta_compute (data, len);
+  return mh_store__msg_add (store, txn, f, fd->filename, fd->in_new, len,
+                            mh_store__rfc822_size (data, len), st.st_mtime,
+                            st.st_mtime, fl, kw & known, cache, &uid, error);
+}
+
+/* The heart of reconciliation; runs inside a write txn. */
+static gboolean
+sync_locked (MhStore *store, MDB_txn *txn, const char *name,
+             gboolean force, gboolean *changed, GError **error)
+{
+  g_autofree char *dir = mh_store__folder_path (store, name, error);
+  if (dir == NULL)
+    return FALSE;
+  g_autofree char *newd = g_build_filename (dir, "new", NULL);
+  g_autofree char *curd = g_build_filename (dir, "cur", NULL);
+  struct stat sn, sc, su;
+  if (stat (newd, &sn) != 0 || stat (curd, &sc) != 0)
+    {
+      int e = errno;
+      if (e == ENOENT)
+        {
+          g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                       "no folder '%s' (%s has no new/ and cur/)", name,
+                       dir);
+          return FALSE;
+        }
+      return mh_store__io_error (e, "stat", dir, error);
+    }
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, name,
+                                                       TRUE, error);
+  if (f == NULL)
+    return FALSE;
+  Uidlist ul;
+  gboolean have_ul = uidlist_read (dir, &ul, &su);
+  gboolean fresh = f->rec.messages == 0 && f->rec.uidnext == 1;
+  gboolean ul_changed = have_ul && (f->rec.uidlist_mtime == 0
+                                    || f->rec.uidlist_mtime != mtime_ns (&su)
+                                    || f->rec.uidlist_size != su.st_size);
+  gboolean scan_new = force || f->rec.new_mtime != mtime_ns (&sn);
+  gboolean scan_cur = force || f->rec.cur_mtime != mtime_ns (&sc);
+  if (!scan_new && !scan_cur && !ul_changed)
+    {
+      uidlist_clear (&ul);
+      return TRUE;
+    }
+  *changed = TRUE;
+  if (have_ul && ul.uidvalidity != 0 && ul.uidvalidity != f->rec.uidvalidity)
+    {
+      if (!fresh)
+        {
+          /* Another program reset UIDVALIDITY: its UIDs win, ours go. */
+          mh_log_notice ("store", NULL, NULL, "%s: UIDVALIDITY changed "
+                         "on disk (%u -> %u), reloading", dir,
+                         f->rec.uidvalidity, ul.uidvalidity);
+          guint8 key[8];
+          mh_store__key_fid_uid (key, f->rec.id, 0);
+          MDB_cursor *c;
+          mdb_cursor_open (txn, store->db.msgs, &c);
+          MDB_val k = { 8, key }, v;
+          GArray *dead = g_array_new (FALSE, FALSE, sizeof (guint32));
+          int rc = mdb_cursor_get (c, &k, &v, MDB_SET_RANGE);
+          while (rc == 0 && memcmp (k.mv_data, key, 4) == 0)
+            {
+              guint32 u = mh_store__be32 ((guint8 *) k.mv_data + 4);
+              g_array_append_val (dead, u);
+              rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
+            }
+          mdb_cursor_close (c);
+          for (guint i = 0; i < dead->len; i++)
+            {
+              MsgRec r;
+              guint32 u = g_array_index (dead, guint32, i);
+              if (mh_store__msg_get (store, txn, f->rec.id, u, &r, NULL))
+                mh_store__msg_remove (store, txn, f, u, &r, NULL);
+            }
+          g_array_unref (dead);
+          f->rec.uidnext = 1;
+        }
+      f->rec.uidvalidity = ul.uidvalidity;
+      scan_new = scan_cur = TRUE;
+    }
+  if (have_ul && ul.next_uid > f->rec.uidnext)
+    f->rec.uidnext = ul.next_uid;
+  /* Keywords: the file is the truth for the names it has. */
+  g_autoptr (GPtrArray) kws = g_ptr_array_new_with_free_func (g_free);
+  keywords_read (dir, kws);
+  for (guint i = 0; i < kws->len; i++)
+    if (kws->pdata[i])
+      {
+        while (f->keywords->len <= i)
+          g_ptr_array_add (f->keywords, NULL);
+        if (g_strcmp0 (f->keywords->pdata[i], kws->pdata[i]) != 0)
+          {
+            g_free (f->keywords->pdata[i]);
+            f->keywords->pdata[i] = g_strdup (kws->pdata[i]);
+          }
+      }
+
+  g_autoptr (GHashTable) found = g_hash_table_new_full (g_str_hash,
+                                                        g_str_equal, g_free,
+                                                        found_free);
+  /* new/ before cur/: a file moving new -> cur meanwhile is seen once. */
+  if ((scan_new && !scan_dir (newd, TRUE, found, error))
+      || (scan_cur && !scan_dir (curd, FALSE, found, error)))
+    {
+      uidlist_clear (&ul);
+      return FALSE;
+    }
+  gint64 new_m = mtime_ns (&sn), cur_m = mtime_ns (&sc);
+
+  /* Walk the index: matched, renamed, or missing. */
+  guint8 key[8];
+  mh_store__key_fid_uid (key, f->rec.id, 0);
+  GArray *missing = g_array_new (FALSE, FALSE, sizeof (guint32));
+  MDB_cursor *c;
+  mdb_cursor_open (txn, store->db.msgs, &c);
+  MDB_val k = { 8, key }, v;
+  int rc = mdb_cursor_get (c, &k, &v, MDB_SET_RANGE);
+  GPtrArray *updates = g_ptr_array_new_with_free_func (g_free);
+  while (rc == 0 && k.mv_size == 8 && memcmp (k.mv_data, key, 4) == 0)
+    {
+      guint32 uid = mh_store__be32 ((guint8 *) k.mv_data + 4);
+      MsgRec r;
+      memcpy (&r, v.mv_data, sizeof r);
+      const char *fn = (const char *) v.mv_data + sizeof r;
+      g_autofree char *base = g_strndup (fn, MIN (mh_store__base_len (fn),
+                                                  r.name_len));
+      gboolean judged = r.in_new ? scan_new : scan_cur;
+      Found *fd = g_hash_table_lookup (found, base);
+      if (fd != NULL)
+        {
+          if (fd->in_new != (gboolean) r.in_new
+              || strlen (fd->filename) != r.name_len
+              || memcmp (fd->filename, fn, r.name_len) != 0)
+            {
+              /* Renamed by us or by another tool: same UID. */
+              guint32 u[1] = { uid };
+              gpointer upd = g_malloc (sizeof u + sizeof (MsgRec));
+              memcpy (upd, u, sizeof u);
+              memcpy ((char *) upd + sizeof u, &r, sizeof r);
+              g_ptr_array_add (updates, upd);
+              g_ptr_array_add (updates, g_strdup (fd->filename));
+              g_ptr_array_add (updates, GINT_TO_POINTER (fd->in_new));
+            }
+          g_hash_table_remove (found, base);
+        }
+      else if (judged)
+        g_array_append_val (missing, uid);
+      rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
+    }
+  mdb_cursor_close (c);
+  for (guint i = 0; i + 3 <= updates->len; i += 3)
+    {
+      guint32 uid;
+      MsgRec old, r;
+      memcpy (&uid, updates->pdata[i], sizeof uid);
+      memcpy (&old, (char *) updates->pdata[i] + sizeof uid, sizeof old);
+      const char *fn = updates->pdata[i + 1];
+      r = old;
+      guint32 fl, kw;
+      mh_store__parse_info (fn, &fl, &kw);
+      r.in_new = GPOINTER_TO_INT (updates->pdata[i + 2]);
+      if (fl != old.flags || kw != old.kwbits)
+        {
+          r.flags = fl;
+          r.kwbits = kw;
+          r.modseq = ++f->rec.highestmodseq;
+        }
+      if (!mh_store__msg_put (store, txn, f, uid, &old, &r, fn, error))
+        goto fail;
+      g_autofree guint8 *nk = NULL;
+      int nkl = name_key (&nk, f->rec.id, fn);
+      MDB_val nkv = { (gsize) nkl, nk }, nv = { 4, &uid };
+      mdb_put (txn, store->db.names, &nkv, &nv, 0);
+    }
+  /* updates holds raw ints in every third slot: free only the others. */
+  for (guint i = 2; i < updates->len; i += 3)
+    updates->pdata[i] = NULL;
+  g_ptr_array_unref (updates);
+  updates = NULL;
+
+  if (missing->len > 0)
+    {
+      /* Second look before expunging (see the design notes). */
+      g_autoptr (GHashTable) again = g_hash_table_new_full (
+        g_str_hash, g_str_equal, g_free, found_free);
+      if (!scan_dir (newd, TRUE, again, error)
+          || !scan_dir (curd, FALSE, again, error))
+        goto fail;
+      for (guint i = 0; i < missing->len; i++)
+        {
+          guint32 uid = g_array_index (missing, guint32, i);
+          MsgRec r;
+          g_autofree char *fn = NULL;
+          if (!mh_store__msg_get (store, txn, f->rec.id, uid, &r, &fn))
+            continue;
+          g_autofree char *base = g_strndup (fn, mh_store__base_len (fn));
+          Found *fd = g_hash_table_lookup (again, base);
+          if (fd != NULL)
+            {
+              MsgRec nr = r;
+              mh_store__parse_info (fd->filename, &nr.flags, &nr.kwbits);
+              nr.in_new = fd->in_new;
+              nr.modseq = ++f->rec.highestmodseq;
+              if (!mh_store__msg_put (store, txn, f, uid, &r, &nr,
+                                      fd->filename, error))
+                goto fail;
+              g_hash_table_remove (found, base);
+              continue;
+            }
+          if (!mh_store__msg_remove (store, txn, f, uid, &r, error))
+            goto fail;
+        }
+    }
+
+  /* What is left is new to the index. */
+  if (g_hash_table_size (found) > 0)
+    {
+      g_autoptr (GPtrArray) nf = g_ptr_array_new ();
+      GHashTableIter hi;
+      gpointer hk, hv;
+      g_hash_table_iter_init (&hi, found);
+      while (g_hash_table_iter_next (&hi, &hk, &hv))
+        g_ptr_array_add (nf, hv);
+      g_ptr_array_sort (nf, cmp_names);
+      GArray *auids = g_array_new (FALSE, FALSE, sizeof (guint32));
+      GPtrArray *abases = g_ptr_array_new_with_free_func (g_free);
+      for (guint i = 0; i < nf->len; i++)
+        {
+          Found *fd = nf->pdata[i];
+          g_autofree char *base = g_strndup (fd->filename,
+                                             mh_store__base_len (fd->filename));
+          guint32 uid = 0;
+          if (have_ul)
+            uid = GPOINTER_TO_UINT (g_hash_table_lookup (ul.uids, base));
+          if (uid != 0)
+            {
+              MsgRec dummy;
+              /* A UID already taken (a copy of a file?) is not reused. */
+              if (mh_store__msg_get (store, txn, f->rec.id, uid, &dummy,
+                                     NULL))
+                uid = 0;
+            }
+          gboolean listed = uid != 0;
+          if (uid == 0)
+            uid = f->rec.uidnext;
+          if (!add_found (store, txn, f, dir, fd, uid, error))
+            {
+              g_array_unref (auids);
+              g_ptr_array_unref (abases);
+              goto fail;
+            }
+          if (!listed)
+            {
+              g_array_append_val (auids, uid);
+              g_ptr_array_add (abases, g_steal_pointer (&base));
+            }
+        }
+      if (auids->len > 0
+          && !mh_store__uidlist_append (store, dir, f,
+                                        (guint32 *) auids->data,
+                                        (char **) abases->pdata, auids->len,
+                                        error))
+        {
+          g_array_unref (auids);
+          g_ptr_array_unref (abases);
+          goto fail;
+        }
+      g_array_unref (auids);
+      g_ptr_array_unref (abases);
+    }
+  if (!have_ul && f->rec.messages == 0)
+    {
+      /* Keep UIDVALIDITY on disk even for an empty folder. */
+      if (!mh_store__uidlist_append (store, dir, f, NULL, NULL, 0, error))
+        goto fail;
+    }
+  if (scan_new)
+    f->rec.new_mtime = trusted (new_m);
+  if (scan_cur)
+    f->rec.cur_mtime = trusted (cur_m);
+  if (have_ul || f->rec.uidlist_mtime == 0)
+    {
+      g_autofree char *up = g_build_filename (dir, "dovecot-uidlist", NULL);
+      if (stat (up, &su) == 0)
+        {
+          /* Size and ns mtime together: an append always grows it. */
+          f->rec.uidlist_mtime = mtime_ns (&su);
+          f->rec.uidlist_size = su.st_size;
+        }
+    }
+  g_array_unref (missing);
+  uidlist_clear (&ul);
+  return mh_store__folder_save (store, txn, f, error);
+
+fail:
+  if (updates)
+    {
+      for (guint i = 2; i < updates->len; i += 3)
+        updates->pdata[i] = NULL;
+      g_ptr_array_unref (updates);
+    }
+  g_array_unref (missing);
+  uidlist_clear (&ul);
+  return FALSE;
+}
+
+static gboolean
+needs_sync (MhStore *store, const char *name)
+{
+  g_autofree char *dir = mh_store__folder_path (store, name, NULL);
+  if (dir == NULL)
+    return TRUE;
+  g_autofree char *newd = g_build_filename (dir, "new", NULL);
+  g_autofree char *curd = g_build_filename (dir, "cur", NULL);
+  g_autofree char *up = g_build_filename (dir, "dovecot-uidlist", NULL);
+  struct stat sn, sc, su;
+  if (stat (newd, &sn) != 0 || stat (curd, &sc) != 0)
+    return TRUE;
+  MDB_txn *txn;
+  if (mdb_txn_begin (store->db.env, NULL, MDB_RDONLY, &txn) != 0)
+    return TRUE;
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, name,
+                                                       FALSE, NULL);
+  mdb_txn_abort (txn);
+  if (f == NULL)
+    return TRUE;
+  gboolean ul_same = stat (up, &su) == 0 && f->rec.uidlist_mtime != 0
+                     && f->rec.uidlist_mtime == mtime_ns (&su)
+                     && f->rec.uidlist_size == su.st_size;
+  return f->rec.new_mtime != mtime_ns (&sn)
+         || f->rec.cur_mtime != mtime_ns (&sc) || !ul_same;
+}
+
+gboolean
+mh_store__sync_folder (MhStore *store, const char *name, gboolean force,
+                       GError **error)
+{
+  name = mh_store__canon (name);
+  /* Fast path: a read txn and three stats, no lock. */
+  if (!force && !needs_sync (store, name))
+    return TRUE;
+  g_mutex_lock (&store->write_lock);
+  MDB_txn *txn;
+  if (mh_store__txn_begin (store, TRUE, &txn, error) != 0)
+    {
+      g_mutex_unlock (&store->write_lock);
+      return FALSE;
+    }
+  gboolean changed = FALSE;
+  gboolean ok = sync_locked (store, txn, name, force, &changed, error);
+  if (ok && changed)
+    {
+      mh_store__notify (store, txn);
+      ok = mh_store__txn_commit (store, txn, error);
+    }
+  else
+    mdb_txn_abort (txn);
+  g_mutex_unlock (&store->write_lock);
+  return ok;
+}

@@ -1,0 +1,258 @@
+/* lib/store internals shared across its files (not installed). */
+#pragma once
+
+#include "mailhost/store.h"
+#include "mailhost/limits.h"
+#include "core/core-private.h"
+
+#include <lmdb.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+/* ---- names.c: folder names, modified UTF-7, Maildir file names ------- */
+
+/* Validates a UTF-8 folder name and returns its on-disk directory name
+ * relative to the Maildir root ("" for INBOX, ".Sent", ".Archive.2024"). */
+char *mh_store__folder_dirname (const char *name, GError **error);
+/* Inverse: a directory entry (".&AOk-t&AOk-") to its UTF-8 name, or NULL
+ * if it is not a valid Maildir++ folder name. */
+char *mh_store__folder_from_dirname (const char *dirname);
+/* Canonical UTF-8 name: NULL or any case of "INBOX" gives "INBOX". */
+const char *mh_store__canon (const char *name);
+
+char *mh_store__mutf7_encode (const char *utf8);
+char *mh_store__mutf7_decode (const char *mutf7); /* NULL if invalid */
+
+/* A new unique base name: time.M<usec>P<pid>Q<n>.<host>,S=<size>[,W=]. */
+char *mh_store__unique_name (guint64 counter, gsize size, gsize vsize);
+/* Length of the base name (up to ":2," or the end). */
+gsize mh_store__base_len (const char *filename);
+/* Parses the info suffix: system flags and keyword letter bits. */
+void mh_store__parse_info (const char *filename, guint32 *flags_out,
+                           guint32 *kwbits_out);
+/* base + ":2," + flag letters + keyword letters. */
+char *mh_store__make_name (const char *base, gsize base_len, guint32 flags,
+                           guint32 kwbits);
+/* Reads ",S=<n>" from a base name; FALSE if absent. */
+gboolean mh_store__name_size (const char *filename, guint64 *size_out);
+/* Validates an IMAP keyword (atom, no '\\'). */
+gboolean mh_store__keyword_valid (const char *kw, GError **error);
+/* Validates a domain or user path component. */
+gboolean mh_store__path_component_valid (const char *s);
+
+/* ---- meta.c: the metadata cache (GMime) ------------------------------ */
+
+/* Serialized cache of one message (a GVariant, see meta.c). */
+GVariant *mh_store__meta_compute (const char *data, gsize len);
+gsize mh_store__rfc822_size (const char *data, gsize len);
+
+/* ---- index: records in LMDB ------------------------------------------ */
+
+/* Databases of one account's environment. */
+typedef struct
+{
+  MDB_env *env;
+  MDB_dbi meta;    /* "key" → value: uidvalidity_last, boot_id, counter */
+  MDB_dbi folders; /* UTF-8 name → FolderRec (+ keywords, NUL-separated) */
+  MDB_dbi msgs;    /* fid(4 BE) uid(4 BE) → MsgRec (+ file name) */
+  MDB_dbi names;   /* fid(4 BE) base name → uid (4) */
+  MDB_dbi cache;   /* fid(4 BE) uid(4 BE) → serialized GVariant */
+  MDB_dbi tombs;   /* fid(4 BE) modseq(8 BE) → uid (4), expunged */
+} MhStoreDb;
+
+typedef struct
+{
+  guint32 id;
+  guint32 uidvalidity;
+  guint32 uidnext;
+  guint32 first_recent_uid;
+  guint64 highestmodseq;
+  guint32 messages;
+  guint32 unseen;
+  guint64 size;
+  guint32 deleted;
+  guint32 n_keywords;
+  /* Maildir state at the last full scan; 0 = unknown, rescan. */
+  gint64 new_mtime;
+  gint64 cur_mtime;
+  gint64 uidlist_mtime;
+  gint64 uidlist_size;
+} FolderRec;
+
+typedef struct
+{
+  guint64 modseq;
+  guint64 size;
+  guint64 vsize;
+  gint64 internal_date;
+  gint64 saved_date;
+  guint32 flags;
+  guint32 kwbits;
+  guint32 in_new;
+  guint32 name_len;
+  /* followed by name_len bytes of the current file name */
+} MsgRec;
+
+typedef struct
+{
+  FolderRec rec;
+  char *name;
+  GPtrArray *keywords; /* char* */
+} MhStoreFolder;
+
+void mh_store__folder_free (MhStoreFolder *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhStoreFolder, mh_store__folder_free)
+
+/* One delivery waiting for the group commit. */
+typedef struct
+{
+  char *folder;     /* canonical UTF-8 */
+  char *filename;   /* name in new/ or cur/ */
+  gboolean in_new;
+  guint64 size, vsize;
+  gint64 internal_date;
+  guint32 flags;
+  char **keywords;
+  GVariant *cache;
+  guint64 ticket;
+  guint32 uid;       /* result */
+  GError *error;     /* result */
+} MhStorePending;
+
+struct _MhStore
+{
+  gint ref;
+  char *maildir;
+  char *index_dir;
+  MhStoreDb db;
+
+  /* Serialises this process's write txns (LMDB allows one per env and
+   * one per thread; the lock also covers the folder map below). */
+  GMutex write_lock;
+
+  /* Group commit: see deliver.c's design notes. */
+  GMutex gc_lock;
+  GCond gc_cond;
+  GPtrArray *gc_pending;  /* MhStorePending* renamed, not yet durable */
+  guint64 gc_next_ticket; /* tickets handed out */
+  guint64 gc_done_ticket; /* every ticket <= this is durable */
+  gboolean gc_leader;     /* someone is committing */
+  GThreadPool *gc_pool;   /* runs the index commit beside the dir fsync */
+  volatile gint name_counter;
+
+  MhStoreCheckFunc check;
+  gpointer check_data;
+  GDestroyNotify check_destroy;
+};
+
+struct _MhStoreMessage
+{
+  gint ref;
+  guint32 uid;
+  MsgRec rec;
+  GVariant *cache;
+  char *envelope, *body, *bodystructure;
+  guint64 header_size;
+};
+
+struct _MhStoreWatch
+{
+  gint ref;
+  int fd;
+};
+
+/* deliver.c: the pool function of store->gc_pool. */
+void mh_store__index_job (gpointer data, gpointer user_data);
+/* store.c: creates a role folder on first use; NOT_FOUND otherwise. */
+gboolean mh_store__role_autocreate (MhStore *store, const char *folder,
+                                    GError **error);
+gboolean mh_store__header_is_cached (const char *name);
+
+/* index.c */
+gboolean mh_store__db_open (MhStore *store, GError **error);
+void mh_store__db_close (MhStore *store);
+int mh_store__txn_begin (MhStore *store, gboolean write, MDB_txn **txn,
+                         GError **error);
+gboolean mh_store__txn_commit (MhStore *store, MDB_txn *txn, GError **error);
+gboolean mh_store__lmdb_error (int rc, const char *what, GError **error);
+
+/* Loads a folder's record; if @create, makes the record (not the dirs). */
+MhStoreFolder *mh_store__folder_load (MhStore *store, MDB_txn *txn,
+                                      const char *name, gboolean create,
+                                      GError **error);
+gboolean mh_store__folder_save (MhStore *store, MDB_txn *txn,
+                                MhStoreFolder *f, GError **error);
+/* Keyword name → index, adding it (and rewriting dovecot-keywords) if
+ * @add. -1 if unknown / full (error set only when adding fails). */
+int mh_store__keyword_index (MhStore *store, MhStoreFolder *f,
+                             const char *kw, gboolean add, GError **error);
+gboolean mh_store__keywords_bits (MhStore *store, MhStoreFolder *f,
+                                  const char *const *kws, gboolean add,
+                                  guint32 *bits_out, GError **error);
+
+/* Adds a message record (uid chosen if 0), updating counters. */
+gboolean mh_store__msg_add (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
+                            const char *filename, gboolean in_new,
+                            guint64 size, guint64 vsize, gint64 idate,
+                            gint64 saved, guint32 flags, guint32 kwbits,
+                            GVariant *cache, guint32 *uid_inout,
+                            GError **error);
+/* Removes it (and its name and cache), adding a tombstone. */
+gboolean mh_store__msg_remove (MhStore *store, MDB_txn *txn,
+                               MhStoreFolder *f, guint32 uid,
+                               const MsgRec *rec, GError **error);
+/* Replaces the record (flags or file name changed), updating counters
+ * relative to @old. */
+gboolean mh_store__msg_put (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
+                            guint32 uid, const MsgRec *old,
+                            const MsgRec *rec, const char *filename,
+                            GError **error);
+/* Looks a message up: a copy of its record and file name. */
+gboolean mh_store__msg_get (MhStore *store, MDB_txn *txn, guint32 fid,
+                            guint32 uid, MsgRec *rec_out, char **name_out);
+
+/* Folder directory paths. */
+char *mh_store__folder_path (MhStore *store, const char *name,
+                             GError **error);
+/* Makes the folder's Maildir dirs (and maildirfolder file). */
+gboolean mh_store__folder_mkdirs (MhStore *store, const char *name,
+                                  GError **error);
+
+/* Reconciles a folder with its Maildir if the directories changed (or
+ * always if @force). Creates the folder record if needed. */
+gboolean mh_store__sync_folder (MhStore *store, const char *name,
+                                gboolean force, GError **error);
+
+/* dovecot-uidlist: appends "uid :base" lines under its dotlock. */
+gboolean mh_store__uidlist_append (MhStore *store, const char *folder_dir,
+                                   MhStoreFolder *f, const guint32 *uids,
+                                   char *const *bases, guint n,
+                                   GError **error);
+/* Rewrites it from the index (after expunges). */
+gboolean mh_store__uidlist_rewrite (MhStore *store, MDB_txn *txn,
+                                    MhStoreFolder *f, GError **error);
+
+/* Bumps the change counter and pokes the notify file. */
+void mh_store__notify (MhStore *store, MDB_txn *txn);
+
+gint64 mh_store__now_ns (void);
+gboolean mh_store__fsync_dir (const char *path, GError **error);
+gboolean mh_store__io_error (int errsv, const char *what, const char *path,
+                             GError **error);
+
+static inline void
+mh_store__key_fid_uid (guint8 key[8], guint32 fid, guint32 uid)
+{
+  key[0] = fid >> 24; key[1] = fid >> 16; key[2] = fid >> 8; key[3] = fid;
+  key[4] = uid >> 24; key[5] = uid >> 16; key[6] = uid >> 8; key[7] = uid;
+}
+
+static inline guint32
+mh_store__be32 (const guint8 *p)
+{
+  return ((guint32) p[0] << 24) | ((guint32) p[1] << 16)
+         | ((guint32) p[2] << 8) | p[3];
+}
+
+G_END_DECLS
