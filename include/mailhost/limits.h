@@ -42,6 +42,10 @@
 #define MH_LIMIT_SMTP_LINE_MAX       1000  /* RFC 5321 4.5.3.1.6, with CRLF */
 #define MH_LIMIT_SMTP_RCPTS_MAX      100
 #define MH_LIMIT_MESSAGE_SIZE_MAX    (20 * 1024 * 1024)
+#define MH_LIMIT_SMTP_DATA_LINE_MAX  1000  /* RFC 5321 4.5.3.1.6, with CRLF */
+#define MH_LIMIT_SMTP_ERRORS_MAX     20    /* 4xx/5xx replies, then 421 */
+#define MH_LIMIT_SMTP_BAD_COMMANDS_MAX 10  /* unknown/invalid commands */
+#define MH_LIMIT_SMTP_JUNK_COMMANDS_MAX 100 /* NOOP/RSET/VRFY/HELP */
 #define MH_LIMIT_IMAP_LINE_MAX       (64 * 1024)
 #define MH_LIMIT_IMAP_LITERAL_MAX    (64 * 1024 * 1024)
 

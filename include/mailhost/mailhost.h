@@ -8,5 +8,6 @@
 #include <mailhost/directory.h>
 #include <mailhost/store.h>
 #include <mailhost/auth.h>
+#include <mailhost/smtp.h>
 #include <mailhost/server.h>
 #undef MH_INSIDE_MAILHOST_H
