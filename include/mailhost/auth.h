@@ -36,6 +36,7 @@
 #pragma once
 
 #include <mailhost/core.h>
+#include <mailhost/directory.h>
 
 G_BEGIN_DECLS
 
@@ -88,6 +89,9 @@ typedef enum
   MH_AUTH_ERROR_DISABLED,
   MH_AUTH_ERROR_UNAVAILABLE,
 } MhAuthError;
+
+MH_API GType mh_auth_error_get_type (void) G_GNUC_CONST;
+#define MH_TYPE_AUTH_ERROR (mh_auth_error_get_type ())
 
 /* ---- Mechanisms ------------------------------------------------------- */
 
@@ -293,6 +297,9 @@ typedef enum
   MH_SASL_STATUS_DONE,
   MH_SASL_STATUS_FAILED,
 } MhSaslStatus;
+
+MH_API GType mh_sasl_status_get_type (void) G_GNUC_CONST;
+#define MH_TYPE_SASL_STATUS (mh_sasl_status_get_type ())
 
 /**
  * MhSaslServer:
@@ -546,5 +553,171 @@ MH_API void mh_auth_throttle_record (MhAuthThrottle *throttle,
 MH_API guint mh_auth_throttle_get_tracked (MhAuthThrottle *throttle);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAuthThrottle, mh_auth_throttle_unref)
+
+/* ---- Authenticator ---------------------------------------------------- */
+
+/**
+ * MhAuthenticator:
+ *
+ * What protocol layers and servers call: the directory, the failure
+ * throttle and the [auth] settings in one object.
+ *
+ * Thread safety: safe; one authenticator is shared by every session and
+ * worker thread (the directory and the throttle are thread-safe, the
+ * rest is immutable).
+ */
+typedef struct _MhAuthenticator MhAuthenticator;
+
+MH_API GType mh_authenticator_get_type (void) G_GNUC_CONST;
+#define MH_TYPE_AUTHENTICATOR (mh_authenticator_get_type ())
+
+/**
+ * mh_authenticator_new:
+ * @directory: the directory to check passwords against (a reference is
+ *   taken)
+ * @config: (nullable): the configuration ([auth] fails_before_delay,
+ *   max_delay, forget_after, allow_plaintext), or %NULL for defaults
+ *
+ * The throttle starts empty; a server that reloads its configuration
+ * builds a new authenticator, and forgets recent failures with it.
+ *
+ * Returns: (transfer full): a new authenticator.
+ */
+MH_API MhAuthenticator *mh_authenticator_new (MhDirectory *directory,
+                                              MhConfig *config);
+
+/** mh_authenticator_ref: (skip) */
+MH_API MhAuthenticator *mh_authenticator_ref (MhAuthenticator *auth);
+/** mh_authenticator_unref: (skip) NULL-safe. */
+MH_API void mh_authenticator_unref (MhAuthenticator *auth);
+
+/**
+ * mh_authenticator_get_throttle:
+ * @auth: an authenticator
+ *
+ * Returns: (transfer none): its throttle, valid as long as @auth.
+ */
+MH_API MhAuthThrottle *mh_authenticator_get_throttle (MhAuthenticator *auth);
+
+/**
+ * mh_authenticator_plaintext_allowed:
+ * @auth: an authenticator
+ * @tls: whether the connection is protected by TLS
+ *
+ * Whether a password may be sent in the clear on this connection: PLAIN,
+ * LOGIN, IMAP LOGIN (else advertise LOGINDISABLED, RFC 3501 6.2.3),
+ * POP3 USER/PASS (else omit USER from CAPA, RFC 2449).
+ *
+ * Returns: %TRUE if @tls or [auth] allow_plaintext.
+ */
+MH_API gboolean mh_authenticator_plaintext_allowed (MhAuthenticator *auth,
+                                                    gboolean tls);
+
+/**
+ * mh_authenticator_list_mechanisms:
+ * @auth: an authenticator
+ * @tls: whether the connection is protected by TLS
+ *
+ * Returns: (transfer full) (array zero-terminated=1): the SASL mechanisms
+ *   to advertise on this connection (maybe none); free with g_strfreev().
+ */
+MH_API char **mh_authenticator_list_mechanisms (MhAuthenticator *auth,
+                                                gboolean tls);
+
+/**
+ * mh_authenticator_sasl_new:
+ * @auth: an authenticator
+ * @mechanism: the mechanism the client asked for
+ * @tls: whether the connection is protected by TLS
+ * @error: return location for a #GError, or %NULL
+ *
+ * mh_sasl_server_new() with default limits, after checking that
+ * @mechanism may be used on this connection.
+ *
+ * Returns: (transfer full) (nullable): a new exchange, or %NULL with
+ *   @error in %MH_AUTH_ERROR: MECHANISM (unknown) or ENCRYPTION_REQUIRED
+ *   (plaintext without TLS).
+ */
+MH_API MhSaslServer *mh_authenticator_sasl_new (MhAuthenticator *auth,
+                                                const char *mechanism,
+                                                gboolean tls,
+                                                GError **error);
+
+/**
+ * mh_authenticator_check:
+ * @auth: an authenticator
+ * @creds: credentials from a finished exchange
+ *   (mh_sasl_server_get_credentials()) or mh_sasl_credentials_new()
+ * @service: the service asking: "imap", "imaps", "pop3", "pop3s",
+ *   "submission", "submissions", "smtp" or "managesieve" (mapped to the
+ *   directory's protocols), used in logs too
+ * @peer_ip: (nullable): the client's IP address, without port
+ * @now_us: monotonic time in microseconds (g_get_monotonic_time())
+ * @delay_ms_out: (out) (optional): how long to wait before replying
+ * @error: return location for a #GError, or %NULL
+ *
+ * Checks @creds against the directory and records the outcome in the
+ * throttle. This blocks for a password hash (tens of milliseconds by
+ * design): call it from a worker thread, not the main loop.
+ *
+ * The caller must wait *@delay_ms_out milliseconds before sending the
+ * reply, success or failure alike (a failure answered sooner than a
+ * success would tell an attacker early), without blocking other
+ * sessions (lib/server arms a timer). *@delay_ms_out is set on every
+ * return.
+ *
+ * An authorization identity naming another account than the one
+ * authenticated is refused (no proxy authorization); one naming the
+ * same account in another spelling (case, U-label domain) is accepted.
+ * Failures are logged at notice level with the service, peer and user
+ * name, never the password; successes at info level.
+ *
+ * Returns: (transfer full) (nullable): the account logged into (use its
+ *   ascii address as the session's user), or %NULL with @error in
+ *   %MH_AUTH_ERROR: FAILED (unknown user or wrong password, never told
+ *   apart), DISABLED (account or protocol disabled), AUTHZID,
+ *   UNAVAILABLE (directory error; retry later).
+ *
+ * Thread safety: safe.
+ */
+MH_API MhAccountInfo *mh_authenticator_check (MhAuthenticator *auth,
+                                              const MhSaslCredentials *creds,
+                                              const char *service,
+                                              const char *peer_ip,
+                                              gint64 now_us,
+                                              guint *delay_ms_out,
+                                              GError **error);
+
+/**
+ * mh_authenticator_check_password:
+ * @auth: an authenticator
+ * @user: the user name as the client sent it (IMAP LOGIN, POP3 USER)
+ * @password: the password (IMAP LOGIN, POP3 PASS); wipe your copy after
+ * @service: as for mh_authenticator_check()
+ * @peer_ip: (nullable): the client's IP address, without port
+ * @now_us: monotonic time in microseconds
+ * @delay_ms_out: (out) (optional): how long to wait before replying
+ * @error: return location for a #GError, or %NULL
+ *
+ * As mh_authenticator_check() for protocols that send the user name and
+ * password as plain strings. Whether plaintext is allowed on the
+ * connection is the caller's check (mh_authenticator_plaintext_allowed()).
+ *
+ * Returns: (transfer full) (nullable): the account, or %NULL with @error
+ *   in %MH_AUTH_ERROR: as for mh_authenticator_check(), plus MALFORMED or
+ *   TOO_LONG for a user name or password that fails validation.
+ *
+ * Thread safety: safe.
+ */
+MH_API MhAccountInfo *mh_authenticator_check_password (MhAuthenticator *auth,
+                                                       const char *user,
+                                                       const char *password,
+                                                       const char *service,
+                                                       const char *peer_ip,
+                                                       gint64 now_us,
+                                                       guint *delay_ms_out,
+                                                       GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAuthenticator, mh_authenticator_unref)
 
 G_END_DECLS

@@ -39,6 +39,25 @@
 
 G_DEFINE_QUARK (mh-auth-error-quark, mh_auth_error)
 
+G_DEFINE_ENUM_TYPE (MhAuthError, mh_auth_error,
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_FAILED, "failed"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_MECHANISM, "mechanism"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_ENCRYPTION_REQUIRED,
+                       "encryption-required"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_MALFORMED, "malformed"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_TOO_LONG, "too-long"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_TOO_MANY_STEPS, "too-many-steps"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_CANCELLED, "cancelled"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_STATE, "state"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_AUTHZID, "authzid"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_DISABLED, "disabled"),
+  G_DEFINE_ENUM_VALUE (MH_AUTH_ERROR_UNAVAILABLE, "unavailable"))
+
+G_DEFINE_ENUM_TYPE (MhSaslStatus, mh_sasl_status,
+  G_DEFINE_ENUM_VALUE (MH_SASL_STATUS_CHALLENGE, "challenge"),
+  G_DEFINE_ENUM_VALUE (MH_SASL_STATUS_DONE, "done"),
+  G_DEFINE_ENUM_VALUE (MH_SASL_STATUS_FAILED, "failed"))
+
 /* ---- Mechanism table -------------------------------------------------- */
 
 typedef enum

@@ -43,7 +43,8 @@
  *   every record, so the table tracks only live state in steady use.
  *   Evicting an attacker's own IP entry resets his delay, but filling
  *   65536 slots costs him 65536 failures made under his growing delay.
- *   Worst case about 400 bytes an entry: ~26 MB at 65536.
+ *   Worst case (255-byte account names, full good sets) about 600 bytes
+ *   an entry: ~37 MB at 65536 (tests/bench/bench-auth.c measures it).
  * - Account names are keyed ASCII-lower-cased and cut at 255 bytes, so
  *   "Bob@X" and "bob@x" share a counter (the directory folds case too).
  *   Peers that are not IP addresses (unix sockets) share one bucket.
@@ -54,8 +55,9 @@
  */
 #include "auth-private.h"
 
-#include <gio/gio.h>
+#include <arpa/inet.h>
 #include <string.h>
+#include <sys/socket.h>
 
 typedef struct
 {
@@ -127,15 +129,13 @@ gboolean
 mh_auth__peer_network (const char *peer_ip, guint8 net_out[16])
 {
   memset (net_out, 0, 16);
-  if (peer_ip == NULL || *peer_ip == '\0' || strlen (peer_ip) > 64)
+  if (peer_ip == NULL || *peer_ip == '\0')
     return FALSE;
 
-  g_autoptr (GInetAddress) a = g_inet_address_new_from_string (peer_ip);
-  if (a == NULL)
-    return FALSE;
-
-  const guint8 *b = g_inet_address_to_bytes (a);
-  if (g_inet_address_get_family (a) == G_SOCKET_FAMILY_IPV4)
+  /* inet_pton, not GInetAddress: this runs on every attempt and need
+   * not allocate a GObject. */
+  guint8 b[16];
+  if (inet_pton (AF_INET, peer_ip, b) == 1)
     {
       /* Stored as ::ffff:a.b.c.d so a v4 peer seen through a dual-stack
        * socket (mapped) and a plain v4 one share their counter. */
@@ -143,6 +143,8 @@ mh_auth__peer_network (const char *peer_ip, guint8 net_out[16])
       memcpy (net_out + 12, b, 4);
       return TRUE;
     }
+  if (inet_pton (AF_INET6, peer_ip, b) != 1)
+    return FALSE;
 
   static const guint8 mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
                                      0xff };

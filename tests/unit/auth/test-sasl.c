@@ -556,6 +556,8 @@ test_boxed_types (void **state)
   assert_true (G_TYPE_IS_BOXED (MH_TYPE_SASL_SERVER));
   assert_true (G_TYPE_IS_BOXED (MH_TYPE_SASL_CREDENTIALS));
   assert_true (G_TYPE_IS_BOXED (MH_TYPE_SASL_LIMITS));
+  assert_true (G_TYPE_IS_ENUM (MH_TYPE_SASL_STATUS));
+  assert_true (G_TYPE_IS_ENUM (MH_TYPE_AUTH_ERROR));
   MhSaslLimits lim = { .version = 1, .max_line = 7 };
   MhSaslLimits *copy = g_boxed_copy (MH_TYPE_SASL_LIMITS, &lim);
   assert_int_equal (copy->max_line, 7);
