@@ -209,12 +209,828 @@ test_metadata_cache (void **state)
                         "UID 999", NULL);
 }
 
+static void
+test_folder_names (void **state)
+{
+  g_autofree char *e = mh_store__mutf7_encode ("Entwürfe");
+  assert_string_equal (e, "Entw&APw-rfe");
+  g_autofree char *e2 = mh_store__mutf7_encode ("A&B");
+  assert_string_equal (e2, "A&-B");
+  g_autofree char *e3 = mh_store__mutf7_encode ("日本語");
+  assert_string_equal (e3, "&ZeVnLIqe-");
+  g_autofree char *d3 = mh_store__mutf7_decode ("&ZeVnLIqe-");
+  assert_string_equal (d3, "日本語");
+  g_autofree char *d4 = mh_store__mutf7_decode ("A&-B");
+  assert_string_equal (d4, "A&B");
+  /* Invalid encodings: unterminated, encoded printable ASCII, bad b64. */
+  assert_null (mh_store__mutf7_decode ("&ZeVn"));
+  assert_null (mh_store__mutf7_decode ("&AGE-"));
+  assert_null (mh_store__mutf7_decode ("&*-"));
+  g_autofree char *dn = mh_store__folder_dirname ("Entwürfe.Alt", NULL);
+  assert_string_equal (dn, ".Entw&APw-rfe.Alt");
+  g_autofree char *back = mh_store__folder_from_dirname (".Entw&APw-rfe.Alt");
+  assert_string_equal (back, "Entwürfe.Alt");
+  assert_null (mh_store__folder_from_dirname ("..deleted-1"));
+  assert_null (mh_store__folder_from_dirname ("."));
+  g_autofree char *inbox = mh_store__folder_dirname ("inbox", NULL);
+  assert_string_equal (inbox, "");
+
+  struct
+  {
+    const char *name;
+    int code;
+    const char *needle;
+  } bad[] = {
+    { "", MH_STORE_ERROR_INVALID, "empty level" },
+    { ".", MH_STORE_ERROR_INVALID, "empty level" },
+    { "..", MH_STORE_ERROR_INVALID, "empty level" },
+    { "a..b", MH_STORE_ERROR_INVALID, "empty level" },
+    { ".hidden", MH_STORE_ERROR_INVALID, "empty level" },
+    { "trailing.", MH_STORE_ERROR_INVALID, "empty level" },
+    { "a/b", MH_STORE_ERROR_INVALID, "contains '/'" },
+    { "../../etc", MH_STORE_ERROR_INVALID, "empty level" },
+    { "a\\b", MH_STORE_ERROR_INVALID, "contains '\\'" },
+    { "tab\there", MH_STORE_ERROR_INVALID, "control character" },
+    { "bad\xff", MH_STORE_ERROR_INVALID, "UTF-8" },
+    { "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q", MH_STORE_ERROR_LIMIT, "levels" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      assert_null (mh_store__folder_dirname (bad[i].name, &error));
+      mh_test_assert_error (error, MH_STORE_ERROR, bad[i].code, bad[i].needle,
+                            NULL);
+    }
+  g_autofree char *longname = g_strnfill (300, 'x');
+  g_autoptr (GError) error = NULL;
+  assert_null (mh_store__folder_dirname (longname, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_LIMIT,
+                        "bytes on disk", NULL);
+  /* Non-ASCII grows when encoded: the limit applies to the disk form. */
+  GString *u = g_string_new (NULL);
+  for (int i = 0; i < 100; i++)
+    g_string_append (u, "ü");
+  g_clear_error (&error);
+  assert_null (mh_store__folder_dirname (u->str, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_LIMIT, "", NULL);
+  g_string_free (u, TRUE);
+}
+
+static void
+test_folders (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, "Projekte.Entwürfe",
+                                       &error));
+  assert_true (mh_store_folder_exists (fx->store, "Projekte"));
+  g_autofree char *disk = g_build_filename (fx->maildir,
+                                            ".Projekte.Entw&APw-rfe", "cur",
+                                            NULL);
+  assert_true (g_file_test (disk, G_FILE_TEST_IS_DIR));
+  g_autofree char *mf = g_build_filename (fx->maildir,
+                                          ".Projekte.Entw&APw-rfe",
+                                          "maildirfolder", NULL);
+  assert_true (g_file_test (mf, G_FILE_TEST_EXISTS));
+  assert_false (mh_store_folder_create (fx->store, "Projekte", &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_EXISTS,
+                        "already exists", NULL);
+  g_clear_error (&error);
+  assert_false (mh_store_folder_create (fx->store, "a/../../x", &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID, "", NULL);
+  g_clear_error (&error);
+
+  /* Delivery into a missing ordinary folder fails; a role folder is
+   * created on first use. */
+  g_autoptr (GBytes) b = g_bytes_new_static (msg1, strlen (msg1));
+  assert_false (mh_store_deliver (fx->store, "Nope", b, 0, NULL, 0, NULL,
+                                  &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                        "Nope", NULL);
+  g_clear_error (&error);
+  guint32 ju = deliver (fx->store, "Junk", msg1, 0);
+  assert_int_equal (ju, 1);
+  assert_int_equal (mh_store_folder_role ("Junk"), MH_STORE_ROLE_JUNK);
+  assert_string_equal (mh_store_role_special_use (MH_STORE_ROLE_JUNK),
+                       "\\Junk");
+  assert_string_equal (mh_store_folder_for_role (fx->store,
+                                                 MH_STORE_ROLE_ARCHIVE,
+                                                 &error), "Archive");
+  assert_true (mh_store_folder_exists (fx->store, "Archive"));
+
+  deliver (fx->store, "Projekte.Entwürfe", msg1, 0);
+  MhStoreStatus before;
+  assert_true (mh_store_folder_status (fx->store, "Projekte.Entwürfe",
+                                       &before, &error));
+  /* Rename with children keeps UIDs and UIDVALIDITY. */
+  assert_true (mh_store_folder_rename (fx->store, "Projekte", "Alt.Projekte",
+                                       &error));
+  assert_false (mh_store_folder_exists (fx->store, "Projekte"));
+  assert_true (mh_store_folder_exists (fx->store, "Alt.Projekte.Entwürfe"));
+  MhStoreStatus after;
+  assert_true (mh_store_folder_status (fx->store, "Alt.Projekte.Entwürfe",
+                                       &after, &error));
+  assert_int_equal (after.uidvalidity, before.uidvalidity);
+  assert_int_equal (after.messages, 1);
+  assert_false (mh_store_folder_rename (fx->store, "Alt", "Alt.X", &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "into itself", NULL);
+  g_clear_error (&error);
+
+  g_auto (GStrv) list = mh_store_folder_list (fx->store, &error);
+  g_autofree char *joined = g_strjoinv (",", list);
+  assert_string_equal (joined, "INBOX,Alt,Alt.Projekte,"
+                               "Alt.Projekte.Entwürfe,Archive,Junk");
+
+  assert_false (mh_store_folder_delete (fx->store, "Alt.Projekte", &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_EXISTS,
+                        "children", NULL);
+  g_clear_error (&error);
+  assert_false (mh_store_folder_delete (fx->store, "INBOX", &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "INBOX", NULL);
+  g_clear_error (&error);
+  assert_true (mh_store_folder_delete (fx->store, "Alt.Projekte.Entwürfe",
+                                       &error));
+  assert_false (mh_store_folder_exists (fx->store, "Alt.Projekte.Entwürfe"));
+  assert_false (mh_store_folder_delete (fx->store, "Alt.Projekte.Entwürfe",
+                                        &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                        "", NULL);
+  g_clear_error (&error);
+
+  /* Subscriptions (Dovecot's v2 file). */
+  assert_true (mh_store_subscribe (fx->store, "Junk", TRUE, &error));
+  assert_true (mh_store_subscribe (fx->store, "Alt.Projekte", TRUE, &error));
+  assert_true (mh_store_subscribe (fx->store, "Junk", FALSE, &error));
+  assert_false (mh_store_subscribe (fx->store, "a..b", TRUE, &error));
+  g_clear_error (&error);
+  g_auto (GStrv) subs = mh_store_subscriptions (fx->store, &error);
+  assert_int_equal (g_strv_length (subs), 1);
+  assert_string_equal (subs[0], "Alt.Projekte");
+  g_autofree char *sf = NULL;
+  g_autofree char *sp = g_build_filename (fx->maildir, "subscriptions", NULL);
+  assert_true (g_file_get_contents (sp, &sf, NULL, NULL));
+  assert_string_equal (sf, "V\t2\n\nAlt\tProjekte\n");
+}
+
+static void
+test_flags_keywords (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint32 u = deliver (fx->store, NULL, msg1, 0);
+  guint32 u2 = deliver (fx->store, NULL, msg1, 0);
+  MhStoreStatus st;
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  guint64 ms0 = st.highestmodseq;
+  const char *kws[] = { "$Label1", "Work", NULL };
+  assert_true (mh_store_set_flags (fx->store, NULL, &u, 1, MH_STORE_FLAGS_ADD,
+                                   MH_STORE_FLAG_SEEN | MH_STORE_FLAG_FLAGGED,
+                                   kws, 0, NULL, &error));
+  g_autofree char *curd = g_build_filename (fx->maildir, "cur", NULL);
+  GDir *d = g_dir_open (curd, 0, NULL);
+  const char *n = g_dir_read_name (d);
+  assert_non_null (n);
+  assert_true (g_str_has_suffix (n, ":2,FSab"));
+  g_dir_close (d);
+  g_autofree char *kwf = NULL;
+  g_autofree char *kwp = g_build_filename (fx->maildir, "dovecot-keywords",
+                                           NULL);
+  assert_true (g_file_get_contents (kwp, &kwf, NULL, NULL));
+  assert_string_equal (kwf, "0 $Label1\n1 Work\n");
+
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
+                                               &error);
+  assert_int_equal (mh_store_view_get_count (v), 2);
+  assert_int_equal (mh_store_view_get_flags (v, 0),
+                    MH_STORE_FLAG_SEEN | MH_STORE_FLAG_FLAGGED);
+  g_auto (GStrv) got = mh_store_view_get_keywords (v, 0);
+  assert_int_equal (g_strv_length (got), 2);
+  assert_string_equal (got[1], "Work");
+  assert_true (mh_store_view_get_modseq (v, 0) > ms0);
+
+  /* Changes since a MODSEQ: only u. */
+  g_autoptr (MhStoreView) ch = mh_store_changes_since (fx->store, NULL, ms0,
+                                                       &error);
+  assert_int_equal (mh_store_view_get_count (ch), 1);
+  assert_int_equal (mh_store_view_get_uid (ch, 0), u);
+
+  /* UNCHANGEDSINCE: u changed after ms0, u2 did not. */
+  guint32 both[] = { u, u2 };
+  g_autoptr (GArray) failed = NULL;
+  assert_true (mh_store_set_flags (fx->store, NULL, both, 2,
+                                   MH_STORE_FLAGS_ADD, MH_STORE_FLAG_DELETED,
+                                   NULL, ms0, &failed, &error));
+  assert_int_equal (failed->len, 1);
+  assert_int_equal (g_array_index (failed, guint32, 0), u);
+
+  const char *one[] = { "Work", NULL };
+  assert_true (mh_store_set_flags (fx->store, NULL, &u, 1,
+                                   MH_STORE_FLAGS_REMOVE, MH_STORE_FLAG_SEEN,
+                                   one, 0, NULL, &error));
+  assert_true (mh_store_set_flags (fx->store, NULL, &u2, 1,
+                                   MH_STORE_FLAGS_REPLACE,
+                                   MH_STORE_FLAG_ANSWERED, NULL, 0, NULL,
+                                   &error));
+  g_autoptr (MhStoreView) v2 = mh_store_select (fx->store, NULL, FALSE,
+                                                &error);
+  assert_int_equal (mh_store_view_get_flags (v2, 0), MH_STORE_FLAG_FLAGGED);
+  assert_int_equal (mh_store_view_get_flags (v2, 1), MH_STORE_FLAG_ANSWERED);
+  g_auto (GStrv) got2 = mh_store_view_get_keywords (v2, 0);
+  assert_int_equal (g_strv_length (got2), 1);
+  assert_string_equal (got2[0], "$Label1");
+
+  /* Bad keywords, too many keywords, bad flags. */
+  const char *badkw[] = { "has space", NULL };
+  assert_false (mh_store_set_flags (fx->store, NULL, &u, 1,
+                                    MH_STORE_FLAGS_ADD, 0, badkw, 0, NULL,
+                                    &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "has space", "atom", NULL);
+  g_clear_error (&error);
+  const char *sys[] = { "\\Seen", NULL };
+  assert_false (mh_store_set_flags (fx->store, NULL, &u, 1,
+                                    MH_STORE_FLAGS_ADD, 0, sys, 0, NULL,
+                                    &error));
+  g_clear_error (&error);
+  for (int i = 2; i < MH_LIMIT_STORE_KEYWORDS_MAX; i++)
+    {
+      g_autofree char *k = g_strdup_printf ("k%d", i);
+      const char *kk[] = { k, NULL };
+      assert_true (mh_store_set_flags (fx->store, NULL, &u, 1,
+                                       MH_STORE_FLAGS_ADD, 0, kk, 0, NULL,
+                                       &error));
+    }
+  const char *over[] = { "oneTooMany", NULL };
+  assert_false (mh_store_set_flags (fx->store, NULL, &u, 1,
+                                    MH_STORE_FLAGS_ADD, 0, over, 0, NULL,
+                                    &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_LIMIT,
+                        "oneTooMany", NULL);
+  g_clear_error (&error);
+  assert_false (mh_store_set_flags (fx->store, NULL, &u, 1,
+                                    MH_STORE_FLAGS_ADD, 1 << 9, NULL, 0, NULL,
+                                    &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "flag bits", NULL);
+  g_clear_error (&error);
+}
+
+static void
+test_select_recent_and_new_to_cur (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  deliver (fx->store, NULL, msg1, 0);
+  deliver (fx->store, NULL, msg1, 0);
+  g_autoptr (MhStoreView) ex = mh_store_select (fx->store, NULL, FALSE,
+                                                &error);
+  assert_true (mh_store_view_is_recent (ex, 0));
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_non_null (v);
+  MhStoreStatus st;
+  mh_store_view_get_status (v, &st);
+  assert_int_equal (st.recent, 2);
+  assert_true (mh_store_view_is_recent (v, 1));
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  g_autofree char *curd = g_build_filename (fx->maildir, "cur", NULL);
+  assert_int_equal (count_files (newd), 0);
+  assert_int_equal (count_files (curd), 2);
+  /* A second session does not see them as recent. */
+  g_autoptr (MhStoreView) v2 = mh_store_select (fx->store, NULL, TRUE,
+                                                &error);
+  assert_false (mh_store_view_is_recent (v2, 0));
+  assert_int_equal (mh_store_view_find (v2, 2), 1);
+  assert_int_equal (mh_store_view_find (v2, 3), -1);
+}
+
+static char *
+only_file (const char *dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  const char *n = g_dir_read_name (d);
+  char *r = n ? g_strdup (n) : NULL;
+  g_dir_close (d);
+  return r;
+}
+
+static void
+test_reconcile_other_tools (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint32 u1 = deliver (fx->store, NULL, msg1, MH_STORE_FLAG_SEEN);
+  g_autofree char *curd = g_build_filename (fx->maildir, "cur", NULL);
+  g_autofree char *name = only_file (curd);
+  /* mutt marks it answered: same base name, new info. */
+  g_autofree char *base = g_strndup (name, mh_store__base_len (name));
+  g_autofree char *op = g_build_filename (curd, name, NULL);
+  g_autofree char *nn = g_strconcat (base, ":2,RS", NULL);
+  g_autofree char *np = g_build_filename (curd, nn, NULL);
+  assert_int_equal (rename (op, np), 0);
+  /* Another MDA drops a new file into new/. */
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  g_autofree char *ext = mh_test_write_file (newd, "1700000000.ext1.host",
+                                             msg1);
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
+                                               &error);
+  assert_non_null (v);
+  assert_int_equal (mh_store_view_get_count (v), 2);
+  assert_int_equal (mh_store_view_get_uid (v, 0), u1);
+  assert_int_equal (mh_store_view_get_flags (v, 0),
+                    MH_STORE_FLAG_SEEN | MH_STORE_FLAG_ANSWERED);
+  assert_int_equal (mh_store_view_get_uid (v, 1), u1 + 1);
+  MhStoreStatus st;
+  mh_store_view_get_status (v, &st);
+  guint64 ms = st.highestmodseq;
+  /* The external file got its metadata too. */
+  g_autoptr (MhStoreMessage) m = mh_store_message_get (fx->store, NULL,
+                                                       u1 + 1, &error);
+  assert_non_null (strstr (mh_store_message_get_envelope (m), "Hello"));
+  /* Someone deletes the first file: expunged, with a tombstone. */
+  assert_int_equal (g_unlink (np), 0);
+  g_autoptr (MhStoreView) ch = mh_store_changes_since (fx->store, NULL, ms,
+                                                       &error);
+  guint nv = 0;
+  const guint32 *van = mh_store_view_get_vanished (ch, &nv);
+  assert_int_equal (nv, 1);
+  assert_int_equal (van[0], u1);
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  assert_int_equal (st.messages, 1);
+  /* The uidlist on disk got the external file's UID. */
+  g_autofree char *ul = NULL;
+  g_autofree char *ulp = g_build_filename (fx->maildir, "dovecot-uidlist",
+                                           NULL);
+  assert_true (g_file_get_contents (ulp, &ul, NULL, NULL));
+  g_autofree char *line = g_strdup_printf ("\n%u :1700000000.ext1.host\n",
+                                           u1 + 1);
+  assert_non_null (strstr (ul, line));
+}
+
+static void
+test_dovecot_uidlist_migration (void **state)
+{
+  g_autofree char *dir = mh_test_mkdtemp ();
+  g_autofree char *md = g_build_filename (dir, "mail", NULL);
+  g_autofree char *ix = g_build_filename (dir, "index", NULL);
+  const char *subs[] = { "cur", "new", "tmp" };
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *p = g_build_filename (md, subs[i], NULL);
+      g_mkdir_with_parents (p, 0700);
+    }
+  g_autofree char *curd = g_build_filename (md, "cur", NULL);
+  g_free (mh_test_write_file (curd, "1600000000.M1P1.old,S=123:2,S", msg1));
+  g_free (mh_test_write_file (curd, "1600000001.M2P1.old:2,FRa", msg1));
+  g_free (mh_test_write_file (curd, "1600000002.M3P1.old:2,", msg1));
+  g_free (mh_test_write_file (md, "dovecot-uidlist",
+                              "3 V1234567 N42 Gdeadbeef\n"
+                              "17 :1600000000.M1P1.old,S=123\n"
+                              "23 W999 :1600000001.M2P1.old\n"));
+  g_free (mh_test_write_file (md, "dovecot-keywords", "0 $Important\n"));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MhStore) s = mh_store_open (md, ix, 0, &error);
+  assert_non_null (s);
+  g_autoptr (MhStoreView) v = mh_store_select (s, NULL, FALSE, &error);
+  MhStoreStatus st;
+  mh_store_view_get_status (v, &st);
+  assert_int_equal (st.uidvalidity, 1234567);
+  assert_int_equal (mh_store_view_get_count (v), 3);
+  assert_int_equal (mh_store_view_get_uid (v, 0), 17);
+  assert_int_equal (mh_store_view_get_uid (v, 1), 23);
+  assert_int_equal (mh_store_view_get_uid (v, 2), 42); /* unlisted file */
+  assert_int_equal (st.uidnext, 43);
+  assert_int_equal (mh_store_view_get_flags (v, 1),
+                    MH_STORE_FLAG_FLAGGED | MH_STORE_FLAG_ANSWERED);
+  g_auto (GStrv) kw = mh_store_view_get_keywords (v, 1);
+  assert_int_equal (g_strv_length (kw), 1);
+  assert_string_equal (kw[0], "$Important");
+  g_clear_pointer (&s, mh_store_unref);
+  mh_test_rmtree (dir);
+}
+
+typedef struct
+{
+  guint n;
+  guint32 *uids;
+  guint32 *flags;
+  char **kws;
+} Snap;
+
+static Snap
+snap (MhStore *s, const char *folder)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MhStoreView) v = mh_store_select (s, folder, FALSE, &error);
+  assert_non_null (v);
+  Snap r = { .n = mh_store_view_get_count (v) };
+  r.uids = g_new (guint32, r.n + 1);
+  r.flags = g_new (guint32, r.n + 1);
+  r.kws = g_new0 (char *, r.n + 1);
+  for (guint i = 0; i < r.n; i++)
+    {
+      r.uids[i] = mh_store_view_get_uid (v, i);
+      r.flags[i] = mh_store_view_get_flags (v, i);
+      g_auto (GStrv) k = mh_store_view_get_keywords (v, i);
+      r.kws[i] = g_strjoinv (" ", k);
+    }
+  return r;
+}
+
+static void
+snap_assert_equal (Snap a, Snap b)
+{
+  assert_int_equal (a.n, b.n);
+  for (guint i = 0; i < a.n; i++)
+    {
+      assert_int_equal (a.uids[i], b.uids[i]);
+      assert_int_equal (a.flags[i], b.flags[i]);
+      assert_string_equal (a.kws[i], b.kws[i]);
+    }
+  g_free (a.uids);
+  g_free (a.flags);
+  g_strfreev (a.kws);
+  g_free (b.uids);
+  g_free (b.flags);
+  g_strfreev (b.kws);
+}
+
+static void
+test_rebuild_equals_incremental (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint32 uids[10];
+  for (int i = 0; i < 10; i++)
+    uids[i] = deliver (fx->store, i % 2 ? "Archive" : NULL, msg1,
+                       i % 3 ? 0 : MH_STORE_FLAG_SEEN);
+  const char *kw[] = { "Todo", NULL };
+  guint32 few[] = { uids[0], uids[4] };
+  assert_true (mh_store_set_flags (fx->store, NULL, few, 2,
+                                   MH_STORE_FLAGS_ADD, MH_STORE_FLAG_FLAGGED,
+                                   kw, 0, NULL, &error));
+  guint32 gone = uids[2];
+  assert_true (mh_store_expunge (fx->store, NULL, &gone, 1, FALSE, NULL,
+                                 &error));
+  assert_true (mh_store_copy (fx->store, NULL, few, 2, "Archive", FALSE,
+                              NULL, NULL, NULL, &error));
+  g_autoptr (MhStoreView) sel = mh_store_select (fx->store, NULL, TRUE,
+                                                 &error);
+  Snap a1 = snap (fx->store, NULL), b1 = snap (fx->store, "Archive");
+  MhStoreStatus before, after;
+  assert_true (mh_store_folder_status (fx->store, "Archive", &before,
+                                       &error));
+  assert_true (mh_store_rebuild (fx->store, &error));
+  assert_true (mh_store_folder_status (fx->store, "Archive", &after, &error));
+  assert_int_equal (before.uidvalidity, after.uidvalidity);
+  assert_int_equal (before.uidnext, after.uidnext);
+  assert_true (after.highestmodseq > before.highestmodseq);
+  snap_assert_equal (a1, snap (fx->store, NULL));
+  snap_assert_equal (b1, snap (fx->store, "Archive"));
+
+  /* And from a deleted index directory (the Maildir alone). */
+  Snap a2 = snap (fx->store, NULL), b2 = snap (fx->store, "Archive");
+  mh_store_unref (fx->store);
+  mh_test_rmtree (fx->index);
+  fx->store = mh_store_open (fx->maildir, fx->index, 0, &error);
+  assert_non_null (fx->store);
+  snap_assert_equal (a2, snap (fx->store, NULL));
+  snap_assert_equal (b2, snap (fx->store, "Archive"));
+}
+
+static void
+test_corrupt_index_is_rebuilt (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  deliver (fx->store, NULL, msg1, 0);
+  guint32 u = deliver (fx->store, NULL, msg1, MH_STORE_FLAG_FLAGGED);
+  Snap a = snap (fx->store, NULL);
+  mh_store_unref (fx->store);
+  g_autofree char *data = g_build_filename (fx->index, "data.mdb", NULL);
+  g_autofree char *junk = g_strnfill (20000, 'Z');
+  assert_true (g_file_set_contents (data, junk, -1, NULL));
+  fx->store = mh_store_open (fx->maildir, fx->index, 0, &error);
+  assert_null (error);
+  assert_non_null (fx->store);
+  snap_assert_equal (a, snap (fx->store, NULL));
+  g_autoptr (MhStoreMessage) m = mh_store_message_get (fx->store, NULL, u,
+                                                       &error);
+  assert_non_null (m);
+}
+
+static void
+test_bad_maildir (void **state)
+{
+  g_autofree char *dir = mh_test_mkdtemp ();
+  g_autofree char *md = g_build_filename (dir, "mail", NULL);
+  g_autofree char *ix = g_build_filename (dir, "index", NULL);
+  g_autoptr (GError) error = NULL;
+  assert_null (mh_store_open (md, ix, 0, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                        "no Maildir", NULL);
+  g_clear_error (&error);
+  /* A Maildir whose cur/ is not a directory cannot be used. */
+  g_mkdir_with_parents (md, 0700);
+  g_free (mh_test_write_file (md, "cur", "not a dir"));
+  assert_null (mh_store_open (md, ix, 0, &error));
+  assert_non_null (error);
+  assert_non_null (strstr (error->message, "cur"));
+  g_clear_error (&error);
+  assert_null (mh_store_open_account (dir, "..", "u", MH_STORE_OPEN_CREATE,
+                                      &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "invalid account", NULL);
+  g_clear_error (&error);
+  assert_null (mh_store_open_account (dir, "example.org", "a/b",
+                                      MH_STORE_OPEN_CREATE, &error));
+  g_clear_error (&error);
+  g_autoptr (MhStore) s = mh_store_open_account (dir, "example.org", "alice",
+                                                 MH_STORE_OPEN_CREATE, &error);
+  assert_non_null (s);
+  /* The same index twice in one process is refused. */
+  g_autofree char *amd = g_build_filename (dir, "mail", "example.org",
+                                           "alice", NULL);
+  g_autofree char *aix = g_build_filename (dir, "index", "example.org",
+                                           "alice", NULL);
+  assert_null (mh_store_open (amd, aix, 0, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_BUSY, "", NULL);
+  g_clear_error (&error);
+  /* Empty message, bad flags. */
+  g_autoptr (GBytes) empty = g_bytes_new_static ("", 0);
+  assert_false (mh_store_deliver (s, NULL, empty, 0, NULL, 0, NULL, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "empty", NULL);
+  g_clear_error (&error);
+  g_autoptr (GBytes) b = g_bytes_new_static (msg1, strlen (msg1));
+  assert_false (mh_store_deliver (s, "..", b, 0, NULL, 0, NULL, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID, "", NULL);
+  g_clear_error (&error);
+  g_clear_pointer (&s, mh_store_unref);
+  mh_test_rmtree (dir);
+}
+
+static void
+test_copy_move_expunge (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint32 a = deliver (fx->store, NULL, msg1, MH_STORE_FLAG_SEEN);
+  guint32 b = deliver (fx->store, NULL, mime1, 0);
+  const char *kw[] = { "X1", "X2", NULL };
+  assert_true (mh_store_set_flags (fx->store, NULL, &b, 1, MH_STORE_FLAGS_ADD,
+                                   0, kw + 1, 0, NULL, &error));
+  assert_true (mh_store_folder_create (fx->store, "Box", &error));
+  /* Give Box a different keyword order so the letters must be remapped. */
+  guint32 pre = deliver (fx->store, "Box", msg1, 0);
+  assert_true (mh_store_set_flags (fx->store, "Box", &pre, 1,
+                                   MH_STORE_FLAGS_ADD, 0, kw, 0, NULL,
+                                   &error));
+  guint32 both[] = { a, b };
+  g_autoptr (GArray) src = NULL, dst = NULL;
+  guint32 uv = 0;
+  assert_true (mh_store_copy (fx->store, NULL, both, 2, "Box", FALSE, &src,
+                              &dst, &uv, &error));
+  assert_int_equal (dst->len, 2);
+  assert_int_equal (g_array_index (dst, guint32, 0), pre + 1);
+  MhStoreStatus st;
+  assert_true (mh_store_folder_status (fx->store, "Box", &st, &error));
+  assert_int_equal (uv, st.uidvalidity);
+  assert_int_equal (st.messages, 3);
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, "Box", FALSE,
+                                               &error);
+  g_auto (GStrv) k = mh_store_view_get_keywords (v, 2);
+  assert_int_equal (g_strv_length (k), 1);
+  assert_string_equal (k[0], "X2");
+  assert_int_equal (mh_store_view_get_flags (v, 1), MH_STORE_FLAG_SEEN);
+  /* The cache travelled. */
+  g_autoptr (MhStoreMessage) m = mh_store_message_get (
+    fx->store, "Box", g_array_index (dst, guint32, 1), &error);
+  assert_non_null (strstr (mh_store_message_get_bodystructure (m, FALSE),
+                           "mixed"));
+  /* Move: gone from the source with a tombstone. */
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  guint64 ms = st.highestmodseq;
+  assert_true (mh_store_copy (fx->store, NULL, &a, 1, "Trash", TRUE, NULL,
+                              NULL, NULL, &error));
+  g_autoptr (MhStoreView) ch = mh_store_changes_since (fx->store, NULL, ms,
+                                                       &error);
+  guint nv;
+  assert_int_equal (mh_store_view_get_vanished (ch, &nv)[0], a);
+  assert_true (mh_store_folder_status (fx->store, "Trash", &st, &error));
+  assert_int_equal (st.messages, 1);
+  assert_false (mh_store_copy (fx->store, NULL, &b, 1, NULL, TRUE, NULL,
+                               NULL, NULL, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "into itself", NULL);
+  g_clear_error (&error);
+  /* Expunge only \Deleted. */
+  guint32 c = deliver (fx->store, NULL, msg1, MH_STORE_FLAG_DELETED);
+  g_autoptr (GArray) gone = NULL;
+  assert_true (mh_store_expunge (fx->store, NULL, NULL, 0, TRUE, &gone,
+                                 &error));
+  assert_int_equal (gone->len, 1);
+  assert_int_equal (g_array_index (gone, guint32, 0), c);
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  assert_int_equal (st.messages, 1);
+  /* dovecot-uidlist no longer lists the expunged ones. */
+  g_autofree char *ul = NULL;
+  g_autofree char *ulp = g_build_filename (fx->maildir, "dovecot-uidlist",
+                                           NULL);
+  assert_true (g_file_get_contents (ulp, &ul, NULL, NULL));
+  g_auto (GStrv) lines = g_strsplit (g_strstrip (ul), "\n", -1);
+  assert_int_equal (g_strv_length (lines), 2);
+  guint64 bytes, msgs;
+  assert_true (mh_store_get_usage (fx->store, &bytes, &msgs, &error));
+  assert_int_equal (msgs, 5);
+}
+
+static void
+test_retention (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint n = 0;
+  assert_null (mh_store_retention_parse ("Junk", &n, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "FOLDER:KEY=AGE", NULL);
+  g_clear_error (&error);
+  assert_null (mh_store_retention_parse ("Junk:seen=soon", &n, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "soon", NULL);
+  g_clear_error (&error);
+  assert_null (mh_store_retention_parse ("Junk:old=7d", &n, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_INVALID,
+                        "old", NULL);
+  g_clear_error (&error);
+  assert_null (mh_store_retention_parse ("a..b:any=1d", &n, &error));
+  g_clear_error (&error);
+  g_autofree MhStoreRetention *r = mh_store_retention_parse (
+    "Junk:seen=7d,unseen=30d; Trash:any=14d", &n, &error);
+  assert_non_null (r);
+  assert_int_equal (n, 2);
+  assert_string_equal (r[0].folder, "Junk");
+  assert_int_equal (r[0].seen_max_age, 7 * 86400);
+  assert_int_equal (r[1].any_max_age, 14 * 86400);
+  deliver (fx->store, "Junk", msg1, MH_STORE_FLAG_SEEN);
+  deliver (fx->store, "Junk", msg1, 0);
+  deliver (fx->store, NULL, msg1, MH_STORE_FLAG_SEEN);
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  guint gone = 99;
+  assert_true (mh_store_apply_retention (fx->store, r, n, now, &gone,
+                                         &error));
+  assert_int_equal (gone, 0);
+  assert_true (mh_store_apply_retention (fx->store, r, n, now + 8 * 86400,
+                                         &gone, &error));
+  assert_int_equal (gone, 1);
+  MhStoreStatus st;
+  assert_true (mh_store_folder_status (fx->store, "Junk", &st, &error));
+  assert_int_equal (st.messages, 1);
+  assert_int_equal (st.unseen, 1);
+  assert_true (mh_store_apply_retention (fx->store, r, n, now + 31 * 86400,
+                                         &gone, &error));
+  assert_int_equal (gone, 1);
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  assert_int_equal (st.messages, 1); /* INBOX has no rule */
+}
+
+static void
+test_watch (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MhStoreWatch) w = mh_store_watch_new (fx->store, "INBOX",
+                                                   &error);
+  assert_non_null (w);
+  assert_true (mh_store_watch_get_fd (w) >= 0);
+  assert_false (mh_store_watch_wait (w, 0));
+  deliver (fx->store, NULL, msg1, 0);
+  assert_true (mh_store_watch_wait (w, 1000));
+  assert_false (mh_store_watch_wait (w, 0));
+  /* Another tool writing into new/ wakes it too. */
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  g_free (mh_test_write_file (newd, "1.ext.host", msg1));
+  assert_true (mh_store_watch_wait (w, 1000));
+  assert_null (mh_store_watch_new (fx->store, "a..b", &error));
+  g_clear_error (&error);
+}
+
+typedef struct
+{
+  MhStore *store;
+  int n;
+  GArray *uids;
+  GMutex *lock;
+} Worker;
+
+static gpointer
+worker (gpointer data)
+{
+  Worker *w = data;
+  for (int i = 0; i < w->n; i++)
+    {
+      g_autofree char *text = g_strdup_printf ("Subject: t%d\n\nbody\n", i);
+      g_autoptr (GBytes) b = g_bytes_new (text, strlen (text));
+      guint32 uid = 0;
+      if (!mh_store_deliver (w->store, NULL, b, 0, NULL, 0, &uid, NULL))
+        return GINT_TO_POINTER (1);
+      g_mutex_lock (w->lock);
+      g_array_append_val (w->uids, uid);
+      g_mutex_unlock (w->lock);
+    }
+  return NULL;
+}
+
+static void
+test_concurrent_delivery (void **state)
+{
+  Fx *fx = *state;
+  GMutex lock;
+  g_mutex_init (&lock);
+  GArray *uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+  Worker w = { fx->store, 40, uids, &lock };
+  GThread *t[8];
+  for (int i = 0; i < 8; i++)
+    t[i] = g_thread_new ("deliver", worker, &w);
+  for (int i = 0; i < 8; i++)
+    assert_null (g_thread_join (t[i]));
+  assert_int_equal (uids->len, 320);
+  g_autoptr (GHashTable) seen = g_hash_table_new (NULL, NULL);
+  for (guint i = 0; i < uids->len; i++)
+    {
+      guint32 u = g_array_index (uids, guint32, i);
+      assert_true (u >= 1 && u <= 320);
+      assert_true (g_hash_table_add (seen, GUINT_TO_POINTER (u)));
+    }
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  assert_int_equal (count_files (newd), 320);
+  g_autoptr (GError) error = NULL;
+  MhStoreStatus st;
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  assert_int_equal (st.messages, 320);
+  g_array_unref (uids);
+  g_mutex_clear (&lock);
+}
+
+static gboolean
+refuse_big (MhStore *s, const char *folder, gint64 bytes, gint64 msgs,
+            gpointer data, GError **error)
+{
+  if (bytes > 50)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                   "over quota (%" G_GINT64_FORMAT " bytes into %s)", bytes,
+                   folder);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+test_check_hook (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  mh_store_set_check (fx->store, refuse_big, NULL, NULL);
+  g_autoptr (GBytes) b = g_bytes_new_static (msg1, strlen (msg1));
+  assert_false (mh_store_deliver (fx->store, NULL, b, 0, NULL, 0, NULL,
+                                  &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_REFUSED,
+                        "over quota", "INBOX", NULL);
+  g_clear_error (&error);
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  g_autofree char *tmpd = g_build_filename (fx->maildir, "tmp", NULL);
+  assert_int_equal (count_files (newd) + count_files (tmpd), 0);
+  deliver (fx->store, NULL, "Subject: s\n\nx\n", 0);
+  mh_store_set_check (fx->store, NULL, NULL, NULL);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_deliver_basic, setup, teardown),
     cmocka_unit_test_setup_teardown (test_metadata_cache, setup, teardown),
+    cmocka_unit_test (test_folder_names),
+    cmocka_unit_test_setup_teardown (test_folders, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_flags_keywords, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_select_recent_and_new_to_cur, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_reconcile_other_tools, setup,
+                                     teardown),
+    cmocka_unit_test (test_dovecot_uidlist_migration),
+    cmocka_unit_test_setup_teardown (test_rebuild_equals_incremental, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_corrupt_index_is_rebuilt, setup,
+                                     teardown),
+    cmocka_unit_test (test_bad_maildir),
+    cmocka_unit_test_setup_teardown (test_copy_move_expunge, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_retention, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_watch, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_concurrent_delivery, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_check_hook, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
