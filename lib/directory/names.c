@@ -160,6 +160,20 @@ mh_directory_domain_to_ascii (const char *domain, GError **error)
   uint8_t *out = NULL;
   int rc = idn2_lookup_u8 ((const uint8_t *) d, &out,
                            IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+  if (rc == IDN2_TOO_BIG_DOMAIN)
+    {
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
+                   "domain '%s' is too long: at most %d octets", domain,
+                   MH_LIMIT_DOMAIN_MAX);
+      return NULL;
+    }
+  if (rc == IDN2_TOO_BIG_LABEL)
+    {
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
+                   "domain '%s' has a label longer than %d octets", domain,
+                   MH_LIMIT_DOMAIN_LABEL_MAX);
+      return NULL;
+    }
   if (rc != IDN2_OK)
     {
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,

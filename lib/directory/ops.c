@@ -315,14 +315,18 @@ delete_prefix (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
       mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
       return FALSE;
     }
-  MDB_val k = sval (prefix), v;
-  rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size >= plen && memcmp (k.mv_data, prefix, plen) == 0)
+  MDB_val k, v;
+  /* Seek again after each delete: a cursor's position after deleting the
+   * last item is not a valid place to continue from. */
+  for (;;)
     {
+      k = sval (prefix);
+      rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+      if (rc != 0 || k.mv_size < plen || memcmp (k.mv_data, prefix, plen) != 0)
+        break;
       rc = mdb_cursor_del (cur, 0);
       if (rc != 0)
         break;
-      rc = mdb_cursor_get (cur, &k, &v, MDB_GET_CURRENT);
     }
   mdb_cursor_close (cur);
   if (rc != 0 && rc != MDB_NOTFOUND)

@@ -146,6 +146,14 @@ crypt_shape_ok (const char *hash, GError **error)
                    "$7$, $6$, $5$, $2b$, $2y$, $2a$, $1$)", hash);
       return FALSE;
     }
+  for (const char *p = hash; *p; p++)
+    if (!g_ascii_isalnum (*p) && strchr ("./$=,", *p) == NULL)
+      {
+        g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
+                     "%s hash contains '%c', not in its alphabet", m->name,
+                     *p);
+        return FALSE;
+      }
   int cs = crypt_checksalt (hash);
   if (cs != CRYPT_SALT_OK && cs != CRYPT_SALT_METHOD_LEGACY
       && cs != CRYPT_SALT_TOO_CHEAP)
@@ -155,14 +163,6 @@ crypt_shape_ok (const char *hash, GError **error)
                    "libcrypt does not support", m->name);
       return FALSE;
     }
-  for (const char *p = hash; *p; p++)
-    if (!g_ascii_isalnum (*p) && strchr ("./$=,", *p) == NULL)
-      {
-        g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
-                     "%s hash contains '%c', not in its alphabet", m->name,
-                     *p);
-        return FALSE;
-      }
   gsize len = strlen (hash);
   if (m->total_len != 0 && len != m->total_len)
     {

@@ -202,13 +202,13 @@ wrap (GVariant *inner)
 GBytes *
 mh_domain_record_encode (const MhDomainRecord *r)
 {
-  return wrap (g_variant_new (DOMAIN_V1, r->created, r->settings));
+  return wrap (g_variant_new ("(x@a{sv})", r->created, r->settings));
 }
 
 GBytes *
 mh_account_record_encode (const MhAccountRecord *r)
 {
-  return wrap (g_variant_new (ACCOUNT_V1, r->display_name, r->hash,
+  return wrap (g_variant_new ("(msmsbux@a{sv})", r->display_name, r->hash,
                               r->enabled, r->protocols, r->created,
                               r->settings));
 }
@@ -216,7 +216,7 @@ mh_account_record_encode (const MhAccountRecord *r)
 GBytes *
 mh_alias_record_encode (const MhAliasRecord *r)
 {
-  return wrap (g_variant_new (ALIAS_V1, g_variant_new_strv (
+  return wrap (g_variant_new ("(@asx)", g_variant_new_strv (
                                   (const char *const *) r->targets->pdata,
                                   (gssize) r->targets->len),
                               r->created));
