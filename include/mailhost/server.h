@@ -540,7 +540,9 @@ MH_API gboolean mh_server_session_can_start_tls (MhServerSession *session);
  * @session: a session
  * @error: return location for a #GError, or %NULL
  *
- * Call from @handle_events after the engine queued its "go ahead" reply.
+ * Call from @handle_events after the engine queued its "go ahead" reply;
+ * the engine must take no input after the STARTTLS command (its @feed
+ * returns at the end of that line) until @tls_started.
  * The server sends the pending output in clear text, drops any input the
  * client pipelined after the command (RFC 3207 6: such bytes could be an
  * injection), then runs the handshake; when it is done the service's

@@ -511,6 +511,27 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(c.line(), "421 4.4.2 Command timeout")
         self.assertLess(time.time() - t0, 5)
 
+    def test_tls_handshake_timeout(self):
+        port = free_port()
+        d = self.start(echo_config("127.0.0.1:%d" % port, tls="implicit",
+                                   extra="[limits]\n"
+                                         "tls_handshake_timeout = 1s\n"))
+        c = self.client(port)
+        t0 = time.time()
+        self.assertIsNone(c.line())  # closed without a byte
+        self.assertGreaterEqual(time.time() - t0, 0.9)
+        self.assertLess(time.time() - t0, 5)
+        d.wait_log("TLS handshake timeout")
+
+    def test_overlong_line_closes(self):
+        port = free_port()
+        self.start(echo_config("127.0.0.1:%d" % port))
+        c = self.client(port)
+        c.line()
+        c.sock.sendall(b"ECHO " + b"a" * 5000 + b"\r\n")
+        self.assertEqual(c.line(), "500 5.5.2 line too long")
+        self.assertIsNone(c.line())
+
     def test_blocking_job_does_not_stall_other_sessions(self):
         port = free_port()
         self.start(echo_config("127.0.0.1:%d" % port,
