@@ -68,6 +68,7 @@ typedef struct
 } DelayedCall;
 
 static void pump (MhServerSession *s, gboolean readable);
+static gboolean drain_engine (MhServerSession *s);
 
 G_DEFINE_BOXED_TYPE (MhServerSession, mh_server_session,
                      mh_server_session_ref, mh_server_session_unref)
@@ -215,10 +216,10 @@ out_pending (MhServerSession *s)
 }
 
 static void
-queue_goodbye (MhServerSession *s, MhServerGoodbye reason)
+queue_goodbye (MhServerSession *s, MhServerGoodbye reason, gboolean say)
 {
   const char *line = NULL;
-  if (s->service->funcs.goodbye)
+  if (say && s->service->funcs.goodbye)
     line = s->service->funcs.goodbye (reason, s->service->user_data);
   s->server_closing = TRUE;
   s->goodbye_pending = FALSE;
@@ -251,23 +252,22 @@ mh_server__session_goodbye (MhServerSession *s, MhServerGoodbye reason)
       s->goodbye_reason = reason;
       return;
     }
+  /* What the engine already queued goes out before the goodbye, up to
+   * the output limit; an engine still streaming more (a large FETCH)
+   * gets no goodbye line in the middle of its data. */
+  gboolean say_goodbye = TRUE;
   if (s->engine)
     {
-      /* What the engine already queued goes out before the goodbye. */
-      const guint8 *p;
-      gsize n;
-      while ((n = s->service->funcs.peek_output (s->engine, &p)) > 0)
-        {
-          append_out (s, p, n);
-          s->service->funcs.consume_output (s->engine, n);
-        }
+      const guint8 *unused = NULL;
+      drain_engine (s);
+      say_goodbye = s->service->funcs.peek_output (s->engine, &unused) == 0;
     }
   mh_log_info (SVC_NAME (s), s->id, s->peer, "closing: %s",
                reason == MH_SERVER_GOODBYE_IDLE_TIMEOUT      ? "idle timeout"
                : reason == MH_SERVER_GOODBYE_COMMAND_TIMEOUT ? "command timeout"
                : reason == MH_SERVER_GOODBYE_SHUTDOWN        ? "shutdown"
                                                              : "limit");
-  queue_goodbye (s, reason);
+  queue_goodbye (s, reason, say_goodbye);
   pump (s, FALSE);
 }
 
@@ -504,7 +504,8 @@ pump (MhServerSession *s, gboolean readable)
   s->in_pump = TRUE;
   mh_server_session_ref (s);
 
-  for (int round = 0; round < PUMP_ROUNDS && s->state != SESSION_CLOSED;
+  int round;
+  for (round = 0; round < PUMP_ROUNDS && s->state != SESSION_CLOSED;
        round++)
     {
       gboolean progress = FALSE;
@@ -628,6 +629,10 @@ pump (MhServerSession *s, gboolean readable)
         break;
     }
 
+  /* A busy client used up this turn; come back on the next one rather
+   * than starve others (and poll cannot see records GnuTLS holds). */
+  if (round == PUMP_ROUNDS && s->state != SESSION_CLOSED)
+    mh_server_session_kick (s);
   if (s->state != SESSION_CLOSED && s->state != SESSION_HANDSHAKE)
     {
       GIOCondition ev = 0;
@@ -654,19 +659,22 @@ mh_server__session_begin (MhServerSession *s)
 
   mh_log_info (SVC_NAME (s), s->id, s->peer, "connect to %s%s", s->local,
                s->implicit_tls ? " (TLS)" : "");
+  /* Closing drops the server's reference: keep ours until we return. */
+  mh_server_session_ref (s);
   if (s->implicit_tls)
     {
-      if (!tls_setup (s))
-        {
-          mh_server__session_close (s, "TLS is not available");
-          return;
-        }
-      pump (s, FALSE);
-      return;
+      if (tls_setup (s))
+        pump (s, FALSE);
+      else
+        mh_server__session_close (s, "TLS is not available");
     }
-  create_engine (s);
-  if (s->state != SESSION_CLOSED)
-    pump (s, FALSE);
+  else
+    {
+      create_engine (s);
+      if (s->state != SESSION_CLOSED)
+        pump (s, FALSE);
+    }
+  mh_server_session_unref (s);
 }
 
 void
