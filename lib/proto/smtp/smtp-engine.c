@@ -1157,9 +1157,9 @@ do_data (MhSmtpEngine *e, Arg a)
       return;
     }
   guint code;
-  const char *why = data_refusal (e, FALSE, &code);
-  if (why == NULL && e->bdat_mode)
-    why = "Error: DATA after BDAT (RFC 3030)";
+  const char *why = e->bdat_mode ? "Error: DATA after BDAT (RFC 3030)"
+                                 : data_refusal (e, FALSE, &code);
+  code = e->bdat_mode ? 503 : code;
   if (why != NULL)
     {
       reply (e, code, "5.5.1", "%s", why);
@@ -1171,6 +1171,8 @@ do_data (MhSmtpEngine *e, Arg a)
 }
 
 static void bdat_chunk_done (MhSmtpEngine *e);
+static void data_fail (MhSmtpEngine *e, MhSmtpDataError why);
+static void bdat_begin (MhSmtpEngine *e);
 
 /* Starts reading a chunk whose bytes are dropped, then @reply is sent. */
 static void
@@ -1260,8 +1262,18 @@ do_bdat (MhSmtpEngine *e, Arg a)
       q->ev.data.n_recipients = e->n_rcpt;
       return;
     }
+  bdat_begin (e);
+}
+
+/* A chunk that would take the message past the limit is refused whole,
+ * up front, so the outcome does not depend on how its bytes arrive. */
+static void
+bdat_begin (MhSmtpEngine *e)
+{
   e->state = ST_BDAT;
-  if (size == 0)
+  if (!e->dfailed && e->bdat_size > e->lim.max_message_size - e->msg_size)
+    data_fail (e, MH_SMTP_DATA_TOO_BIG);
+  if (e->bdat_left == 0)
     bdat_chunk_done (e);
 }
 
@@ -1979,6 +1991,17 @@ send_ehlo (MhSmtpEngine *e, const char *text)
 }
 
 static const char *
+default_text (const char *text, gboolean yes, const char *yes_text,
+              guint code)
+{
+  if (text != NULL)
+    return text;
+  if (yes)
+    return yes_text;
+  return code >= 500 ? "Requested action not taken" : "Try again later";
+}
+
+static const char *
 default_enh (MhSmtpEventType t, guint code)
 {
   if (code >= 500)
@@ -2037,7 +2060,7 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
       e->awaiting = MH_SMTP_EVENT_NONE;
       if (!yes)
         {
-          reply_counted (e, code, enh, text);
+          reply_counted (e, code, enh, default_text (text, FALSE, NULL, code));
           return;
         }
       g_free (e->helo);
@@ -2056,7 +2079,8 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
           e->smtputf8 = e->pend_smtputf8;
           e->body = e->pend_body;
         }
-      reply_counted (e, code, enh, text != NULL ? text : "Sender OK");
+      reply_counted (e, code, enh, default_text (text, yes, "Sender OK",
+                                                 code));
       return;
 
     case MH_SMTP_EVENT_RCPT:
@@ -2064,7 +2088,8 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
       e->awaiting = MH_SMTP_EVENT_NONE;
       if (yes)
         e->n_rcpt++;
-      reply_counted (e, code, enh, text != NULL ? text : "Recipient OK");
+      reply_counted (e, code, enh, default_text (text, yes, "Recipient OK",
+                                                 code));
       return;
 
     case MH_SMTP_EVENT_DATA:
@@ -2080,9 +2105,7 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
                 e->msg_open = TRUE;
                 e->msg_size = 0;
                 e->dfailed = FALSE;
-                e->state = ST_BDAT;
-                if (e->bdat_left == 0)
-                  bdat_chunk_done (e);
+                bdat_begin (e);
               }
             else
               {
@@ -2099,7 +2122,7 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
           }
         if (!yes)
           {
-            reply_counted (e, code, enh, text);
+            reply_counted (e, code, enh, default_text (text, FALSE, NULL, code));
             return;
           }
         out_reply_raw (e, 354, NULL,
@@ -2118,9 +2141,8 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
       g_return_if_fail (!yes || code / 100 == 2);
       /* A refused message is not a protocol error: not counted. */
       out_reply_raw (e, code, enh,
-                     text != NULL ? text
-                                  : yes ? "Message accepted for delivery"
-                                        : "Message refused");
+                     default_text (text, yes, "Message accepted for delivery",
+                                   code));
       if (--e->replies_left == 0)
         {
           e->awaiting = MH_SMTP_EVENT_NONE;
@@ -2133,7 +2155,7 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
       e->awaiting = MH_SMTP_EVENT_NONE;
       if (!yes)
         {
-          reply_counted (e, code, enh, text);
+          reply_counted (e, code, enh, default_text (text, FALSE, NULL, code));
           return;
         }
       out_reply_raw (e, 220, enh, text != NULL ? text
@@ -2167,7 +2189,7 @@ mh_smtp_engine_reply (MhSmtpEngine *e, guint code, const char *enhanced,
                                         : "Authentication successful");
           return;
         }
-      reply_counted (e, code, enh, text);
+      reply_counted (e, code, enh, default_text (text, FALSE, NULL, code));
       return;
 
     default:
