@@ -1527,7 +1527,7 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
     }
   for (guint i = 0; i < n_new; i++)
     {
-      g_autofree char *t = alias_target (dir, txn, targets[i], TRUE, error);
+      g_autofree char *t = alias_target (dir, txn, targets[i], FALSE, error);
       if (t == NULL)
         goto fail_r;
       g_autofree char *self = g_strconcat (r.local, "@", r.domain, NULL);
@@ -1537,6 +1537,11 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
                        "alias '%s' cannot point to itself", shown);
           goto fail_r;
         }
+      /* Now that it is not a loop: a local target must exist. */
+      g_autofree char *checked = alias_target (dir, txn, targets[i], TRUE,
+                                               error);
+      if (checked == NULL)
+        goto fail_r;
       for (guint k = 0; k < rec.targets->len; k++)
         if (strcmp (g_ptr_array_index (rec.targets, k), t) == 0)
           {
