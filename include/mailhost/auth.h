@@ -202,7 +202,7 @@ MH_API MhSaslCredentials *mh_sasl_credentials_copy (
     const MhSaslCredentials *creds);
 
 /**
- * mh_sasl_credentials_free:
+ * mh_sasl_credentials_free: (skip)
  * @creds: (nullable) (transfer full): credentials
  *
  * Wipes every field (mh_core__wipe semantics) and frees. NULL-safe.
@@ -277,7 +277,11 @@ MH_API GType mh_sasl_limits_get_type (void) G_GNUC_CONST;
  * Returns: (transfer full): a copy; free with mh_sasl_limits_free().
  */
 MH_API MhSaslLimits *mh_sasl_limits_copy (const MhSaslLimits *limits);
-/** mh_sasl_limits_free: (skip) NULL-safe. */
+/**
+ * mh_sasl_limits_free: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_sasl_limits_free (MhSaslLimits *limits);
 
 /**
@@ -334,10 +338,12 @@ MH_API MhSaslServer *mh_sasl_server_new (const char *mechanism,
                                          const MhSaslLimits *limits,
                                          GError **error);
 
-/** mh_sasl_server_ref: (skip) */
+/**
+ * mh_sasl_server_ref: (skip)
+ */
 MH_API MhSaslServer *mh_sasl_server_ref (MhSaslServer *sasl);
 /**
- * mh_sasl_server_unref:
+ * mh_sasl_server_unref: (skip)
  * @sasl: (nullable) (transfer full): an exchange
  *
  * Drops a reference; the last one wipes the decoded secrets. NULL-safe.
@@ -473,7 +479,11 @@ MH_API void mh_auth_throttle_settings_init (MhAuthThrottleSettings *settings);
  */
 MH_API MhAuthThrottleSettings *mh_auth_throttle_settings_copy (
     const MhAuthThrottleSettings *settings);
-/** mh_auth_throttle_settings_free: (skip) NULL-safe. */
+/**
+ * mh_auth_throttle_settings_free: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_auth_throttle_settings_free (MhAuthThrottleSettings *settings);
 
 /**
@@ -504,9 +514,15 @@ MH_API GType mh_auth_throttle_get_type (void) G_GNUC_CONST;
 MH_API MhAuthThrottle *mh_auth_throttle_new (
     const MhAuthThrottleSettings *settings);
 
-/** mh_auth_throttle_ref: (skip) */
+/**
+ * mh_auth_throttle_ref: (skip)
+ */
 MH_API MhAuthThrottle *mh_auth_throttle_ref (MhAuthThrottle *throttle);
-/** mh_auth_throttle_unref: (skip) NULL-safe. */
+/**
+ * mh_auth_throttle_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_auth_throttle_unref (MhAuthThrottle *throttle);
 
 /**
@@ -586,9 +602,15 @@ MH_API GType mh_authenticator_get_type (void) G_GNUC_CONST;
 MH_API MhAuthenticator *mh_authenticator_new (MhDirectory *directory,
                                               MhConfig *config);
 
-/** mh_authenticator_ref: (skip) */
+/**
+ * mh_authenticator_ref: (skip)
+ */
 MH_API MhAuthenticator *mh_authenticator_ref (MhAuthenticator *auth);
-/** mh_authenticator_unref: (skip) NULL-safe. */
+/**
+ * mh_authenticator_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_authenticator_unref (MhAuthenticator *auth);
 
 /**
