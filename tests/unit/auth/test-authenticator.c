@@ -251,7 +251,7 @@ test_idna_spellings_share_a_counter (void **state)
 {
   Fixture *f = *state;
   guint delay = 0;
-  const char *names[] = { "bob@b\xc3\xbc" "cher.example",
+  const char *names[] = { ("bob@b\xc3\xbc" "cher.example"),
                           "bob@xn--bcher-kva.example",
                           "BOB@XN--BCHER-KVA.EXAMPLE" };
   for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
