@@ -220,9 +220,20 @@ typedef void (*MhServerSessionFunc) (MhServerSession *session,
  */
 MH_API MhServer *mh_server_new (MhConfig *config, GError **error);
 
-/** mh_server_ref: (skip) */
+/**
+ * mh_server_ref: (skip)
+ * @server: a #MhServer
+ *
+ * Returns: (transfer full): @server, with one more reference
+ */
 MH_API MhServer *mh_server_ref (MhServer *server);
-/** mh_server_unref: (skip) NULL-safe. */
+
+/**
+ * mh_server_unref: (skip)
+ * @server: (nullable): a #MhServer
+ *
+ * Drops a reference; %NULL is allowed.
+ */
 MH_API void mh_server_unref (MhServer *server);
 
 /**
@@ -461,9 +472,20 @@ MH_API char *mh_server_tls_get_fingerprint (const char *cert_path,
 
 /* ---- sessions (for services) ------------------------------------------ */
 
-/** mh_server_session_ref: (skip) */
+/**
+ * mh_server_session_ref: (skip)
+ * @session: a #MhServerSession
+ *
+ * Returns: (transfer full): @session, with one more reference
+ */
 MH_API MhServerSession *mh_server_session_ref (MhServerSession *session);
-/** mh_server_session_unref: (skip) NULL-safe. */
+
+/**
+ * mh_server_session_unref: (skip)
+ * @session: (nullable): a #MhServerSession
+ *
+ * Drops a reference; %NULL is allowed.
+ */
 MH_API void mh_server_session_unref (MhServerSession *session);
 
 /**
