@@ -197,6 +197,8 @@ MH_API MhSaslCredentials *mh_sasl_credentials_new (const char *authzid,
  * @creds: credentials
  *
  * Returns: (transfer full): a deep copy.
+ *
+ * Thread safety: safe.
  */
 MH_API MhSaslCredentials *mh_sasl_credentials_copy (
     const MhSaslCredentials *creds);
@@ -216,6 +218,8 @@ MH_API void mh_sasl_credentials_free (MhSaslCredentials *creds);
  * Returns: (transfer none) (nullable): the authorization identity, or
  *   %NULL when the client did not ask for one (an empty PLAIN authzid
  *   is %NULL too). Valid as long as @creds.
+ *
+ * Thread safety: safe.
  */
 MH_API const char *mh_sasl_credentials_get_authzid (
     const MhSaslCredentials *creds);
@@ -226,6 +230,8 @@ MH_API const char *mh_sasl_credentials_get_authzid (
  *
  * Returns: (transfer none): the authentication identity (never empty).
  *   Valid as long as @creds.
+ *
+ * Thread safety: safe.
  */
 MH_API const char *mh_sasl_credentials_get_authcid (
     const MhSaslCredentials *creds);
@@ -236,6 +242,8 @@ MH_API const char *mh_sasl_credentials_get_authcid (
  *
  * Returns: (transfer none): the password (never empty). Valid as long as
  *   @creds; never log it.
+ *
+ * Thread safety: safe.
  */
 MH_API const char *mh_sasl_credentials_get_password (
     const MhSaslCredentials *creds);
@@ -275,6 +283,8 @@ MH_API GType mh_sasl_limits_get_type (void) G_GNUC_CONST;
  * @limits: limits
  *
  * Returns: (transfer full): a copy; free with mh_sasl_limits_free().
+ *
+ * Thread safety: safe.
  */
 MH_API MhSaslLimits *mh_sasl_limits_copy (const MhSaslLimits *limits);
 /**
@@ -355,6 +365,8 @@ MH_API void mh_sasl_server_unref (MhSaslServer *sasl);
  * @sasl: an exchange
  *
  * Returns: (transfer none): the mechanism's canonical (upper-case) name.
+ *
+ * Thread safety: one exchange is used by one thread at a time.
  */
 MH_API const char *mh_sasl_server_get_mechanism (MhSaslServer *sasl);
 
@@ -373,6 +385,8 @@ MH_API const char *mh_sasl_server_get_mechanism (MhSaslServer *sasl);
  *
  * Returns: the status; on %MH_SASL_STATUS_FAILED @error is set in
  *   %MH_AUTH_ERROR (MALFORMED, TOO_LONG, TOO_MANY_STEPS, CANCELLED).
+ *
+ * Thread safety: one exchange is used by one thread at a time.
  */
 MH_API MhSaslStatus mh_sasl_server_start (MhSaslServer *sasl,
                                           const char *initial_response,
@@ -393,6 +407,8 @@ MH_API MhSaslStatus mh_sasl_server_start (MhSaslServer *sasl,
  * Returns: the status; on %MH_SASL_STATUS_FAILED @error is set in
  *   %MH_AUTH_ERROR (MALFORMED, TOO_LONG, TOO_MANY_STEPS, CANCELLED, or
  *   STATE when the exchange had already finished).
+ *
+ * Thread safety: one exchange is used by one thread at a time.
  */
 MH_API MhSaslStatus mh_sasl_server_feed (MhSaslServer *sasl,
                                          const char *line, gsize len,
@@ -406,6 +422,8 @@ MH_API MhSaslStatus mh_sasl_server_feed (MhSaslServer *sasl,
  *   empty challenge: send "334 " / "+ "), when the last status was
  *   %MH_SASL_STATUS_CHALLENGE; "" otherwise. Valid until the next
  *   _start or _feed.
+ *
+ * Thread safety: one exchange is used by one thread at a time.
  */
 MH_API const char *mh_sasl_server_get_challenge (MhSaslServer *sasl);
 
@@ -415,6 +433,8 @@ MH_API const char *mh_sasl_server_get_challenge (MhSaslServer *sasl);
  *
  * Returns: (transfer none) (nullable): the credentials once the status
  *   is %MH_SASL_STATUS_DONE, else %NULL. Valid as long as @sasl.
+ *
+ * Thread safety: one exchange is used by one thread at a time.
  */
 MH_API const MhSaslCredentials *mh_sasl_server_get_credentials (
     MhSaslServer *sasl);
@@ -425,6 +445,8 @@ MH_API const MhSaslCredentials *mh_sasl_server_get_credentials (
  *
  * Returns: the status the last _start or _feed returned
  *   (%MH_SASL_STATUS_CHALLENGE before _start).
+ *
+ * Thread safety: one exchange is used by one thread at a time.
  */
 MH_API MhSaslStatus mh_sasl_server_get_status (MhSaslServer *sasl);
 
@@ -468,6 +490,8 @@ MH_API GType mh_auth_throttle_settings_get_type (void) G_GNUC_CONST;
  * @settings: (out caller-allocates): settings to fill
  *
  * Fills @settings with the defaults from limits.h.
+ *
+ * Thread safety: safe.
  */
 MH_API void mh_auth_throttle_settings_init (MhAuthThrottleSettings *settings);
 /**
@@ -476,6 +500,8 @@ MH_API void mh_auth_throttle_settings_init (MhAuthThrottleSettings *settings);
  *
  * Returns: (transfer full): a copy; free with
  *   mh_auth_throttle_settings_free().
+ *
+ * Thread safety: safe.
  */
 MH_API MhAuthThrottleSettings *mh_auth_throttle_settings_copy (
     const MhAuthThrottleSettings *settings);
@@ -539,6 +565,8 @@ MH_API void mh_auth_throttle_unref (MhAuthThrottle *throttle);
  * early). Changes nothing.
  *
  * Returns: the delay in milliseconds, at most @max_delay_ms.
+ *
+ * Thread safety: safe.
  */
 MH_API guint mh_auth_throttle_delay_ms (MhAuthThrottle *throttle,
                                         const char *peer_ip,
@@ -553,6 +581,8 @@ MH_API guint mh_auth_throttle_delay_ms (MhAuthThrottle *throttle,
  * @now_us: monotonic time in microseconds
  *
  * Records the outcome of an attempt.
+ *
+ * Thread safety: safe.
  */
 MH_API void mh_auth_throttle_record (MhAuthThrottle *throttle,
                                      const char *peer_ip,
@@ -565,6 +595,8 @@ MH_API void mh_auth_throttle_record (MhAuthThrottle *throttle,
  *
  * Returns: how many IPs and accounts are remembered (never more than
  *   @max_tracked).
+ *
+ * Thread safety: safe.
  */
 MH_API guint mh_auth_throttle_get_tracked (MhAuthThrottle *throttle);
 
@@ -618,6 +650,8 @@ MH_API void mh_authenticator_unref (MhAuthenticator *auth);
  * @auth: an authenticator
  *
  * Returns: (transfer none): its throttle, valid as long as @auth.
+ *
+ * Thread safety: safe.
  */
 MH_API MhAuthThrottle *mh_authenticator_get_throttle (MhAuthenticator *auth);
 
@@ -631,6 +665,8 @@ MH_API MhAuthThrottle *mh_authenticator_get_throttle (MhAuthenticator *auth);
  * POP3 USER/PASS (else omit USER from CAPA, RFC 2449).
  *
  * Returns: %TRUE if @tls or [auth] allow_plaintext.
+ *
+ * Thread safety: safe.
  */
 MH_API gboolean mh_authenticator_plaintext_allowed (MhAuthenticator *auth,
                                                     gboolean tls);
@@ -642,6 +678,8 @@ MH_API gboolean mh_authenticator_plaintext_allowed (MhAuthenticator *auth,
  *
  * Returns: (transfer full) (array zero-terminated=1): the SASL mechanisms
  *   to advertise on this connection (maybe none); free with g_strfreev().
+ *
+ * Thread safety: safe.
  */
 MH_API char **mh_authenticator_list_mechanisms (MhAuthenticator *auth,
                                                 gboolean tls);
@@ -659,6 +697,8 @@ MH_API char **mh_authenticator_list_mechanisms (MhAuthenticator *auth,
  * Returns: (transfer full) (nullable): a new exchange, or %NULL with
  *   @error in %MH_AUTH_ERROR: MECHANISM (unknown) or ENCRYPTION_REQUIRED
  *   (plaintext without TLS).
+ *
+ * Thread safety: safe.
  */
 MH_API MhSaslServer *mh_authenticator_sasl_new (MhAuthenticator *auth,
                                                 const char *mechanism,
