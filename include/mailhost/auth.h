@@ -764,6 +764,8 @@ MH_API MhAccountInfo *mh_authenticator_check (MhAuthenticator *auth,
  * As mh_authenticator_check() for protocols that send the user name and
  * password as plain strings. Whether plaintext is allowed on the
  * connection is the caller's check (mh_authenticator_plaintext_allowed()).
+ * Both are C strings: an engine must refuse a NUL inside an IMAP literal
+ * before calling, or the string would be silently cut there.
  *
  * Returns: (transfer full) (nullable): the account, or %NULL with @error
  *   in %MH_AUTH_ERROR: as for mh_authenticator_check(), plus MALFORMED or
