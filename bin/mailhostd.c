@@ -336,7 +336,7 @@ main (int argc, char **argv)
       "Print the effective configuration and exit", NULL },
     { "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version,
       "Print the version and exit", NULL },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new (NULL);
   g_option_context_set_summary (
