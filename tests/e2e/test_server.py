@@ -545,7 +545,7 @@ class ServerTest(unittest.TestCase):
         for i in range(5):
             fast.send("ECHO %d" % i)
             self.assertEqual(fast.line(), "250 %d" % i)
-        self.assertLess(time.time() - t0, 0.5)
+        self.assertLess(time.time() - t0, 1.5)  # well under the 2 s job
         self.assertEqual(slow.line(), "250 slept 2000 ms")
 
     def test_output_back_pressure(self):

@@ -213,7 +213,8 @@ test_slow_job_does_not_stall_others (void **state)
       client_expect (fast, want);
     }
   gint64 fast_done = g_get_monotonic_time () - t0;
-  assert_true (fast_done < G_USEC_PER_SEC / 2);
+  /* well under the 2 s job, with room for a loaded CI machine */
+  assert_true (fast_done < 3 * G_USEC_PER_SEC / 2);
   client_expect (slow, "250 slept 2000 ms");
   assert_true (g_get_monotonic_time () - t0 >= 2 * G_USEC_PER_SEC);
 
