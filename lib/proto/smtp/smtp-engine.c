@@ -1648,10 +1648,10 @@ line_too_long (MhSmtpEngine *e)
 static gboolean
 step_line (MhSmtpEngine *e)
 {
-  guint8 *p = e->in->data + e->in_pos;
   gsize avail = e->in->len - e->in_pos;
   if (avail == 0)
     return FALSE;
+  guint8 *p = e->in->data + e->in_pos;
   guint8 *lf = e->scan < avail ? memchr (p + e->scan, '\n', avail - e->scan)
                                : NULL;
 
@@ -1818,6 +1818,9 @@ step_data (MhSmtpEngine *e)
                 goto out; /* wait to see whether LF follows */
               if (b[r + 1] == '\n')
                 {
+                  /* CRLF goes out whole or not at all */
+                  if (e->msg_size + 2 > maxs)
+                    data_fail (e, MH_SMTP_DATA_TOO_BIG);
                   EMIT ('\r');
                   EMIT ('\n');
                   r += 2;
@@ -2249,8 +2252,9 @@ mh_smtp_engine_peek_output (MhSmtpEngine *e, const guint8 **out)
 {
   g_return_val_if_fail (e != NULL, 0);
   g_return_val_if_fail (out != NULL, 0);
-  *out = e->out->data + e->out_pos;
-  return out_pending (e);
+  gsize n = out_pending (e);
+  *out = n > 0 ? e->out->data + e->out_pos : NULL;
+  return n;
 }
 
 void

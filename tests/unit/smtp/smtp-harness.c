@@ -53,7 +53,7 @@ static void
 auth_check (SmtpRun *r, const guint8 *d, gsize n)
 {
   /* PLAIN: authzid \0 authcid \0 passwd */
-  const guint8 *a = memchr (d, 0, n);
+  const guint8 *a = n > 0 ? memchr (d, 0, n) : NULL;
   const guint8 *b = a ? memchr (a + 1, 0, n - (gsize) (a + 1 - d)) : NULL;
   gboolean ok = b != NULL && (gsize) (b - a - 1) == 4
                 && memcmp (a + 1, "user", 4) == 0

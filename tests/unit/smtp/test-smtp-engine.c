@@ -493,6 +493,19 @@ test_oversized_message (void **state)
   g_string_free (in, TRUE);
 }
 
+/* Fuzz find: the size limit fell between CR and LF, and the host got a
+ * chunk ending in a bare CR. CRLF now goes out whole or not at all. */
+static void
+test_size_limit_does_not_split_crlf (void **state)
+{
+  SmtpSetup s = SMTP_SETUP_DEFAULT;
+  s.limits.max_message_size = 11;
+  g_autoptr (SmtpRun) r = smtp_run_both (&s, EHLO MAIL RCPT "DATA\r\n"
+                                         "0123456789\r\n.\r\n", -1);
+  assert_codes (r, "220 250 250 250 354 552");
+  assert_string_equal (r->body->str, "0123456789");
+}
+
 static void
 test_too_many_errors_closes (void **state)
 {
@@ -1055,6 +1068,7 @@ main (void)
     cmocka_unit_test (test_large_message_streams),
     cmocka_unit_test (test_1001_recipients),
     cmocka_unit_test (test_oversized_message),
+    cmocka_unit_test (test_size_limit_does_not_split_crlf),
     cmocka_unit_test (test_too_many_errors_closes),
     cmocka_unit_test (test_bad_commands_and_junk_limits),
     cmocka_unit_test (test_http_request_closes),
