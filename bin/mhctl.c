@@ -280,7 +280,7 @@ static int
 domain_list (Ctx *ctx, char **args, int n)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) list = mh_directory_domain_list (ctx->dir, &error);
+  g_autoptr (MhDomainInfoList) list = mh_directory_domain_list (ctx->dir, &error);
   if (list == NULL)
     return fail_error (ctx, error);
   g_autoptr (GString) s = g_string_new (NULL);
@@ -382,7 +382,7 @@ static int
 domain_alias_list (Ctx *ctx, char **args, int n)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) list = mh_directory_domain_alias_list (ctx->dir,
+  g_autoptr (MhDomainAliasInfoList) list = mh_directory_domain_alias_list (ctx->dir,
                                                                &error);
   if (list == NULL)
     return fail_error (ctx, error);
@@ -569,7 +569,7 @@ static int
 user_list (Ctx *ctx, char **args, int n)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) list = mh_directory_account_list (
+  g_autoptr (MhAccountInfoList) list = mh_directory_account_list (
       ctx->dir, n > 0 ? args[0] : NULL, &error);
   if (list == NULL)
     return fail_error (ctx, error);
@@ -749,7 +749,7 @@ static int
 alias_list (Ctx *ctx, char **args, int n)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (GPtrArray) list = mh_directory_alias_list (
+  g_autoptr (MhAliasInfoList) list = mh_directory_alias_list (
       ctx->dir, n > 0 ? args[0] : NULL, &error);
   if (list == NULL)
     return fail_error (ctx, error);

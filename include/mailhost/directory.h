@@ -12,6 +12,13 @@
  * - Never use an #MhDirectory after fork(): open a new one in the child.
  * - Info objects (#MhDomainInfo, #MhAccountInfo, ...) are snapshots taken
  *   in one transaction; they do not change when the directory does.
+ * - Lists are GPtrArrays (transfer full) WITHOUT a free function: the
+ *   caller owns the array and one reference to each element, the plain
+ *   GObject-introspection meaning (an element free function would make
+ *   PyGObject and LGI release the elements twice). In C, release them
+ *   with the mh_*_info_list_free() helpers, or declare the result
+ *   `g_autoptr (MhAccountInfoList)` (and the like, at the end of this
+ *   header).
  *
  * Names: domains are given in either form (U-label "bücher.example" or
  * A-label "xn--bcher-kva.example"), stored as A-labels (IDNA2008/UTS#46,
@@ -186,10 +193,10 @@ MH_API GType mh_directory_get_type (void) G_GNUC_CONST;
  * fail with %MH_DIRECTORY_ERROR_IO.
  *
  * Returns: (transfer full) (nullable): the directory, or %NULL with
- *   @error: %MH_DIRECTORY_ERROR_IO (cannot create, open or lock; the
- *   message names the path), %MH_DIRECTORY_ERROR_CORRUPT (not an LMDB
- *   file, or not a directory), %MH_DIRECTORY_ERROR_VERSION (written by a
- *   newer libmailhost).
+ *   the error set: %MH_DIRECTORY_ERROR_IO (cannot create, open or lock;
+ *   the message names the path), %MH_DIRECTORY_ERROR_CORRUPT (not an
+ *   LMDB file, or a directory in its place), %MH_DIRECTORY_ERROR_VERSION
+ *   (written by a newer libmailhost).
  *
  * Thread safety: safe.
  */
@@ -288,10 +295,28 @@ typedef struct _MhDomainInfo MhDomainInfo;
 MH_API GType mh_domain_info_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_DOMAIN_INFO (mh_domain_info_get_type ())
 
-/** mh_domain_info_ref: @info: an info. Returns: (transfer full): @info */
+/**
+ * mh_domain_info_ref:
+ * @info: an info
+ *
+ * Returns: (transfer full): @info, with one more reference
+ */
 MH_API MhDomainInfo *mh_domain_info_ref (MhDomainInfo *info);
-/** mh_domain_info_unref: @info: (nullable) (transfer full): NULL-safe. */
+/**
+ * mh_domain_info_unref:
+ * @info: (nullable) (transfer full): the object to release; %NULL is
+ *   ignored
+ *
+ * Drops one reference; the last one frees it.
+ */
 MH_API void mh_domain_info_unref (MhDomainInfo *info);
+/**
+ * mh_domain_info_list_free: (skip)
+ * @list: (nullable) (transfer full): a list returned by the directory
+ *
+ * Releases every element and the array. NULL-safe.
+ */
+MH_API void mh_domain_info_list_free (GPtrArray *list);
 
 /**
  * mh_domain_info_get_name:
@@ -469,10 +494,28 @@ typedef struct _MhDomainAliasInfo MhDomainAliasInfo;
 MH_API GType mh_domain_alias_info_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_DOMAIN_ALIAS_INFO (mh_domain_alias_info_get_type ())
 
-/** mh_domain_alias_info_ref: @info: an info. Returns: (transfer full): @info */
+/**
+ * mh_domain_alias_info_ref:
+ * @info: an info
+ *
+ * Returns: (transfer full): @info, with one more reference
+ */
 MH_API MhDomainAliasInfo *mh_domain_alias_info_ref (MhDomainAliasInfo *info);
-/** mh_domain_alias_info_unref: @info: (nullable) (transfer full): NULL-safe. */
+/**
+ * mh_domain_alias_info_unref:
+ * @info: (nullable) (transfer full): the object to release; %NULL is
+ *   ignored
+ *
+ * Drops one reference; the last one frees it.
+ */
 MH_API void mh_domain_alias_info_unref (MhDomainAliasInfo *info);
+/**
+ * mh_domain_alias_info_list_free: (skip)
+ * @list: (nullable) (transfer full): a list returned by the directory
+ *
+ * Releases every element and the array. NULL-safe.
+ */
+MH_API void mh_domain_alias_info_list_free (GPtrArray *list);
 /**
  * mh_domain_alias_info_get_name:
  * @info: an info
@@ -577,10 +620,28 @@ typedef struct _MhAccountInfo MhAccountInfo;
 MH_API GType mh_account_info_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_ACCOUNT_INFO (mh_account_info_get_type ())
 
-/** mh_account_info_ref: @info: an info. Returns: (transfer full): @info */
+/**
+ * mh_account_info_ref:
+ * @info: an info
+ *
+ * Returns: (transfer full): @info, with one more reference
+ */
 MH_API MhAccountInfo *mh_account_info_ref (MhAccountInfo *info);
-/** mh_account_info_unref: @info: (nullable) (transfer full): NULL-safe. */
+/**
+ * mh_account_info_unref:
+ * @info: (nullable) (transfer full): the object to release; %NULL is
+ *   ignored
+ *
+ * Drops one reference; the last one frees it.
+ */
 MH_API void mh_account_info_unref (MhAccountInfo *info);
+/**
+ * mh_account_info_list_free: (skip)
+ * @list: (nullable) (transfer full): a list returned by the directory
+ *
+ * Releases every element and the array. NULL-safe.
+ */
+MH_API void mh_account_info_list_free (GPtrArray *list);
 /**
  * mh_account_info_get_address:
  * @info: an info
@@ -959,10 +1020,28 @@ typedef struct _MhAliasInfo MhAliasInfo;
 MH_API GType mh_alias_info_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_ALIAS_INFO (mh_alias_info_get_type ())
 
-/** mh_alias_info_ref: @info: an info. Returns: (transfer full): @info */
+/**
+ * mh_alias_info_ref:
+ * @info: an info
+ *
+ * Returns: (transfer full): @info, with one more reference
+ */
 MH_API MhAliasInfo *mh_alias_info_ref (MhAliasInfo *info);
-/** mh_alias_info_unref: @info: (nullable) (transfer full): NULL-safe. */
+/**
+ * mh_alias_info_unref:
+ * @info: (nullable) (transfer full): the object to release; %NULL is
+ *   ignored
+ *
+ * Drops one reference; the last one frees it.
+ */
 MH_API void mh_alias_info_unref (MhAliasInfo *info);
+/**
+ * mh_alias_info_list_free: (skip)
+ * @list: (nullable) (transfer full): a list returned by the directory
+ *
+ * Releases every element and the array. NULL-safe.
+ */
+MH_API void mh_alias_info_list_free (GPtrArray *list);
 /**
  * mh_alias_info_get_address:
  * @info: an info
@@ -1104,9 +1183,20 @@ MH_API GType mh_directory_import_get_type (void) G_GNUC_CONST;
  * Returns: (transfer full): an empty batch.
  */
 MH_API MhDirectoryImport *mh_directory_import_new (MhDirectory *dir);
-/** mh_directory_import_ref: @imp: a batch. Returns: (transfer full): @imp */
+/**
+ * mh_directory_import_ref:
+ * @imp: a batch
+ *
+ * Returns: (transfer full): @imp, with one more reference
+ */
 MH_API MhDirectoryImport *mh_directory_import_ref (MhDirectoryImport *imp);
-/** mh_directory_import_unref: @imp: (nullable) (transfer full): NULL-safe. */
+/**
+ * mh_directory_import_unref:
+ * @imp: (nullable) (transfer full): the object to release; %NULL is
+ *   ignored
+ *
+ * Drops one reference; the last one frees it.
+ */
 MH_API void mh_directory_import_unref (MhDirectoryImport *imp);
 
 /**
@@ -1179,5 +1269,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhDomainAliasInfo, mh_domain_alias_info_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAccountInfo, mh_account_info_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAliasInfo, mh_alias_info_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhDirectoryImport, mh_directory_import_unref)
+
+/* C convenience for the lists: `g_autoptr (MhAccountInfoList) l =
+ * mh_directory_account_list (...)` frees the elements too. Hidden from
+ * the introspection scanner: bindings see plain GPtrArrays. */
+#ifndef __GI_SCANNER__
+typedef GPtrArray MhDomainInfoList;
+typedef GPtrArray MhDomainAliasInfoList;
+typedef GPtrArray MhAccountInfoList;
+typedef GPtrArray MhAliasInfoList;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhDomainInfoList, mh_domain_info_list_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhDomainAliasInfoList,
+                               mh_domain_alias_info_list_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAccountInfoList, mh_account_info_list_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAliasInfoList, mh_alias_info_list_free)
+#endif
 
 G_END_DECLS

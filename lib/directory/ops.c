@@ -508,6 +508,8 @@ mh_directory_domain_list (MhDirectory *dir, GError **error)
       mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
       return NULL;
     }
+  /* The caller owns the elements (see directory.h on lists). */
+  g_ptr_array_set_free_func (out, NULL);
   return g_steal_pointer (&out);
 }
 
@@ -774,6 +776,7 @@ mh_directory_domain_alias_list (MhDirectory *dir, GError **error)
       mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
       return NULL;
     }
+  g_ptr_array_set_free_func (out, NULL);
   return g_steal_pointer (&out);
 }
 
@@ -1048,6 +1051,7 @@ mh_directory_account_list (MhDirectory *dir, const char *domain,
   if (!list_range (dir, dir->dbs.accounts, domain, decode_account, out,
                    error))
     return NULL;
+  g_ptr_array_set_free_func (out, NULL);
   return g_steal_pointer (&out);
 }
 
@@ -1689,6 +1693,7 @@ mh_directory_alias_list (MhDirectory *dir, const char *domain, GError **error)
       (GDestroyNotify) mh_alias_info_unref);
   if (!list_range (dir, dir->dbs.aliases, domain, decode_alias, out, error))
     return NULL;
+  g_ptr_array_set_free_func (out, NULL);
   return g_steal_pointer (&out);
 }
 

@@ -408,6 +408,15 @@ mh_domain_info_unref (MhDomainInfo *info)
   g_free (info);
 }
 
+void
+mh_domain_info_list_free (GPtrArray *list)
+{
+  if (list == NULL)
+    return;
+  g_ptr_array_set_free_func (list, (GDestroyNotify) mh_domain_info_unref);
+  g_ptr_array_unref (list);
+}
+
 G_DEFINE_BOXED_TYPE (MhDomainInfo, mh_domain_info, mh_domain_info_ref,
                      mh_domain_info_unref)
 
@@ -528,6 +537,15 @@ mh_account_info_unref (MhAccountInfo *info)
   g_free (info->hash);
   g_variant_unref (info->settings);
   g_free (info);
+}
+
+void
+mh_account_info_list_free (GPtrArray *list)
+{
+  if (list == NULL)
+    return;
+  g_ptr_array_set_free_func (list, (GDestroyNotify) mh_account_info_unref);
+  g_ptr_array_unref (list);
 }
 
 G_DEFINE_BOXED_TYPE (MhAccountInfo, mh_account_info, mh_account_info_ref,
@@ -667,6 +685,15 @@ mh_alias_info_unref (MhAliasInfo *info)
   g_free (info);
 }
 
+void
+mh_alias_info_list_free (GPtrArray *list)
+{
+  if (list == NULL)
+    return;
+  g_ptr_array_set_free_func (list, (GDestroyNotify) mh_alias_info_unref);
+  g_ptr_array_unref (list);
+}
+
 G_DEFINE_BOXED_TYPE (MhAliasInfo, mh_alias_info, mh_alias_info_ref,
                      mh_alias_info_unref)
 
@@ -731,6 +758,15 @@ mh_domain_alias_info_unref (MhDomainAliasInfo *info)
   g_free (info->target);
   g_free (info->ascii_target);
   g_free (info);
+}
+
+void
+mh_domain_alias_info_list_free (GPtrArray *list)
+{
+  if (list == NULL)
+    return;
+  g_ptr_array_set_free_func (list, (GDestroyNotify) mh_domain_alias_info_unref);
+  g_ptr_array_unref (list);
 }
 
 G_DEFINE_BOXED_TYPE (MhDomainAliasInfo, mh_domain_alias_info,

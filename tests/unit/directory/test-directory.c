@@ -91,7 +91,7 @@ test_domains (void **state)
   FAILS (mh_directory_domain_lookup (d, "exmaple.org", error_) != NULL,
          MH_DIRECTORY_ERROR_NOT_FOUND, "domain 'exmaple.org' does not exist");
 
-  g_autoptr (GPtrArray) all = mh_directory_domain_list (d, NULL);
+  g_autoptr (MhDomainInfoList) all = mh_directory_domain_list (d, NULL);
   assert_non_null (all);
   assert_int_equal (all->len, 2);
   assert_string_equal (
@@ -167,7 +167,7 @@ test_accounts (void **state)
   assert_null (mh_account_info_get_display_name (a));
 
   OK (mh_directory_account_add (d, "alice@example.org", NULL, error_));
-  g_autoptr (GPtrArray) list = mh_directory_account_list (d, "example.org",
+  g_autoptr (MhAccountInfoList) list = mh_directory_account_list (d, "example.org",
                                                           NULL);
   assert_int_equal (list->len, 2);
   assert_string_equal (mh_account_info_get_address (list->pdata[0]),
@@ -184,7 +184,7 @@ test_accounts (void **state)
          MH_DIRECTORY_ERROR_NOT_EMPTY, "1 account(s)");
   OK (mh_directory_domain_delete (d, "example.org", TRUE, error_));
   OK (mh_directory_domain_add (d, "example.org", error_));
-  g_autoptr (GPtrArray) none = mh_directory_account_list (d, NULL, NULL);
+  g_autoptr (MhAccountInfoList) none = mh_directory_account_list (d, NULL, NULL);
   assert_int_equal (none->len, 0);
 }
 
@@ -413,9 +413,9 @@ test_aliases (void **state)
   const char *t_alias[] = { "info@example.org", NULL };
   OK (mh_directory_alias_add (d, "all@example.net", t_alias, error_));
 
-  g_autoptr (GPtrArray) l = mh_directory_alias_list (d, "example.org", NULL);
+  g_autoptr (MhAliasInfoList) l = mh_directory_alias_list (d, "example.org", NULL);
   assert_int_equal (l->len, 1);
-  g_autoptr (GPtrArray) la = mh_directory_alias_list (d, NULL, NULL);
+  g_autoptr (MhAliasInfoList) la = mh_directory_alias_list (d, NULL, NULL);
   assert_int_equal (la->len, 2);
 
   FAILS (mh_directory_alias_delete (d, "info@example.org", "nobody@x.org",
@@ -477,7 +477,7 @@ test_domain_aliases (void **state)
   g_autoptr (MhDomainAliasInfo) da = mh_directory_domain_alias_lookup (
       d, "example.net", NULL);
   assert_string_equal (mh_domain_alias_info_get_target (da), "example.org");
-  g_autoptr (GPtrArray) l = mh_directory_domain_alias_list (d, NULL);
+  g_autoptr (MhDomainAliasInfoList) l = mh_directory_domain_alias_list (d, NULL);
   assert_int_equal (l->len, 1);
 
   FAILS (mh_directory_domain_delete (d, "example.org", FALSE, error_),
@@ -488,7 +488,7 @@ test_domain_aliases (void **state)
   /* Forced delete cascades to aliases and domain aliases. */
   OK (mh_directory_domain_alias_add (d, "example.net", "example.org", error_));
   OK (mh_directory_domain_delete (d, "example.org", TRUE, error_));
-  g_autoptr (GPtrArray) l2 = mh_directory_domain_alias_list (d, NULL);
+  g_autoptr (MhDomainAliasInfoList) l2 = mh_directory_domain_alias_list (d, NULL);
   assert_int_equal (l2->len, 0);
 }
 
