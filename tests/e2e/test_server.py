@@ -590,6 +590,20 @@ class ServerTest(unittest.TestCase):
         self.assertIsNone(busy.line())
         self.assertEqual(d.wait(), 0)
 
+    def test_sigterm_answers_delayed_call_at_once(self):
+        port = free_port()
+        d = self.start(echo_config("127.0.0.1:%d" % port))
+        c = self.client(port)
+        c.line()
+        c.send("WAIT 20000")  # e.g. an auth-failure delay
+        time.sleep(0.3)
+        t0 = time.time()
+        d.signal(signal.SIGTERM)
+        self.assertEqual(c.line(), "250 waited 20000 ms")
+        self.assertEqual(c.line(), "421 4.3.2 Service shutting down")
+        self.assertEqual(d.wait(), 0)
+        self.assertLess(time.time() - t0, 3)
+
     def test_sigterm_grace_cuts_long_job(self):
         port = free_port()
         d = self.start(echo_config("127.0.0.1:%d" % port)

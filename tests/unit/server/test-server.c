@@ -250,6 +250,7 @@ test_shutdown_finishes_job_first (void **state)
 
 typedef struct
 {
+  gint ticks;
   gint engines_freed;
   gint done_calls;
   gint done_while_disconnected;
@@ -310,6 +311,12 @@ tiny_consume (gpointer e, gsize n)
   g_string_erase (((Tiny *) e)->out, 0, (gssize) n);
 }
 
+static void
+tiny_tick (gpointer e, gint64 now_us)
+{
+  g_atomic_int_inc (&((Tiny *) e)->counters->ticks);
+}
+
 static gboolean
 tiny_false (gpointer e)
 {
@@ -353,6 +360,7 @@ static const MhService tiny_service = {
   .consume_output = tiny_consume,
   .is_closing = tiny_false,
   .is_closed = tiny_false,
+  .tick = tiny_tick,
   .handle_events = tiny_events,
 };
 
@@ -375,6 +383,8 @@ test_service_interface_held_input_and_orphan_job (void **state)
   client_expect (cl, "done");
   client_expect (cl, "done");
   assert_int_equal (g_atomic_int_get (&counters.done_calls), 2);
+  /* the engine gets the time before each feed and from the 500 ms tick */
+  assert_true (g_atomic_int_get (&counters.ticks) >= 2);
 
   client_send (cl, ""); /* completes "c": a third job */
   g_usleep (50 * 1000);
