@@ -143,8 +143,10 @@ typedef enum
  *   once (the engine's reply call), ask for STARTTLS with
  *   mh_server_session_start_tls(), or post blocking work with
  *   mh_server_session_run_blocking() and answer in its completion. The
- *   server calls it after @feed, @tick, a completed job or delayed call,
- *   and a finished STARTTLS handshake, then flushes output.
+ *   server calls it after @feed, after it took output (an engine that
+ *   paused parsing until its output drained goes on), after @tick, a
+ *   completed job or delayed call, and a finished STARTTLS handshake,
+ *   then flushes output. It must be cheap when there is nothing to do.
  * @timeout: which client timeout applies now; %NULL means always
  *   %MH_SERVER_TIMEOUT_IDLE. The server picks %MH_SERVER_TIMEOUT_NONE by
  *   itself while a blocking job of the session runs.
@@ -155,6 +157,11 @@ typedef enum
  *   connections\r\n`; %NULL or a %NULL result closes silently. Called
  *   without an engine for the connection limits. Never sent in clear text
  *   on an implicit-TLS listener before the handshake.
+ * @engine_goodbye: (nullable): when set and an engine exists, the server
+ *   calls this instead of sending @goodbye's line for a timeout or a
+ *   shutdown: the engine queues its own closing reply (e.g.
+ *   mh_smtp_engine_shutdown(): "421 4.3.2 host ...", ending an open
+ *   transaction) and turns closing; the server flushes it and closes.
  *
  * The contract a protocol layer implements once so the server can run
  * its engine: a table of functions over an opaque engine pointer. Every
@@ -179,6 +186,8 @@ typedef struct
   void (*tls_started) (gpointer engine, MhServerSession *session,
                        gpointer user_data);
   const char *(*goodbye) (MhServerGoodbye reason, gpointer user_data);
+  void (*engine_goodbye) (gpointer engine, MhServerSession *session,
+                          MhServerGoodbye reason, gpointer user_data);
 } MhService;
 
 /**

@@ -256,7 +256,16 @@ mh_server__session_goodbye (MhServerSession *s, MhServerGoodbye reason)
    * the output limit; an engine still streaming more (a large FETCH)
    * gets no goodbye line in the middle of its data. */
   gboolean say_goodbye = TRUE;
-  if (s->engine)
+  if (s->engine && s->service->funcs.engine_goodbye)
+    {
+      /* The engine says goodbye itself (with its host name, an IMAP
+       * BYE, aborting an open transaction) and closes. */
+      s->service->funcs.engine_goodbye (s->engine, s, reason,
+                                        s->service->user_data);
+      say_goodbye = FALSE;
+      drain_engine (s);
+    }
+  else if (s->engine)
     {
       const guint8 *unused = NULL;
       drain_engine (s);
@@ -569,6 +578,13 @@ pump (MhServerSession *s, gboolean readable)
               g_byte_array_remove_range (s->inbuf, 0, (guint) took);
               progress = TRUE;
             }
+        }
+
+      /* Events: after input, and after output was taken (an engine that
+       * stopped parsing until its output drained goes on now). Rounds
+       * only repeat on progress, so this is bounded. */
+      if (s->engine && s->state == SESSION_OPEN && !s->server_closing)
+        {
           handle_events (s);
           if (s->state == SESSION_CLOSED)
             break;

@@ -351,6 +351,16 @@ tiny_events (gpointer e, MhServerSession *s, gpointer user_data)
     }
 }
 
+static void
+tiny_goodbye (gpointer e, MhServerSession *s, MhServerGoodbye reason,
+              gpointer user_data)
+{
+  Tiny *t = e;
+  g_string_append (t->out, reason == MH_SERVER_GOODBYE_SHUTDOWN
+                               ? "bye from engine: shutdown\r\n"
+                               : "bye from engine\r\n");
+}
+
 static const MhService tiny_service = {
   .version = MH_SERVICE_VERSION,
   .engine_new = tiny_new,
@@ -362,6 +372,7 @@ static const MhService tiny_service = {
   .is_closed = tiny_false,
   .tick = tiny_tick,
   .handle_events = tiny_events,
+  .engine_goodbye = tiny_goodbye,
 };
 
 /* Pipelined lines wait in the server while the engine is busy, and a
@@ -398,6 +409,27 @@ test_service_interface_held_input_and_orphan_job (void **state)
   assert_int_equal (g_atomic_int_get (&counters.engines_freed), 1);
 
   assert_true (stop_server (r));
+  mh_server_unref (server);
+}
+
+/* With engine_goodbye the engine writes its own closing line. */
+static void
+test_engine_goodbye_on_shutdown (void **state)
+{
+  g_autoptr (MhConfig) c = config_for (
+      "[lmtp]\nenabled = true\nlisten = 127.0.0.1:0\n");
+  Counters counters = { 0 };
+  MhServer *server = mh_server_new (c, NULL);
+  assert_true (mh_server_register_service (server, "lmtp", &tiny_service,
+                                           &counters, NULL, NULL));
+  Running *r = run_server (server);
+  Client *cl = client_connect (r->port);
+  client_expect (cl, "hello");
+  assert_true (stop_server (r));
+  client_expect (cl, "bye from engine: shutdown");
+  assert_null (client_line (cl));
+  client_free (cl);
+  assert_int_equal (g_atomic_int_get (&counters.engines_freed), 1);
   mh_server_unref (server);
 }
 
@@ -532,6 +564,7 @@ main (void)
     cmocka_unit_test (test_slow_job_does_not_stall_others),
     cmocka_unit_test (test_shutdown_finishes_job_first),
     cmocka_unit_test (test_service_interface_held_input_and_orphan_job),
+    cmocka_unit_test (test_engine_goodbye_on_shutdown),
     cmocka_unit_test (test_register_errors),
     cmocka_unit_test (test_bad_listen_entries),
     cmocka_unit_test (test_port_in_use),
