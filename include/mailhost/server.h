@@ -162,6 +162,10 @@ typedef enum
  *   shutdown: the engine queues its own closing reply (e.g.
  *   mh_smtp_engine_shutdown(): "421 4.3.2 host ...", ending an open
  *   transaction) and turns closing; the server flushes it and closes.
+ * @want_read: (nullable): %FALSE while the engine would take no input
+ *   (its buffer is full, a handshake runs): the server stops reading the
+ *   socket until it turns %TRUE (asked again after every event). %NULL
+ *   relies on @feed's return value alone.
  *
  * The contract a protocol layer implements once so the server can run
  * its engine: a table of functions over an opaque engine pointer. Every
@@ -188,6 +192,7 @@ typedef struct
   const char *(*goodbye) (MhServerGoodbye reason, gpointer user_data);
   void (*engine_goodbye) (gpointer engine, MhServerSession *session,
                           MhServerGoodbye reason, gpointer user_data);
+  gboolean (*want_read) (gpointer engine);
 } MhService;
 
 /**

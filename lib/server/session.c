@@ -499,7 +499,9 @@ can_read (MhServerSession *s)
   return s->state == SESSION_OPEN && s->engine != NULL && !s->eof
          && !s->want_starttls && !s->server_closing && !s->goodbye_pending
          && s->inbuf->len == 0 && out_pending (s) < MH_LIMIT_OUTPUT_BUFFER
-         && !s->service->funcs.is_closing (s->engine);
+         && !s->service->funcs.is_closing (s->engine)
+         && (s->service->funcs.want_read == NULL
+             || s->service->funcs.want_read (s->engine));
 }
 
 static void

@@ -361,6 +361,12 @@ tiny_goodbye (gpointer e, MhServerSession *s, MhServerGoodbye reason,
                                : "bye from engine\r\n");
 }
 
+static gboolean
+tiny_want_read (gpointer e)
+{
+  return !((Tiny *) e)->waiting;
+}
+
 static const MhService tiny_service = {
   .version = MH_SERVICE_VERSION,
   .engine_new = tiny_new,
@@ -373,6 +379,7 @@ static const MhService tiny_service = {
   .tick = tiny_tick,
   .handle_events = tiny_events,
   .engine_goodbye = tiny_goodbye,
+  .want_read = tiny_want_read,
 };
 
 /* Pipelined lines wait in the server while the engine is busy, and a
