@@ -80,7 +80,7 @@ check_ascii_domain (const char *orig, const char *d, GError **error)
       if (l[0] == '-' || l[len - 1] == '-')
         {
           g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
-                       "domain '%s': label '%s' starts or ends with '-'",
+                       "domain '%s': label '%s' starts or ends with a hyphen",
                        orig, l);
           return FALSE;
         }
@@ -90,8 +90,8 @@ check_ascii_domain (const char *orig, const char *d, GError **error)
           && g_ascii_strncasecmp (l, "xn", 2) != 0)
         {
           g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
-                       "domain '%s': label '%s' has '--' in positions 3-4, "
-                       "reserved for IDNA 'xn--' labels", orig, l);
+                       "domain '%s': label '%s' has hyphens in positions 3 "
+                       "and 4, reserved for IDNA 'xn--' labels", orig, l);
           return FALSE;
         }
     }
@@ -156,6 +156,22 @@ mh_directory_domain_to_ascii (const char *domain, GError **error)
                      domain);
         return NULL;
       }
+
+  /* Fast path (every look-up of an ASCII name takes it): for letters,
+   * digits, '-' and '.', UTS#46 mapping is just lower-casing, and the
+   * LDH rules below are the rest of what IDNA checks. Anything else,
+   * including any other ASCII, goes through libidn2. */
+  gboolean ldh = TRUE;
+  for (const char *p = d; *p && ldh; p++)
+    ldh = g_ascii_isalnum (*p) || *p == '-' || *p == '.';
+  if (ldh)
+    {
+      g_autofree char *lower = g_ascii_strdown (d, -1);
+      if (!check_ascii_domain (domain, lower, error))
+        return NULL;
+      if (strstr (lower, "xn--") == NULL)
+        return g_steal_pointer (&lower);
+    }
 
   uint8_t *out = NULL;
   int rc = idn2_lookup_u8 ((const uint8_t *) d, &out,
@@ -278,7 +294,12 @@ local_canonical (const char *address, const char *local, GError **error)
                    "address '%s' has an empty local part", address);
       return NULL;
     }
-  g_autofree char *nfc = g_utf8_normalize (local, -1, G_NORMALIZE_NFC);
+  gboolean ascii = TRUE;
+  for (const char *p = local; *p && ascii; p++)
+    ascii = (guchar) *p < 0x80;
+  /* NFC leaves ASCII alone: skip the work on the common path. */
+  g_autofree char *nfc = ascii ? g_strdup (local)
+                               : g_utf8_normalize (local, -1, G_NORMALIZE_NFC);
   if (nfc == NULL)
     {
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,

@@ -98,7 +98,8 @@ class Mhctl(unittest.TestCase):
             ("localhost", "two labels"),
             ("a" * 64 + ".org", "63"),
             (".".join(["a" * 63] * 4) + ".org", "too long"),
-            ("xn--zz-.example", "IDNA"),
+            ("xn--zz-.example", "hyphen"),
+            ("xn--abc.example", "IDNA"),
             ("\u2603.com", "IDNA"),
             ("192.0.2.1", "all digits"),
         ]
