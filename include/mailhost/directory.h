@@ -1285,4 +1285,209 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAccountInfoList, mh_account_info_list_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhAliasInfoList, mh_alias_info_list_free)
 #endif
 
+/* ---- Temporary aliases (lib/directory/temp-alias.c) ------------------- */
+
+/**
+ * MhTempAliasInfo:
+ *
+ * A snapshot of one temporary (disposable) alias: a random address that
+ * delivers to one account until it expires. Expired ones are rejected
+ * like unknown addresses by lib/resolve.
+ */
+typedef struct _MhTempAliasInfo MhTempAliasInfo;
+
+MH_API GType mh_temp_alias_info_get_type (void) G_GNUC_CONST;
+#define MH_TYPE_TEMP_ALIAS_INFO (mh_temp_alias_info_get_type ())
+
+/**
+ * mh_temp_alias_info_ref:
+ * @info: an info
+ *
+ * Returns: (transfer full): @info, with one more reference
+ */
+MH_API MhTempAliasInfo *mh_temp_alias_info_ref (MhTempAliasInfo *info);
+/**
+ * mh_temp_alias_info_unref:
+ * @info: (nullable) (transfer full): the object to release; %NULL is
+ *   ignored
+ *
+ * Drops one reference; the last one frees it.
+ */
+MH_API void mh_temp_alias_info_unref (MhTempAliasInfo *info);
+/**
+ * mh_temp_alias_info_list_free: (skip)
+ * @list: (nullable) (transfer full): a list returned by the directory
+ *
+ * Releases every element and the array. NULL-safe.
+ */
+MH_API void mh_temp_alias_info_list_free (GPtrArray *list);
+/**
+ * mh_temp_alias_info_get_address:
+ * @info: an info
+ *
+ * Returns: (transfer none): the temporary address, domain in U-label form.
+ */
+MH_API const char *mh_temp_alias_info_get_address (MhTempAliasInfo *info);
+/**
+ * mh_temp_alias_info_get_ascii_address:
+ * @info: an info
+ *
+ * Returns: (transfer none): the temporary address, domain in A-label form.
+ */
+MH_API const char *mh_temp_alias_info_get_ascii_address (MhTempAliasInfo *info);
+/**
+ * mh_temp_alias_info_get_target:
+ * @info: an info
+ *
+ * Returns: (transfer none): the account it delivers to (A-label form).
+ */
+MH_API const char *mh_temp_alias_info_get_target (MhTempAliasInfo *info);
+/**
+ * mh_temp_alias_info_get_created:
+ * @info: an info
+ *
+ * Returns: creation time, seconds since the Unix epoch.
+ */
+MH_API gint64 mh_temp_alias_info_get_created (MhTempAliasInfo *info);
+/**
+ * mh_temp_alias_info_get_expires:
+ * @info: an info
+ *
+ * Returns: expiry time, seconds since the Unix epoch; from then on the
+ *   address is rejected.
+ */
+MH_API gint64 mh_temp_alias_info_get_expires (MhTempAliasInfo *info);
+/**
+ * mh_temp_alias_info_is_expired:
+ * @info: an info
+ * @now: the time to judge at, seconds since the epoch
+ *
+ * Returns: %TRUE if @now is at or after the expiry time.
+ */
+MH_API gboolean mh_temp_alias_info_is_expired (MhTempAliasInfo *info,
+                                               gint64 now);
+
+/**
+ * mh_directory_temp_alias_add:
+ * @dir: a directory
+ * @account: the account that receives the mail (an existing account)
+ * @expires: expiry time in seconds since the epoch, later than now and
+ *   at most %MH_LIMIT_TEMP_ALIAS_DAYS_MAX days ahead; 0 for the default,
+ *   %MH_LIMIT_TEMP_ALIAS_DAYS days from now
+ * @error: return location for a #GError, or %NULL
+ *
+ * Creates a temporary alias with a random local part (12 characters
+ * from getrandom(2), not guessable from other temporary aliases) in the
+ * account's domain.
+ *
+ * Returns: (transfer full) (nullable): the new alias, or %NULL with
+ *   INVALID (address, or @expires in the past or too far ahead),
+ *   NOT_FOUND (domain or account), LIMIT (max_aliases), IO or CORRUPT.
+ *
+ * Thread safety: safe.
+ */
+MH_API MhTempAliasInfo *mh_directory_temp_alias_add (MhDirectory *dir,
+                                                     const char *account,
+                                                     gint64 expires,
+                                                     GError **error);
+
+/**
+ * mh_directory_temp_alias_delete:
+ * @dir: a directory
+ * @address: the temporary alias
+ * @error: return location for a #GError, or %NULL
+ *
+ * Returns: %TRUE, or %FALSE with INVALID, NOT_FOUND or IO.
+ *
+ * Thread safety: safe.
+ */
+MH_API gboolean mh_directory_temp_alias_delete (MhDirectory *dir,
+                                                const char *address,
+                                                GError **error);
+
+/**
+ * mh_directory_temp_alias_lookup:
+ * @dir: a directory
+ * @address: the temporary alias (expired ones are found too)
+ * @error: return location for a #GError, or %NULL
+ *
+ * Returns: (transfer full) (nullable): the alias, or %NULL with INVALID,
+ *   NOT_FOUND, CORRUPT or IO.
+ *
+ * Thread safety: safe.
+ */
+MH_API MhTempAliasInfo *mh_directory_temp_alias_lookup (MhDirectory *dir,
+                                                        const char *address,
+                                                        GError **error);
+
+/**
+ * mh_directory_temp_alias_list:
+ * @dir: a directory
+ * @scope: (nullable): a domain (its temporary aliases) or an account
+ *   address (the ones delivering to it); %NULL for all
+ * @error: return location for a #GError, or %NULL
+ *
+ * Returns: (transfer full) (element-type MhTempAliasInfo) (nullable):
+ *   the aliases, expired ones included, or %NULL with INVALID, NOT_FOUND,
+ *   CORRUPT or IO.
+ *
+ * Thread safety: safe.
+ */
+MH_API GPtrArray *mh_directory_temp_alias_list (MhDirectory *dir,
+                                                const char *scope,
+                                                GError **error);
+
+/**
+ * mh_directory_temp_alias_purge:
+ * @dir: a directory
+ * @now: the time to judge at (seconds since the epoch); 0 for now
+ * @removed_out: (out) (optional): how many were deleted
+ * @error: return location for a #GError, or %NULL
+ *
+ * Deletes every temporary alias expired at @now, in one transaction.
+ *
+ * Returns: %TRUE, or %FALSE with CORRUPT or IO.
+ *
+ * Thread safety: safe.
+ */
+MH_API gboolean mh_directory_temp_alias_purge (MhDirectory *dir, gint64 now,
+                                               guint *removed_out,
+                                               GError **error);
+
+/* ---- Bulk aliases (lib/directory/alias-import.c) ---------------------- */
+
+/**
+ * mh_directory_alias_import:
+ * @dir: a directory
+ * @sources: (array zero-terminated=1): alias addresses
+ * @targets: (array zero-terminated=1): for each source, its targets,
+ *   comma-separated; as many entries as @sources
+ * @added_out: (out) (optional): aliases created or extended
+ * @error: return location for a #GError, or %NULL
+ *
+ * Adds many aliases in ONE write transaction (a million take seconds,
+ * not a million fsyncs), with the checks of mh_directory_alias_add():
+ * hosted source domain, no account of that address, no self target,
+ * local targets existing (earlier entries of the batch count), at most
+ * %MH_LIMIT_ALIAS_TARGETS_MAX targets, max_aliases. All or nothing: the
+ * first bad entry aborts and its error names the entry by number (from
+ * 1).
+ *
+ * Returns: %TRUE, or %FALSE with INVALID, NOT_FOUND, EXISTS, LIMIT, IO
+ *   or CORRUPT.
+ *
+ * Thread safety: safe.
+ */
+MH_API gboolean mh_directory_alias_import (MhDirectory *dir,
+                                           const char *const *sources,
+                                           const char *const *targets,
+                                           guint *added_out, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhTempAliasInfo, mh_temp_alias_info_unref)
+#ifndef __GI_SCANNER__
+typedef GPtrArray MhTempAliasInfoList;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhTempAliasInfoList,
+                               mh_temp_alias_info_list_free)
+#endif
+
 G_END_DECLS

@@ -60,3 +60,13 @@
 #define MH_LIMIT_STORE_BATCH_MAX     256   /* deliveries per group commit */
 #define MH_LIMIT_STORE_INDEX_MAP     ((gsize) 4 << 30) /* LMDB map per account */
 #define MH_LIMIT_STORE_MIME_DEPTH    32    /* MIME nesting in the cache */
+
+/* Address resolution (lib/resolve, docs/resolve.md). */
+#define MH_LIMIT_RESOLVE_DEPTH_MAX   8     /* alias hops followed */
+#define MH_LIMIT_RESOLVE_FANOUT_MAX  500   /* targets of one address */
+#define MH_LIMIT_RESOLVE_GROUP_MAX   5000  /* accounts a group reaches */
+#define MH_LIMIT_RESOLVE_STEPS_MAX   4096  /* rules looked at, in total */
+#define MH_LIMIT_FORWARD_TARGETS_MAX 16    /* forward_to of one account */
+#define MH_LIMIT_GROUP_NAMES_MAX     8     /* group_addresses of a domain */
+#define MH_LIMIT_TEMP_ALIAS_DAYS     365   /* default life of a temp alias */
+#define MH_LIMIT_TEMP_ALIAS_DAYS_MAX 3650  /* longest --days accepted */

@@ -10,7 +10,7 @@ G_BEGIN_DECLS
 
 /* The schema version this library writes. Bump it and add a row to the
  * migration table in directory.c when the layout changes. */
-#define MH_DIRECTORY_SCHEMA_VERSION 1
+#define MH_DIRECTORY_SCHEMA_VERSION 2
 
 /* Record format version of each record kind (records.c). A record is a
  * GVariant "(uv)": its format version and the version's tuple. Readers
@@ -24,6 +24,7 @@ typedef struct
   MDB_dbi accounts;        /* "alabel@local" -> account record */
   MDB_dbi aliases;         /* "alabel@local" -> alias record */
   MDB_dbi domain_aliases;  /* alias A-label -> domain alias record */
+  MDB_dbi temp_aliases;    /* "alabel@local" -> temp alias record (v2) */
 } MhDirectoryDbs;
 
 struct _MhDirectory
@@ -114,6 +115,8 @@ typedef struct
   guint scopes;         /* 1 << MhDirectorySettingScope */
   MhSettingType type;
   const char *description;
+  /* Optional extra check of a STRING value (syntax only: no txn). */
+  gboolean (*check) (const char *value, GError **error);
 } MhSettingSpec;
 
 const MhSettingSpec *mh_directory__setting_find (MhDirectorySettingScope scope,
@@ -195,5 +198,32 @@ MhDomainAliasInfo *mh_directory__domain_alias_info_new (
     const char *alabel, MhDomainAliasRecord *rec);
 /* The stored hash, for tests and lib/auth (never shown to users). */
 const char *mh_directory__account_info_get_hash (MhAccountInfo *info);
+
+/* ---- resolve-settings.c: syntax checks of the resolution settings ---- */
+gboolean mh_directory__check_catch_all (const char *value, GError **error);
+gboolean mh_directory__check_routing (const char *value, GError **error);
+gboolean mh_directory__check_separator (const char *value, GError **error);
+gboolean mh_directory__check_group_addresses (const char *value,
+                                              GError **error);
+gboolean mh_directory__check_forward_to (const char *value, GError **error);
+
+/* ---- temp-alias.c ---- */
+/* Schema 1 -> 2: the temp_aliases table (created by open_dbs). */
+gboolean mh_directory__migrate_temp_aliases (MDB_txn *txn,
+                                             const MhDirectoryDbs *dbs,
+                                             GError **error);
+
+typedef struct
+{
+  char *target;         /* the owning account, "local@alabel" */
+  gint64 created;
+  gint64 expires;       /* seconds since the epoch */
+} MhTempAliasRecord;
+
+void mh_temp_alias_record_clear (MhTempAliasRecord *r);
+GBytes *mh_temp_alias_record_encode (const MhTempAliasRecord *r);
+gboolean mh_temp_alias_record_decode (const void *data, gsize len,
+                                      const char *what,
+                                      MhTempAliasRecord *out, GError **error);
 
 G_END_DECLS

@@ -291,6 +291,7 @@ migrate_create (MDB_txn *txn, const MhDirectoryDbs *dbs, GError **error)
  * row (and bump MH_DIRECTORY_SCHEMA_VERSION) when the layout changes. */
 static const MhDirectoryMigration migrations[] = {
   { 0, "create the directory", migrate_create },
+  { 1, "add temporary aliases", mh_directory__migrate_temp_aliases },
 };
 
 static gboolean
@@ -385,6 +386,7 @@ open_dbs (MhDirectory *dir, GError **error)
     { "accounts", &dir->dbs.accounts },
     { "aliases", &dir->dbs.aliases },
     { "domain_aliases", &dir->dbs.domain_aliases },
+    { "temp_aliases", &dir->dbs.temp_aliases },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
     {

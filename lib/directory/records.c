@@ -25,20 +25,46 @@
 
 static const MhSettingSpec settings_table[] = {
   { "max_accounts", DOM, MH_SETTING_COUNT,
-    "number of accounts the domain may have (count; 0 = no limit)" },
+    "number of accounts the domain may have (count; 0 = no limit)", NULL },
   { "max_aliases", DOM, MH_SETTING_COUNT,
-    "number of aliases the domain may have (count; 0 = no limit)" },
+    "number of aliases the domain may have (count; 0 = no limit)", NULL },
   { "quota_bytes", DOM | ACC, MH_SETTING_SIZE,
     "storage quota, e.g. 1G (size; for a domain the total of its accounts; "
-    "0 = no limit)" },
+    "0 = no limit)", NULL },
   { "quota_messages", DOM | ACC, MH_SETTING_COUNT,
-    "message count quota (count; for a domain the total; 0 = no limit)" },
+    "message count quota (count; for a domain the total; 0 = no limit)",
+    NULL },
   { "account_quota_bytes", DOM, MH_SETTING_SIZE,
-    "default quota_bytes of the domain's accounts (size)" },
+    "default quota_bytes of the domain's accounts (size)", NULL },
   { "account_quota_messages", DOM, MH_SETTING_COUNT,
-    "default quota_messages of the domain's accounts (count)" },
+    "default quota_messages of the domain's accounts (count)", NULL },
   { "case_sensitive_local_part", DOM, MH_SETTING_BOOL,
-    "keep the case of local parts (boolean; default false: lower-cased)" },
+    "keep the case of local parts (boolean; default false: lower-cased)",
+    NULL },
+  /* Address resolution (lib/resolve, docs/resolve.md). */
+  { "catch_all", DOM, MH_SETTING_STRING,
+    "address that gets mail for unknown local parts (address; used only "
+    "when nothing else matches)", mh_directory__check_catch_all },
+  { "routing", DOM, MH_SETTING_STRING,
+    "'default', or 'off': only addresses listed as accounts, aliases, "
+    "temporary aliases or groups are accepted (no sub-addresses, no "
+    "catch-all)", mh_directory__check_routing },
+  { "subaddress_separator", DOM, MH_SETTING_STRING,
+    "characters that start a sub-address tag, e.g. '+' (the default) or "
+    "'+-'; 'none' turns sub-addressing off", mh_directory__check_separator },
+  { "group_addresses", DOM, MH_SETTING_STRING,
+    "comma-separated local parts (e.g. 'all') that reach every enabled "
+    "account of the domain, from its own authenticated senders only",
+    mh_directory__check_group_addresses },
+  { "forward_to", ACC, MH_SETTING_STRING,
+    "comma-separated addresses the account's mail is forwarded to",
+    mh_directory__check_forward_to },
+  { "forward_keep_copy", ACC, MH_SETTING_BOOL,
+    "with forward_to: also keep a copy in the account (boolean; default "
+    "false)", NULL },
+  { "subaddress_folders", ACC, MH_SETTING_BOOL,
+    "file user+tag into the folder 'tag' when it exists (boolean; default "
+    "false)", NULL },
 };
 
 const MhSettingSpec *
@@ -131,6 +157,8 @@ mh_directory__setting_parse (const MhSettingSpec *spec, const char *value,
                        spec->name);
           return NULL;
         }
+      if (spec->check != NULL && !spec->check (value, error))
+        return NULL;
       return g_variant_new_string (value);
     }
   g_assert_not_reached ();

@@ -769,7 +769,8 @@ test_corrupt_record (void **state)
          MH_DIRECTORY_ERROR_CORRUPT, "corrupt");
 }
 
-/* Migration steps for a made-up schema 1 -> 2 -> 3. */
+/* Migration steps for a made-up schema V -> V+1 -> V+2, V the current
+ * one (issue 5 moved V from 1 to 2). */
 static gboolean
 step_mark (MDB_txn *txn, const MhDirectoryDbs *dbs, GError **error)
 {
@@ -799,31 +800,36 @@ static void
 test_migrations (void **state)
 {
   Fixture *f = *state;
+  const guint V = MH_DIRECTORY_SCHEMA_VERSION;
   const MhDirectoryMigration bad[] = {
-    { 1, "mark", step_mark },
-    { 2, "fail", step_fail },
+    { V, "mark", step_mark },
+    { V + 1, "fail", step_fail },
   };
-  /* A failing step rolls the whole run back: still version 1, no mark. */
-  FAILS (mh_directory__migrate (f->dir, bad, 2, 3, error_),
-         MH_DIRECTORY_ERROR_CORRUPT, "migration 2 -> 3 (fail)",
-         "step refused");
-  assert_int_equal (mh_directory_get_schema_version (f->dir), 1);
+  g_autofree char *failed = g_strdup_printf ("migration %u -> %u (fail)",
+                                             V + 1, V + 2);
+  g_autofree char *no_step = g_strdup_printf ("no migration from schema "
+                                              "version %u", V + 1);
+  g_autofree char *newer = g_strdup_printf ("schema version %u", V + 2);
+  /* A failing step rolls the whole run back: still version V, no mark. */
+  FAILS (mh_directory__migrate (f->dir, bad, 2, V + 2, error_),
+         MH_DIRECTORY_ERROR_CORRUPT, failed, "step refused");
+  assert_int_equal (mh_directory_get_schema_version (f->dir), V);
   assert_false (has_marker (f->dir));
-  FAILS (mh_directory__migrate (f->dir, bad, 1, 3, error_),
-         MH_DIRECTORY_ERROR_VERSION, "no migration from schema version 2");
+  FAILS (mh_directory__migrate (f->dir, bad, 1, V + 2, error_),
+         MH_DIRECTORY_ERROR_VERSION, no_step);
 
   const MhDirectoryMigration good[] = {
-    { 2, "mark again", step_mark },
-    { 1, "mark", step_mark },
+    { V + 1, "mark again", step_mark },
+    { V, "mark", step_mark },
   };
-  OK (mh_directory__migrate (f->dir, good, 2, 3, error_));
-  assert_int_equal (mh_directory_get_schema_version (f->dir), 3);
+  OK (mh_directory__migrate (f->dir, good, 2, V + 2, error_));
+  assert_int_equal (mh_directory_get_schema_version (f->dir), V + 2);
   assert_true (has_marker (f->dir));
-  /* This library knows version 1 only: reopening is refused. */
+  /* This library knows versions up to V only: reopening is refused. */
   mh_directory_unref (f->dir);
   f->dir = NULL;
   FAILS ((f->dir = mh_directory_open (f->tmp, error_)) != NULL,
-         MH_DIRECTORY_ERROR_VERSION, "schema version 3");
+         MH_DIRECTORY_ERROR_VERSION, newer);
 }
 
 int
