@@ -411,7 +411,15 @@ open_dbs (MhDirectory *dir, GError **error)
   if (dir->read_only)
     {
       guint v = mh_directory__read_schema_version (txn, &dir->dbs);
-      mdb_txn_abort (txn);
+      /* Commit even a read txn: DBI handles opened in a txn survive only
+       * its commit (lmdb.h, mdb_dbi_open); abort would close them. */
+      rc = mdb_txn_commit (txn);
+      if (rc != 0)
+        {
+          mh_directory__set_mdb_error (dir, rc, "cannot open the tables",
+                                       error);
+          return FALSE;
+        }
       if (v != MH_DIRECTORY_SCHEMA_VERSION)
         {
           g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_VERSION,

@@ -715,6 +715,188 @@ test_unreadable_file (void **state)
   mh_test_rmtree (tmp);
 }
 
+/* Runs @fn in a child that, as root, first becomes "nobody"; returns its
+ * exit status (0 = the checks in @fn passed). */
+static int
+run_as_nobody (int (*fn) (const char *tmp), const char *tmp)
+{
+  fflush (NULL);
+  pid_t pid = fork ();
+  if (pid == 0)
+    {
+      if (getuid () == 0 && (setgid (65534) != 0 || setuid (65534) != 0))
+        _exit (10);
+      _exit (fn (tmp));
+    }
+  int status = 0;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_true (WIFEXITED (status));
+  return WEXITSTATUS (status);
+}
+
+static int
+read_only_child (const char *tmp)
+{
+  GError *error = NULL;
+  MhDirectory *d = mh_directory_open (tmp, &error);
+  if (d == NULL)
+    {
+      g_printerr ("open: %s\n", error->message);
+      return 1;
+    }
+  MhAccountInfo *a = mh_directory_account_lookup (d, "bob@example.org",
+                                                  &error);
+  if (a == NULL)
+    {
+      g_printerr ("lookup: %s\n", error->message);
+      return 2;
+    }
+  mh_account_info_unref (a);
+  if (mh_directory_domain_add (d, "example.net", &error))
+    return 3;
+  if (error->code != MH_DIRECTORY_ERROR_IO
+      || strstr (error->message, "read-only") == NULL)
+    {
+      g_printerr ("unexpected: %s\n", error->message);
+      return 4;
+    }
+  g_error_free (error);
+  mh_directory_unref (d);
+  return 0;
+}
+
+static void
+test_read_only_file (void **state)
+{
+  /* A server user that may read but not write directory.mdb still looks
+   * accounts up; changes get a clear error. */
+  g_autofree char *tmp = mh_test_mkdtemp ();
+  {
+    g_autoptr (MhDirectory) d = mh_directory_open (tmp, NULL);
+    assert_true (mh_directory_domain_add (d, "example.org", NULL));
+    assert_true (mh_directory_account_add (d, "bob@example.org", NULL,
+                                           NULL));
+  }
+  g_autofree char *path = g_build_filename (tmp, "directory.mdb", NULL);
+  g_autofree char *lock = g_strconcat (path, "-lock", NULL);
+  assert_int_equal (chmod (path, 0444), 0);
+  assert_int_equal (chmod (lock, 0666), 0);  /* readers write the lock */
+  assert_int_equal (chmod (tmp, 0755), 0);
+  assert_int_equal (run_as_nobody (read_only_child, tmp), 0);
+  mh_test_rmtree (tmp);
+}
+
+static void
+test_writer_waits_for_writer (void **state)
+{
+  /* Another process holds the write lock for a while: our change waits
+   * for it (LMDB's writer mutex) and then succeeds. */
+  Fixture *f = *state;
+  int ready[2];
+  assert_int_equal (pipe (ready), 0);
+  fflush (NULL);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      MhDirectory *d = mh_directory_open (f->tmp, NULL);
+      MDB_txn *txn = d ? mh_directory__txn_begin (d, TRUE, NULL) : NULL;
+      char c = txn ? 'y' : 'n';
+      if (write (ready[1], &c, 1) != 1)
+        _exit (2);
+      g_usleep (400 * 1000);
+      if (txn)
+        mdb_txn_abort (txn);
+      _exit (txn ? 0 : 1);
+    }
+  char c = 0;
+  assert_int_equal (read (ready[0], &c, 1), 1);
+  assert_int_equal (c, 'y');
+  gint64 t0 = g_get_monotonic_time ();
+  OK (mh_directory_domain_add (f->dir, "example.org", error_));
+  gint64 waited = g_get_monotonic_time () - t0;
+  int status = 0;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_int_equal (WEXITSTATUS (status), 0);
+  close (ready[0]);
+  close (ready[1]);
+  assert_true (waited >= 200 * 1000);
+  g_autoptr (MhDomainInfo) i = mh_directory_domain_lookup (
+      f->dir, "example.org", NULL);
+  assert_non_null (i);
+}
+
+static void
+test_unknown_user_costs_a_hash (void **state)
+{
+  /* Timing must not tell unknown users from known ones: an unknown user
+   * still verifies against a dummy yescrypt hash. A look-up alone takes
+   * microseconds, yescrypt milliseconds, so the bound is loose. */
+  Fixture *f = *state;
+  OK (mh_directory_domain_add (f->dir, "example.org", error_));
+  /* The dummy hash is made on the first call; do not count that one. */
+  assert_false (mh_directory_authenticate (f->dir, "x@example.org", "pw",
+                                           NULL, NULL));
+  gint64 t0 = g_get_monotonic_time ();
+  for (int i = 0; i < 3; i++)
+    assert_false (mh_directory_authenticate (f->dir, "nobody@example.org",
+                                             "pw", NULL, NULL));
+  gint64 per_call = (g_get_monotonic_time () - t0) / 3;
+  assert_true (per_call >= 1000);
+}
+
+typedef struct
+{
+  MhDirectory *dir;
+  int id;
+  int failures;
+} ThreadArg;
+
+static gpointer
+thread_work (gpointer p)
+{
+  ThreadArg *a = p;
+  for (int i = 0; i < 100; i++)
+    {
+      char addr[64];
+      g_snprintf (addr, sizeof addr, "t%d-%d@example.org", a->id, i);
+      if (!mh_directory_account_add (a->dir, addr, NULL, NULL))
+        a->failures++;
+      MhAccountInfo *info = mh_directory_account_lookup (a->dir, addr, NULL);
+      if (info == NULL)
+        a->failures++;
+      mh_account_info_unref (info);
+      MhAccountInfoList *l = mh_directory_account_list (a->dir, NULL, NULL);
+      if (l == NULL)
+        a->failures++;
+      mh_account_info_list_free (l);
+    }
+  return NULL;
+}
+
+static void
+test_threads_share_a_directory (void **state)
+{
+  Fixture *f = *state;
+  OK (mh_directory_domain_add (f->dir, "example.org", error_));
+  ThreadArg args[4];
+  GThread *threads[4];
+  for (int i = 0; i < 4; i++)
+    {
+      args[i] = (ThreadArg) { f->dir, i, 0 };
+      threads[i] = g_thread_new ("dir", thread_work, &args[i]);
+    }
+  for (int i = 0; i < 4; i++)
+    {
+      g_thread_join (threads[i]);
+      assert_int_equal (args[i].failures, 0);
+    }
+  g_autoptr (MhDomainInfo) d = mh_directory_domain_lookup (f->dir,
+                                                           "example.org",
+                                                           NULL);
+  assert_int_equal (mh_domain_info_get_account_count (d), 400);
+}
+
 static void
 put_raw (const char *path, const char *dbname, const void *key, gsize klen,
          const void *val, gsize vlen)
@@ -853,6 +1035,13 @@ main (void)
                                      setup, teardown),
     cmocka_unit_test (test_garbage_file),
     cmocka_unit_test (test_unreadable_file),
+    cmocka_unit_test (test_read_only_file),
+    cmocka_unit_test_setup_teardown (test_writer_waits_for_writer, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_unknown_user_costs_a_hash, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_threads_share_a_directory, setup,
+                                     teardown),
     cmocka_unit_test (test_newer_schema_refused),
     cmocka_unit_test_setup_teardown (test_corrupt_record, setup, teardown),
     cmocka_unit_test_setup_teardown (test_migrations, setup, teardown),
