@@ -188,7 +188,18 @@ mh_server__session_close (MhServerSession *s, const char *why)
       s->io_source = NULL;
     }
   if (s->fd >= 0)
-    close (s->fd);
+    {
+      /* Closing with unread input makes the kernel send a reset, and a
+       * reset can make the client drop our last reply unread (a
+       * goodbye after a too-long line). Take what is already there,
+       * send FIN, then close. */
+      char sink[4096];
+      for (int i = 0; i < 16; i++)
+        if (recv (s->fd, sink, sizeof sink, MSG_DONTWAIT) <= 0)
+          break;
+      shutdown (s->fd, SHUT_WR);
+      close (s->fd);
+    }
   s->fd = -1;
   g_byte_array_set_size (s->inbuf, 0);
   g_byte_array_set_size (s->outbuf, 0);
