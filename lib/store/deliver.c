@@ -165,8 +165,8 @@ index_batch (MhStore *store, GPtrArray *batch, GError **error)
   return ok;
 }
 
-void
-mh_store__index_job (gpointer data, gpointer user_data)
+static void
+index_job (gpointer data)
 {
   IndexJob *j = data;
   GError *e = NULL;
@@ -178,6 +178,19 @@ mh_store__index_job (gpointer data, gpointer user_data)
   g_mutex_unlock (&j->lock);
 }
 
+gpointer
+mh_store__index_thread (gpointer data)
+{
+  MhStore *store = data;
+  for (;;)
+    {
+      gpointer job = g_async_queue_pop (store->gc_queue);
+      if (job == store)
+        return NULL;
+      index_job (job);
+    }
+}
+
 static void
 commit_batch (MhStore *store, GPtrArray *batch)
 {
@@ -187,9 +200,7 @@ commit_batch (MhStore *store, GPtrArray *batch)
   job.batch = batch;
   g_mutex_init (&job.lock);
   g_cond_init (&job.cond);
-  gboolean pooled = g_thread_pool_push (store->gc_pool, &job, NULL);
-  if (!pooled)
-    mh_store__index_job (&job, NULL);
+  g_async_queue_push (store->gc_queue, &job);
 
   /* Meanwhile: fsync each distinct directory renamed into. */
   g_autoptr (GHashTable) dirs = g_hash_table_new_full (g_str_hash,

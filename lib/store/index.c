@@ -22,8 +22,9 @@
  *   dovecot-uidlist) at its last scan; when one changed, that directory
  *   is scanned again. A scan that finds an index entry missing scans once
  *   more before expunging it (a rename by another tool can hide a file
- *   from one readdir). mtimes younger than 2 s are not trusted (a change
- *   in the same tick would be invisible) and force the next scan. Files
+ *   from one readdir). An mtime is recorded only if the scan started
+ *   after the clock left that mtime's tick (a change later in the same
+ *   tick would be invisible); otherwise the next call scans again. Files
  *   are matched by their base name (before ":2,"), so a file renamed by
  *   mutt keeps its UID.
  * - A corrupt environment (MDB_INVALID, MDB_CORRUPTED) is moved aside and
@@ -747,31 +748,51 @@ uidlist_read (const char *dir, Uidlist *u, struct stat *st_out)
   return TRUE;
 }
 
-/* Dovecot's dotlock: dovecot-uidlist.lock, stale after 2 minutes. */
+/* Dovecot's dotlock: dovecot-uidlist.lock, stale after 2 minutes.
+ * We only take it inside an LMDB write txn, which already excludes every
+ * other mailhost process on this account: a lock file of ours (content
+ * "mailhost <pid>") found then was left by a crashed process and is
+ * removed at once; Dovecot's locks are waited for. */
 static int
 uidlist_lock (const char *dir, char **lock_path_out, GError **error)
 {
   char *lp = g_build_filename (dir, "dovecot-uidlist.lock", NULL);
+  /* Made with its content, then linked into place (as Dovecot's dotlock
+   * does): our lock is never seen empty, even after a crash. */
+  g_autofree char *tp = g_strdup_printf ("%s.mh-%d", lp, (int) getpid ());
+  g_autofree char *mark = g_strdup_printf ("mailhost %d\n", (int) getpid ());
+  if (!g_file_set_contents (tp, mark, -1, NULL))
+    {
+      mh_store__io_error (errno, "create", tp, error);
+      g_free (lp);
+      return -1;
+    }
   for (int tries = 0; tries < 2000; tries++)
     {
-      int fd = open (lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-      if (fd >= 0)
+      if (link (tp, lp) == 0)
         {
+          g_unlink (tp);
           *lock_path_out = lp;
-          return fd;
+          return open ("/dev/null", O_WRONLY | O_CLOEXEC);
         }
       if (errno != EEXIST)
         {
-          mh_store__io_error (errno, "create", lp, error);
+          mh_store__io_error (errno, "link", lp, error);
+          g_unlink (tp);
           g_free (lp);
           return -1;
         }
+      g_autofree char *content = NULL;
       struct stat st;
-      if (stat (lp, &st) == 0 && time (NULL) - st.st_mtime > 120)
+      if (g_file_get_contents (lp, &content, NULL, NULL)
+          && g_str_has_prefix (content, "mailhost "))
+        g_unlink (lp);
+      else if (stat (lp, &st) == 0 && time (NULL) - st.st_mtime > 120)
         g_unlink (lp);
       else
         g_usleep (5000);
     }
+  g_unlink (tp);
   g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_BUSY,
                "%s is held by another process for too long", lp);
   g_free (lp);
@@ -835,7 +856,9 @@ mh_store__uidlist_rewrite (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
   int lfd = uidlist_lock (dir, &lp, error);
   if (lfd < 0)
     return FALSE;
-  /* As Dovecot: write the new file as the lock file, rename it over. */
+  /* The lock says it is ours (see uidlist_lock); the new content goes
+   * to a temporary file renamed over the old one. */
+  close (lfd);
   GString *s = g_string_new (NULL);
   g_string_append_printf (s, "3 V%u N%u G", f->rec.uidvalidity,
                           f->rec.uidnext);
@@ -865,15 +888,16 @@ mh_store__uidlist_rewrite (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
       rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
     }
   mdb_cursor_close (c);
-  gboolean ok = TRUE;
-  if (write (lfd, s->str, s->len) != (gssize) s->len)
-    ok = mh_store__io_error (errno, "write", lp, error);
-  close (lfd);
   g_autofree char *p = g_build_filename (dir, "dovecot-uidlist", NULL);
-  if (ok && g_rename (lp, p) != 0)
-    ok = mh_store__io_error (errno, "rename", lp, error);
+  g_autofree char *tmp = g_strdup_printf ("%s.tmp-%d", p, (int) getpid ());
+  gboolean ok = g_file_set_contents (tmp, s->str, (gssize) s->len, NULL);
   if (!ok)
-    g_unlink (lp);
+    mh_store__io_error (errno, "write", tmp, error);
+  if (ok && g_rename (tmp, p) != 0)
+    ok = mh_store__io_error (errno, "rename", tmp, error);
+  if (!ok)
+    g_unlink (tmp);
+  g_unlink (lp);
   struct stat st;
   if (ok && stat (p, &st) == 0)
     {
@@ -923,10 +947,15 @@ scan_dir (const char *dir, gboolean in_new, GHashTable *found,
   return TRUE;
 }
 
+/* An mtime is trusted (recorded) only once the clock has left its tick:
+ * a change made later in the same tick would leave it unchanged. File
+ * systems with whole-second stamps (nanoseconds 0) get 2 s; ns stamps
+ * come from the kernel's coarse clock (a jiffy, at most 10 ms): 20 ms. */
 static gint64
-trusted (gint64 m)
+trusted (gint64 m, gint64 scan_start)
 {
-  return mh_store__now_ns () - m > MTIME_TRUST_NS ? m : 0;
+  gint64 window = m % 1000000000 == 0 ? MTIME_TRUST_NS : 20000000;
+  return scan_start - m > window ? m : 0;
 }
 
 static gint
@@ -976,6 +1005,7 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
   g_autofree char *newd = g_build_filename (dir, "new", NULL);
   g_autofree char *curd = g_build_filename (dir, "cur", NULL);
   struct stat sn, sc, su;
+  gint64 scan_start = mh_store__now_ns ();
   if (stat (newd, &sn) != 0 || stat (curd, &sc) != 0)
     {
       int e = errno;
@@ -1238,9 +1268,9 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
         goto fail;
     }
   if (scan_new)
-    f->rec.new_mtime = trusted (new_m);
+    f->rec.new_mtime = trusted (new_m, scan_start);
   if (scan_cur)
-    f->rec.cur_mtime = trusted (cur_m);
+    f->rec.cur_mtime = trusted (cur_m, scan_start);
   if (have_ul || f->rec.uidlist_mtime == 0)
     {
       g_autofree char *up = g_build_filename (dir, "dovecot-uidlist", NULL);

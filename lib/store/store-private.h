@@ -138,7 +138,8 @@ struct _MhStore
   guint64 gc_next_ticket; /* tickets handed out */
   guint64 gc_done_ticket; /* every ticket <= this is durable */
   gboolean gc_leader;     /* someone is committing */
-  GThreadPool *gc_pool;   /* runs the index commit beside the dir fsync */
+  GThread *gc_thread;     /* runs the index commit beside the dir fsync */
+  GAsyncQueue *gc_queue;  /* jobs for gc_thread; the store itself = quit */
   volatile gint name_counter;
 
   MhStoreCheckFunc check;
@@ -162,8 +163,8 @@ struct _MhStoreWatch
   int fd;
 };
 
-/* deliver.c: the pool function of store->gc_pool. */
-void mh_store__index_job (gpointer data, gpointer user_data);
+/* deliver.c: the body of store->gc_thread. */
+gpointer mh_store__index_thread (gpointer store);
 /* store.c: creates a role folder on first use; NOT_FOUND otherwise. */
 gboolean mh_store__role_autocreate (MhStore *store, const char *folder,
                                     GError **error);
