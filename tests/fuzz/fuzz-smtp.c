@@ -40,7 +40,18 @@ typedef struct
   guint accepted_rcpts;
   gboolean tls_pending; /* STARTTLS accepted, handshake not done */
   GString *line; /* partial output line, to check reply syntax */
+  /* FNV-1a of the events (chunks as their bytes), and of the output:
+   * apart, since how they interleave depends on the input's cuts */
+  guint64 ev_digest;
+  guint64 out_digest;
 } Host;
+
+static void
+mix (guint64 *d, const guint8 *p, gsize n)
+{
+  for (gsize i = 0; i < n; i++)
+    *d = (*d ^ p[i]) * 1099511628211ull;
+}
 
 static guint32
 next_rand (Host *h)
@@ -56,6 +67,7 @@ check_output (Host *h)
   gsize n = mh_smtp_engine_peek_output (h->e, &p);
   /* soft bound + one event's worth of replies (LMTP: one per rcpt) */
   CHECK (n <= 16 * 1024 + 4096 + 520 * (gsize) h->lim.max_recipients);
+  mix (&h->out_digest, p, n);
   for (gsize i = 0; i < n; i++)
     {
       g_string_append_c (h->line, (char) p[i]);
@@ -81,7 +93,15 @@ static void
 answer (Host *h, const MhSmtpEvent *ev)
 {
   MhSmtpEngine *e = h->e;
-  guint32 r = next_rand (h) % 8;
+  /* only answers draw from the PRNG: chunk counts depend on the cuts */
+  guint32 r = ev->any.needs_reply ? next_rand (h) % 8 : 0;
+  if (ev->type == MH_SMTP_EVENT_DATA_CHUNK)
+    mix (&h->ev_digest, ev->chunk.data, ev->chunk.len);
+  else
+    {
+      guint8 t = (guint8) ev->type;
+      mix (&h->ev_digest, &t, 1);
+    }
   switch (ev->type)
     {
     case MH_SMTP_EVENT_HELO:
@@ -229,18 +249,18 @@ drain (Host *h)
   CHECK (0); /* the engine must settle */
 }
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+/* One session. @piece: 0 = sizes from the PRNG (with ticks and TLS
+ * handshakes), else fixed pieces of that size and nothing that depends
+ * on where the input is cut (differential mode). Returns the digest. */
+static guint64
+run_once (const uint8_t *data, size_t size, guint8 cfg, guint8 cfg2,
+          guint32 seed, gsize piece)
 {
-  if (size < 4)
-    return 0;
-  /* a g_return_if_fail() in the engine is a bug the fuzzer must see */
-  g_log_set_always_fatal (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
   Host h = { 0 };
-  guint8 cfg = data[0], cfg2 = data[1];
-  h.rng = data[2] | (guint32) data[3] << 8;
-  data += 4;
-  size -= 4;
+  guint32 piece_rng = seed ^ 0x9e3779b9u;
+  h.rng = seed;
+  h.ev_digest = 14695981039346656037ull;
+  h.out_digest = 14695981039346656037ull;
 
   MhSmtpRole role = (MhSmtpRole) (cfg % 3);
   h.lmtp = role == MH_SMTP_ROLE_LMTP;
@@ -290,9 +310,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   gsize off = 0;
   while (off < size && !mh_smtp_engine_is_closing (h.e))
     {
-      /* piece sizes from the PRNG: 1..64 bytes, sometimes everything */
-      guint32 r = next_rand (&h);
+      /* piece sizes from their own PRNG: 1..64 bytes, sometimes all */
+      piece_rng = piece_rng * 1103515245u + 12345u;
+      guint32 r = piece_rng >> 8;
       gsize n = (r & 0x300) == 0x300 ? size - off : 1 + (r % 64);
+      if (piece != 0)
+        n = piece;
       n = MIN (n, size - off);
       gsize used = mh_smtp_engine_feed (h.e, data + off, n);
       CHECK (used <= n);
@@ -306,6 +329,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           off += again;
           drain (&h);
         }
+      if (piece != 0)
+        continue;
       if (h.tls_pending && (r & 0x7000) != 0x7000)
         {
           /* the handshake, after some plaintext was maybe injected */
@@ -341,5 +366,27 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
   mh_smtp_engine_unref (h.e);
   g_string_free (h.line, TRUE);
+  return h.ev_digest ^ (h.out_digest * 31);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  if (size < 4)
+    return 0;
+  /* a g_return_if_fail() in the engine is a bug the fuzzer must see */
+  g_log_set_always_fatal (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
+  guint8 cfg = data[0], cfg2 = data[1];
+  guint32 seed = data[2] | (guint32) data[3] << 8;
+  if (cfg2 & 0x80)
+    {
+      /* differential: whole input vs one byte at a time must give the
+       * same events and output (STYLE.md) */
+      guint64 a = run_once (data + 4, size - 4, cfg, cfg2, seed, size);
+      guint64 b = run_once (data + 4, size - 4, cfg, cfg2, seed, 1);
+      CHECK (a == b);
+    }
+  else
+    run_once (data + 4, size - 4, cfg, cfg2, seed, 0);
   return 0;
 }
