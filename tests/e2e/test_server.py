@@ -568,6 +568,48 @@ class ServerTest(unittest.TestCase):
         other = self.client(port)
         self.assertTrue(other.line().startswith("220"))
 
+    def test_abusive_clients_do_not_hurt_the_server(self):
+        """Resets mid-job, garbage handshakes, unread output, half lines,
+        NUL bytes, in bulk; then the server still answers and exits 0.
+        Under ASan this is a lifetime test of sessions and jobs."""
+        import random
+        rnd = random.Random(1234)
+        port = free_port()
+        d = self.start(echo_config("127.0.0.1:%d" % port,
+                                   extra="worker_threads = 4\n",
+                                   section_extra="max_connections_per_ip = "
+                                                 "1000"))
+        actions = [
+            b"SLOW 200\r\n", b"WAIT 200\r\n", b"STARTTLS\r\n\x16\x03\x01junk",
+            b"BIG 10000000\r\n", b"ECH", b"\x00\x01\r\n", b"BEGIN\r\nx\r\n",
+            b"STARTTLS\r\n", b"A" * 3000, b"QUIT\r\n",
+        ]
+        socks = []
+        for i in range(150):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(rnd.choice(actions) + rnd.choice(actions))
+            socks.append(s)
+            if rnd.random() < 0.5:
+                time.sleep(0.005)
+            if rnd.random() < 0.6:
+                victim = socks.pop(rnd.randrange(len(socks)))
+                if rnd.random() < 0.5:  # reset instead of FIN
+                    victim.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                victim.close()
+        time.sleep(0.5)
+        for s in socks:
+            s.close()
+        c = self.client(port)
+        self.assertTrue(c.line().startswith("220"))
+        c.send("SLOW 10")
+        self.assertEqual(c.line(), "250 slept 10 ms")
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait(), 0)
+        log = d.log_text()
+        self.assertNotIn("ERROR: AddressSanitizer", log)
+        self.assertNotIn("runtime error", log)
+
     # ---- signals -------------------------------------------------------------
 
     def test_sigterm_lets_job_finish_then_exits_0(self):
