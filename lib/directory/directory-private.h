@@ -43,6 +43,9 @@ struct _MhDirectory
   /* Dummy hash for unknown users, made on first authenticate. */
   GMutex dummy_lock;
   char *dummy_hash;
+  /* yescrypt cost of new hashes (and the dummy); 0 = libxcrypt's
+   * default. Only unit tests lower it, to stay fast. */
+  guint hash_cost;
 };
 
 /* A migration step: rewrites a schema @from into @from + 1 inside @txn.
@@ -98,7 +101,10 @@ gboolean mh_directory__key_split (const void *key, gsize len, char **local_out,
 
 /* ---- password.c ---- */
 const char *mh_directory__hash_scheme (const char *hash);
-char *mh_directory__dummy_hash (GError **error);
+/* mh_directory_password_hash() with a yescrypt cost (0 = default). */
+char *mh_directory__password_hash_cost (const char *password, guint cost,
+                                        GError **error);
+char *mh_directory__dummy_hash (guint cost, GError **error);
 
 /* ---- records.c ---- */
 typedef enum

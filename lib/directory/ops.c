@@ -852,7 +852,8 @@ mh_directory_account_add (MhDirectory *dir, const char *address,
   g_autofree char *hash = NULL;
   if (password != NULL)
     {
-      hash = mh_directory_password_hash (password, error);
+      hash = mh_directory__password_hash_cost (password, dir->hash_cost,
+                                               error);
       if (hash == NULL)
         return FALSE;
     }
@@ -1113,7 +1114,8 @@ mh_directory_account_set_password (MhDirectory *dir, const char *address,
   if (!mh_directory__address_parse (address, &a, error))
     return FALSE;
   mh_directory__address_clear (&a);
-  g_autofree char *hash = mh_directory_password_hash (password, error);
+  g_autofree char *hash = mh_directory__password_hash_cost (
+      password, dir->hash_cost, error);
   if (hash == NULL)
     return FALSE;
   gboolean ok = edit_account (dir, address, edit_hash, hash, error);
@@ -1273,7 +1275,7 @@ dummy_hash (MhDirectory *dir, GError **error)
 {
   g_mutex_lock (&dir->dummy_lock);
   if (dir->dummy_hash == NULL)
-    dir->dummy_hash = mh_directory__dummy_hash (error);
+    dir->dummy_hash = mh_directory__dummy_hash (dir->hash_cost, error);
   const char *h = dir->dummy_hash;
   g_mutex_unlock (&dir->dummy_lock);
   return h;

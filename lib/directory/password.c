@@ -413,11 +413,18 @@ password_ok (const char *password, GError **error)
 char *
 mh_directory_password_hash (const char *password, GError **error)
 {
+  return mh_directory__password_hash_cost (password, 0, error);
+}
+
+char *
+mh_directory__password_hash_cost (const char *password, guint cost,
+                                  GError **error)
+{
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!password_ok (password, error))
     return NULL;
-  /* count 0: libxcrypt's default cost for yescrypt. */
-  char *setting = crypt_gensalt_ra ("$y$", 0, NULL, 0);
+  /* cost 0: libxcrypt's default cost for yescrypt. */
+  char *setting = crypt_gensalt_ra ("$y$", cost, NULL, 0);
   if (setting == NULL)
     {
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_FAILED,
@@ -439,7 +446,7 @@ mh_directory_password_hash (const char *password, GError **error)
 }
 
 char *
-mh_directory__dummy_hash (GError **error)
+mh_directory__dummy_hash (guint cost, GError **error)
 {
   /* A random password nobody knows, hashed the way real ones are, so an
    * unknown user costs what a known one does. */
@@ -447,7 +454,7 @@ mh_directory__dummy_hash (GError **error)
   for (gsize i = 0; i < 32; i++)
     pw[i] = "0123456789abcdef"[g_random_int_range (0, 16)];
   pw[32] = '\0';
-  char *h = mh_directory_password_hash (pw, error);
+  char *h = mh_directory__password_hash_cost (pw, cost, error);
   mh_core__wipe (pw, sizeof pw);
   return h;
 }
