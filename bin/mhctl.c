@@ -18,6 +18,7 @@
  *   nothing at all when a line is bad (unless --partial).
  */
 #include "mh-config.h"
+#include "mhctl-resolve.h"
 #include <mailhost/mailhost.h>
 
 #include <errno.h>
@@ -1114,6 +1115,7 @@ usage_all (FILE *out)
   for (gsize i = 0; i < G_N_ELEMENTS (verbs); i++)
     fprintf (out, "  %s%s%s %s\n", verbs[i].noun, verbs[i].verb ? " " : "",
              verbs[i].verb ? verbs[i].verb : "", verbs[i].args);
+  mhctl_resolve_usage (out);
   fprintf (out,
            "\nOptions:\n"
            "  --data-dir DIR   the data directory (overrides the config)\n"
@@ -1232,6 +1234,11 @@ main (int argc, char **argv)
   gboolean version = FALSE;
   gboolean options_done = FALSE;
   int code = 0;
+
+  /* resolve and alias temp (bin/mhctl-resolve.c) parse their own
+   * options (--from, --days, --at, ...). */
+  if (mhctl_resolve_main (argc, argv, &code))
+    return code;
 
   for (int i = 1; i < argc; i++)
     {

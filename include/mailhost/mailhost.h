@@ -6,6 +6,7 @@
 #include <mailhost/limits.h>
 /* layers: keep in DESIGN.md order */
 #include <mailhost/directory.h>
+#include <mailhost/resolve.h>
 #include <mailhost/store.h>
 #include <mailhost/auth.h>
 #include <mailhost/smtp.h>
