@@ -909,8 +909,6 @@ do_mail (MhSmtpEngine *e, Arg a)
       else if (g_ascii_strcasecmp (pp->key, "RET") == 0
                && has_ext (e, MH_SMTP_EXT_DSN))
         {
-          if (m->ret != MH_SMTP_DSN_RET_NONE)
-            goto fail;
           if (val_is (pp, "FULL"))
             m->ret = MH_SMTP_DSN_RET_FULL;
           else if (val_is (pp, "HDRS"))
@@ -1231,15 +1229,15 @@ do_bdat (MhSmtpEngine *e, Arg a)
   e->bdat_last = last;
   e->bdat_discard = FALSE;
 
+  if (e->refused)
+    {
+      bdat_discard (e, 503, "5.5.1", "Error: no SMTP service here", TRUE);
+      return;
+    }
   if (!has_ext (e, MH_SMTP_EXT_CHUNKING))
     {
       bdat_discard (e, 502, "5.5.1", "Error: BDAT needs CHUNKING after EHLO",
                     TRUE);
-      return;
-    }
-  if (e->refused)
-    {
-      bdat_discard (e, 503, "5.5.1", "Error: no SMTP service here", TRUE);
       return;
     }
   if ((e->policy & MH_SMTP_POLICY_REQUIRE_TLS) && !e->tls)

@@ -1043,6 +1043,110 @@ test_input_before_greeting (void **state)
   assert_int_equal (n, strlen ("220 mx.test ESMTP\r\n250 2.0.0 OK\r\n"));
 }
 
+static void
+test_more_syntax_and_sequence_errors (void **state)
+{
+  SmtpSetup s = SMTP_SETUP_DEFAULT;
+  s.limits.max_bad_commands = 50;
+  g_autoptr (SmtpRun) r = smtp_run_both (
+    &s, EHLO MAIL "RCPT TO:<a@mx.test>x\r\n"
+    "RCPT TO:<a@mx.test> NOTIFY=SUCCESS,\r\n"
+    "RCPT TO:<a@mx.test> NOTIFY=\xc3\xa9\r\n"
+    "RCPT TO:<a@mx.test> ORCPT=utf-8;\xc3\xa9@x\r\n"
+    "DATA now\r\nQUIT now\r\nRSET\r\n"
+    "MAIL FROM:<a@b.example> ENVID=" "0123456789012345678901234567890123456789"
+    "01234567890123456789012345678901234567890123456789012345678901\r\n"
+    "MAIL FROM:<a@b.example> AUTH=x\r\n"
+    "MAIL FROM:<a@b.example> RET=FULL BODY=7BIT\r\n", -1);
+  assert_codes (r, "220 250 250 501 501 553 553 501 501 250 501 555 250");
+  smtp_assert_has (r->out, "501 5.5.4 Bad NOTIFY parameter");
+  smtp_assert_has (r->out, "501 5.5.4 Syntax: RCPT TO:<address> [parameters]");
+  smtp_assert_has (r->out, "553 5.6.7 Non-ASCII parameter requires SMTPUTF8");
+  smtp_assert_has (r->out, "501 5.5.4 Syntax: DATA\r\n");
+  smtp_assert_has (r->out, "501 5.5.4 Syntax: QUIT\r\n");
+  smtp_assert_has (r->out, "501 5.5.4 Bad ENVID parameter");
+  /* AUTH= is only known when AUTH is offered */
+  smtp_assert_has (r->out, "555 5.5.4 Unsupported parameter AUTH\r\n");
+  smtp_assert_has (r->log, "body=1 utf8=0 ret=1");
+
+  /* ORCPT with a UTF-8 address once SMTPUTF8 is on (RFC 6533) */
+  g_autoptr (SmtpRun) u = smtp_run_both (
+    &s, EHLO "MAIL FROM:<a@b.example> SMTPUTF8\r\n"
+    "RCPT TO:<a@mx.test> ORCPT=utf-8;\xc3\xa9@x\r\n", -1);
+  assert_codes (u, "220 250 250 250");
+  smtp_assert_has (u->log, "orcpt=utf-8;\xc3\xa9@x");
+
+  /* BDAT before TLS when TLS is required, and after a 554 greeting: the
+   * chunk is still skipped */
+  s.set_policy = TRUE;
+  s.policy = MH_SMTP_POLICY_REQUIRE_TLS;
+  g_autoptr (SmtpRun) t = smtp_run_both (&s, EHLO "BDAT 4\r\nNOOPNOOP\r\n",
+                                         -1);
+  assert_codes (t, "220 250 530 250");
+  s.set_policy = FALSE;
+  s.greet_code = 554;
+  g_autoptr (SmtpRun) g = smtp_run_both (&s, "BDAT 4 LAST\r\nQUITQUIT\r\n",
+                                         -1);
+  assert_codes (g, "554 503 221");
+}
+
+static void
+test_host_refuses_helo_and_starttls (void **state)
+{
+  g_autoptr (MhSmtpEngine) e = mh_smtp_engine_new (MH_SMTP_ROLE_SMTP, NULL);
+  mh_smtp_engine_set_extensions (e, MH_SMTP_EXT_DEFAULT
+                                      | MH_SMTP_EXT_STARTTLS);
+  mh_smtp_engine_greet (e, "mx.test", 220, NULL);
+  const char *in = "EHLO bad.example\r\n" MAIL EHLO "STARTTLS\r\n"
+                   "STARTTLS\r\n";
+  assert_int_equal (mh_smtp_engine_feed (e, (const guint8 *) in, strlen (in)),
+                    strlen (in));
+  MhSmtpEvent ev;
+  assert_true (mh_smtp_engine_next_event (e, &ev));
+  assert_int_equal (ev.type, MH_SMTP_EVENT_HELO);
+  mh_smtp_engine_reply (e, 550, "5.7.1", "You are not welcome");
+  assert_null (mh_smtp_engine_get_helo (e));
+  /* MAIL without an accepted EHLO: the engine answers 503 itself */
+  assert_true (mh_smtp_engine_next_event (e, &ev));
+  assert_int_equal (ev.type, MH_SMTP_EVENT_HELO);
+  mh_smtp_engine_accept (e);
+  assert_true (mh_smtp_engine_next_event (e, &ev));
+  assert_int_equal (ev.type, MH_SMTP_EVENT_STARTTLS);
+  mh_smtp_engine_reply (e, 454, "4.7.0", "TLS not available due to "
+                        "temporary reason");
+  assert_true (mh_smtp_engine_want_read (e));
+  assert_true (mh_smtp_engine_next_event (e, &ev));
+  assert_int_equal (ev.type, MH_SMTP_EVENT_STARTTLS);
+  mh_smtp_engine_accept (e);
+  assert_false (mh_smtp_engine_want_read (e));
+  /* bytes during the handshake are plaintext: dropped and counted */
+  assert_int_equal (mh_smtp_engine_feed (e, (const guint8 *) "NOOP\r\n", 6),
+                    6);
+  assert_int_equal (mh_smtp_engine_starttls_done (e), 6);
+  /* consume output in two parts */
+  const guint8 *o;
+  gsize n = mh_smtp_engine_peek_output (e, &o);
+  g_autofree char *all = g_strndup ((const char *) o, n);
+  mh_smtp_engine_consume_output (e, 10);
+  gsize m = mh_smtp_engine_peek_output (e, &o);
+  assert_int_equal (m, n - 10);
+  assert_memory_equal (o, all + 10, m);
+  mh_smtp_engine_consume_output (e, m);
+  assert_non_null (strstr (all, "550 5.7.1 You are not welcome\r\n"
+                                "503 5.5.1 Error: send HELO/EHLO first\r\n"
+                                "250-mx.test\r\n"));
+  assert_non_null (strstr (all, "454 4.7.0 TLS not available due to "
+                                "temporary reason\r\n"
+                                "220 2.0.0 Ready to start TLS\r\n"));
+  /* GType plumbing for bindings */
+  MhSmtpLimits lim = { .version = 1, .max_line = 77 };
+  g_autoptr (MhSmtpLimits) c = g_boxed_copy (MH_TYPE_SMTP_LIMITS, &lim);
+  assert_int_equal (c->max_line, 77);
+  MhSmtpEngine *ref = g_boxed_copy (MH_TYPE_SMTP_ENGINE, e);
+  assert_ptr_equal (ref, e);
+  g_boxed_free (MH_TYPE_SMTP_ENGINE, ref);
+}
+
 int
 main (void)
 {
@@ -1091,6 +1195,8 @@ main (void)
     cmocka_unit_test (test_lmtp_per_recipient_replies),
     cmocka_unit_test (test_reply_formatting),
     cmocka_unit_test (test_input_before_greeting),
+    cmocka_unit_test (test_more_syntax_and_sequence_errors),
+    cmocka_unit_test (test_host_refuses_helo_and_starttls),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
