@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
+#include <gnutls/crypto.h>
 
 #define EX_OK 0
 #define EX_FAIL 1
@@ -66,17 +68,102 @@ register_services (MhServer *server, GError **error)
 
 /* ---- demo -------------------------------------------------------------- */
 
-/* The lead fills this in with lib/directory: create domain demo.example
- * and user demo@demo.example with a random password in @data_dir.
- * Returns the user and password to print (both NULL while the directory
- * is not built into mailhostd). */
+#define DEMO_DOMAIN "demo.example"
+#define DEMO_USER "demo@" DEMO_DOMAIN
+#define DEMO_SECRET_FILE "demo-password"
+
+/* A password a person can type from the terminal: 16 characters from an
+ * alphabet without look-alikes, from GnuTLS's CSPRNG (~92 bits). */
+static char *
+demo_random_password (GError **error)
+{
+  static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz"
+                                 "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  guint8 raw[16];
+  if (gnutls_rnd (GNUTLS_RND_KEY, raw, sizeof raw) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "no random bytes for the demo password");
+      return NULL;
+    }
+  char *pw = g_malloc (sizeof raw + 1);
+  for (gsize i = 0; i < sizeof raw; i++)
+    pw[i] = alphabet[raw[i] % (sizeof alphabet - 1)];
+  pw[sizeof raw] = '\0';
+  return pw;
+}
+
+/* Creates domain demo.example and user demo@demo.example in @data_dir's
+ * directory. The password is made once and kept (mode 0600) in
+ * DATA/demo-password, so a second `--demo` on the same data prints the
+ * same credentials; if that file is gone, the password is reset. */
 static gboolean
 demo_provision_directory (MhConfig *config, const char *data_dir,
                           char **user_out, char **password_out,
                           GError **error)
 {
-  *user_out = NULL;
-  *password_out = NULL;
+  g_autoptr (GError) local = NULL;
+  g_autoptr (MhDirectory) dir = mh_directory_open (data_dir, error);
+  if (dir == NULL)
+    return FALSE;
+
+  if (!mh_directory_domain_add (dir, DEMO_DOMAIN, &local))
+    {
+      if (!g_error_matches (local, MH_DIRECTORY_ERROR,
+                            MH_DIRECTORY_ERROR_EXISTS))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      g_clear_error (&local);
+    }
+
+  g_autofree char *secret_path
+      = g_build_filename (data_dir, DEMO_SECRET_FILE, NULL);
+  g_autofree char *password = NULL;
+  if (g_file_get_contents (secret_path, &password, NULL, NULL))
+    g_strstrip (password);
+  gboolean fresh = password == NULL || *password == '\0';
+  if (fresh)
+    {
+      g_free (password);
+      password = demo_random_password (error);
+      if (password == NULL)
+        return FALSE;
+    }
+
+  if (!mh_directory_account_add (dir, DEMO_USER, password, &local))
+    {
+      if (!g_error_matches (local, MH_DIRECTORY_ERROR,
+                            MH_DIRECTORY_ERROR_EXISTS))
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      g_clear_error (&local);
+      /* existing user: make sure the kept password is the one that works */
+      if (!mh_directory_authenticate (dir, DEMO_USER, password, NULL, NULL)
+          && !mh_directory_account_set_password (dir, DEMO_USER, password,
+                                                 error))
+        return FALSE;
+    }
+  if (fresh)
+    {
+      int fd = g_open (secret_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (fd < 0 || write (fd, password, strlen (password)) < 0
+          || fsync (fd) != 0)
+        {
+          int e = errno;
+          if (fd >= 0)
+            close (fd);
+          g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (e),
+                       "cannot write %s: %s", secret_path, g_strerror (e));
+          return FALSE;
+        }
+      close (fd);
+    }
+  *user_out = g_strdup (DEMO_USER);
+  *password_out = g_steal_pointer (&password);
   return TRUE;
 }
 

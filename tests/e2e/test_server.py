@@ -9,6 +9,7 @@ the built binary.
 """
 import hashlib
 import os
+import re
 import pwd
 import select
 import shutil
@@ -23,6 +24,7 @@ import time
 import unittest
 
 MAILHOSTD = os.environ.get("MH_MAILHOSTD", "mailhostd")
+MHCTL = os.environ.get("MH_MHCTL")
 GNUTLS_CLI = shutil.which("gnutls-cli")
 CERTTOOL = shutil.which("certtool")
 
@@ -722,6 +724,18 @@ class ServerTest(unittest.TestCase):
                 self.assertLess(time.time(), deadline)
                 time.sleep(0.05)
             text = read(out_path)
+            # the demo account exists and its printed password is kept
+            m = re.search(r"user: +demo@demo\.example\n +password: +(\S+)",
+                          text)
+            self.assertIsNotNone(m, text)
+            self.assertEqual(read(os.path.join(data, "demo-password")),
+                             m.group(1))
+            if MHCTL:
+                show = subprocess.run([MHCTL, "--data-dir", data, "--json",
+                                       "user", "show", "demo@demo.example"],
+                                      capture_output=True, text=True)
+                self.assertEqual(show.returncode, 0, show.stderr)
+                self.assertIn("demo@demo.example", show.stdout)
             self.assertIn("not built yet: smtp (10025)", text)
             self.assertIn("imaps (10993)", text)
             fp = pem_fingerprint(os.path.join(data, "tls", "cert.pem"))
