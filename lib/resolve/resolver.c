@@ -312,7 +312,7 @@ normalise (const char *in, gsize len, gboolean top, Addr *out,
                    "address is empty");
       return FALSE;
     }
-  if (in[0] == '@')
+  if (in[0] == '@' && memchr (in, ':', len) != NULL)
     {
       g_set_error (error, MH_RESOLVE_ERROR, MH_RESOLVE_ERROR_INVALID,
                    "address '%.*s' has a source route (@host,...:); source "
