@@ -977,9 +977,9 @@ parse_notify (const Param *p, guint *out)
 {
   guint v = 0;
   const char *s = p->val;
-  const char *end = s + p->vlen;
   if (s == NULL || p->vlen == 0)
     return FALSE;
+  const char *end = s + p->vlen;
   while (s < end)
     {
       const char *c = memchr (s, ',', (gsize) (end - s));
