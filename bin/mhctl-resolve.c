@@ -249,7 +249,11 @@ error_json (GString *s, const char *address, const GError *error)
   g_string_append (s, "{\"address\": ");
   json_string (s, address);
   g_string_append (s, ", \"accepted\": false, \"error\": ");
-  json_string (s, g_enum_to_string (MH_TYPE_RESOLVE_ERROR, error->code));
+  GEnumClass *klass = g_type_class_ref (MH_TYPE_RESOLVE_ERROR);
+  GEnumValue *ev = error->domain == MH_RESOLVE_ERROR
+                   ? g_enum_get_value (klass, error->code) : NULL;
+  json_string (s, ev ? ev->value_nick : "failed");
+  g_type_class_unref (klass);
   g_string_append_printf (s, ", \"code\": %u, \"enhanced\": ", code);
   json_string (s, enh);
   g_string_append (s, ", \"text\": ");

@@ -45,6 +45,9 @@ gboolean mh_resolve__read_temp_alias (const void *data, gsize len,
 
 MhResolveResult *mh_resolve__result_new (const char *address, gsize len,
                                          gboolean trace);
+/* The normalised address once the local part is folded per its domain. */
+void mh_resolve__result_set_address (MhResolveResult *res,
+                                     const char *address);
 /* Takes the target. */
 void mh_resolve__result_add_target (MhResolveResult *res,
                                     MhResolveTarget *target);

@@ -978,6 +978,12 @@ expand (Run *run, const char *local, gsize llen, const char *alabel,
   char flocal[LOCAL_BUF];
   gsize fllen;
   fold (local, llen, dom->cs, flocal, &fllen);
+  if (depth == 0)
+    {
+      char folded[KEY_BUF];
+      g_snprintf (folded, sizeof folded, "%s@%s", flocal, alabel);
+      mh_resolve__result_set_address (run->res, folded);
+    }
   gboolean matched = FALSE;
   if (!match_listed (run, dom, hosted, hlen, flocal, fllen, depth, tag,
                      &matched))

@@ -301,7 +301,8 @@ struct _MhResolveResult
   gint refcount;
   GPtrArray *targets;     /* MhResolveTarget, owned */
   GPtrArray *trace;       /* MhResolveStep, owned; NULL until needed */
-  const char *address;
+  const char *address;    /* buf, or folded */
+  char *folded;           /* set when folding changed the address */
   char buf[];
 };
 
@@ -312,12 +313,24 @@ mh_resolve__result_new (const char *address, gsize len, gboolean trace)
   char *at = r->buf;
   r->refcount = 1;
   r->address = put (&at, address, len);
+  r->folded = NULL;
   r->targets = g_ptr_array_new_with_free_func (
       (GDestroyNotify) mh_resolve_target_unref);
   r->trace = trace ? g_ptr_array_new_with_free_func (
                          (GDestroyNotify) mh_resolve_step_unref)
                    : NULL;
   return r;
+}
+
+void
+mh_resolve__result_set_address (MhResolveResult *res, const char *address)
+{
+  /* Only allocates when folding changed something (ALICE@...). */
+  if (strcmp (res->address, address) == 0)
+    return;
+  g_free (res->folded);
+  res->folded = g_strdup (address);
+  res->address = res->folded;
 }
 
 void
@@ -370,6 +383,7 @@ mh_resolve_result_unref (MhResolveResult *result)
   if (result == NULL || !g_atomic_int_dec_and_test (&result->refcount))
     return;
   g_ptr_array_unref (result->targets);
+  g_free (result->folded);
   if (result->trace != NULL)
     g_ptr_array_unref (result->trace);
   g_free (result);

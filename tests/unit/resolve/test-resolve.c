@@ -142,6 +142,13 @@ test_account_and_case (void **state)
   Fixture *f = *state;
   EXPECT (f, "alice@example.org", "mailbox:alice@example.org");
   EXPECT (f, "ALICE@Example.ORG", "mailbox:alice@example.org");
+  {
+    MhResolveResult *n = NULL;
+    g_autofree char *x = targets_of (f, "ALICE@Example.ORG", NULL, FALSE, &n);
+    assert_string_equal (mh_resolve_result_get_address (n),
+                         "alice@example.org");
+    mh_resolve_result_unref (n);
+  }
   EXPECT (f, "<alice@example.org>", "mailbox:alice@example.org");
   EXPECT (f, "alice@example.org.", "mailbox:alice@example.org");
   EXPECT (f, "\"alice\"@example.org", "mailbox:alice@example.org");
