@@ -1148,6 +1148,46 @@ test_host_refuses_helo_and_starttls (void **state)
   g_boxed_free (MH_TYPE_SMTP_ENGINE, ref);
 }
 
+/* A host that answers later (a lookup in a worker thread): the engine
+ * keeps the event's data alive, takes more input only up to its bound,
+ * and replies still leave in order. */
+static void
+test_async_host (void **state)
+{
+  g_autoptr (MhSmtpEngine) e = mh_smtp_engine_new (MH_SMTP_ROLE_SMTP, NULL);
+  mh_smtp_engine_greet (e, "mx.test", 220, NULL);
+  const char *in = EHLO MAIL "RCPT TO:<slow@mx.test>\r\n";
+  mh_smtp_engine_feed (e, (const guint8 *) in, strlen (in));
+  MhSmtpEvent ev, held;
+  assert_true (mh_smtp_engine_next_event (e, &ev));
+  mh_smtp_engine_accept (e);
+  assert_true (mh_smtp_engine_next_event (e, &ev));
+  mh_smtp_engine_accept (e);
+  assert_true (mh_smtp_engine_next_event (e, &held));
+  assert_int_equal (held.type, MH_SMTP_EVENT_RCPT);
+  /* the client pipelines on; the host polls meanwhile */
+  const char *more = "RCPT TO:<fast@mx.test>\r\nNOOP\r\n";
+  assert_int_equal (mh_smtp_engine_feed (e, (const guint8 *) more,
+                                         strlen (more)), strlen (more));
+  for (int i = 0; i < 3; i++)
+    assert_false (mh_smtp_engine_next_event (e, &ev));
+  assert_string_equal (held.rcpt.forward_path->address, "slow@mx.test");
+  assert_int_equal (mh_smtp_engine_tick (e, 0), -1); /* host time */
+  mh_smtp_engine_reply (e, 451, "4.4.3", "Directory unavailable");
+  assert_true (mh_smtp_engine_next_event (e, &ev));
+  assert_int_equal (ev.type, MH_SMTP_EVENT_RCPT);
+  assert_string_equal (ev.rcpt.forward_path->address, "fast@mx.test");
+  mh_smtp_engine_accept (e);
+  assert_false (mh_smtp_engine_next_event (e, &ev));
+  g_autoptr (GBytes) out = mh_smtp_engine_take_output (e);
+  g_autofree char *s = g_strndup (g_bytes_get_data (out, NULL),
+                                  g_bytes_get_size (out));
+  assert_non_null (strstr (s, "250 2.1.0 Sender OK\r\n"
+                              "451 4.4.3 Directory unavailable\r\n"
+                              "250 2.1.5 Recipient OK\r\n"
+                              "250 2.0.0 OK\r\n"));
+}
+
 int
 main (void)
 {
@@ -1198,6 +1238,7 @@ main (void)
     cmocka_unit_test (test_input_before_greeting),
     cmocka_unit_test (test_more_syntax_and_sequence_errors),
     cmocka_unit_test (test_host_refuses_helo_and_starttls),
+    cmocka_unit_test (test_async_host),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
