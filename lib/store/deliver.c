@@ -48,6 +48,7 @@ pending_free (MhStorePending *p)
   g_free (p->filename);
   g_strfreev (p->keywords);
   g_clear_pointer (&p->cache, g_variant_unref);
+  g_clear_pointer (&p->data, g_bytes_unref);
   g_clear_error (&p->error);
   g_free (p);
 }
@@ -61,6 +62,23 @@ typedef struct
   gboolean done;
   GError *error;
 } IndexJob;
+
+/* The cache of a pending delivery, computed by whoever needs it first:
+ * its own thread while it waits for a commit already running, or the
+ * commit thread. */
+static GVariant *
+pending_cache (MhStorePending *p)
+{
+  GVariant *c = g_atomic_pointer_get (&p->cache);
+  if (c != NULL)
+    return c;
+  gsize len;
+  const char *d = g_bytes_get_data (p->data, &len);
+  c = mh_store__meta_compute (d, len);
+  if (!g_atomic_pointer_compare_and_exchange (&p->cache, NULL, c))
+    g_variant_unref (c);
+  return g_atomic_pointer_get (&p->cache);
+}
 
 /* Writes a batch into the index: one write txn, one commit. */
 static gboolean
@@ -125,7 +143,7 @@ index_batch (MhStore *store, GPtrArray *batch, GError **error)
       p->uid = 0;
       ok = mh_store__msg_add (store, txn, f, p->filename, p->in_new, p->size,
                               p->vsize, p->internal_date, now, fl, kw,
-                              p->cache, &p->uid, error);
+                              pending_cache (p), &p->uid, error);
     }
   /* dovecot-uidlist lines, one append per folder. */
   GHashTableIter it;
@@ -244,6 +262,15 @@ group_commit (MhStore *store, MhStorePending *p, GError **error)
     {
       if (store->gc_leader)
         {
+          /* A commit is running and we will wait for it anyway: compute
+           * our cache now rather than in the next commit. */
+          if (g_atomic_pointer_get (&p->cache) == NULL)
+            {
+              g_mutex_unlock (&store->gc_lock);
+              pending_cache (p);
+              g_mutex_lock (&store->gc_lock);
+              continue;
+            }
           g_cond_wait (&store->gc_cond, &store->gc_lock);
           continue;
         }
@@ -367,9 +394,11 @@ mh_store_deliver (MhStore *store, const char *folder, GBytes *message,
   p->vsize = mh_store__rfc822_size (data, len);
   p->internal_date = internal_date > 0 ? internal_date
                                        : g_get_real_time () / G_USEC_PER_SEC;
-  p->cache = mh_store__meta_compute (data, len);
+  /* The metadata cache is computed off the critical path: see
+   * pending_cache(). */
+  p->data = g_bytes_ref (message);
   guint64 n = (guint64) g_atomic_int_add (&store->name_counter, 1);
-  g_autofree char *base = mh_store__unique_name (n, len, p->vsize);
+  g_autofree char *base = mh_store__unique_name (store->host, n, len, p->vsize);
   p->in_new = flags == 0 && kwbits == 0;
   p->filename = p->in_new ? g_strdup (base)
                           : mh_store__make_name (base, strlen (base), flags,

@@ -160,15 +160,9 @@ mh_store__notify (MhStore *store, MDB_txn *txn)
   meta_put (store, txn, "counter", &c, sizeof c);
   /* Other processes watch this file with inotify (see store.c); a write
    * without fsync is enough: only the event matters. */
-  g_autofree char *p = g_build_filename (store->index_dir, "notify", NULL);
-  int fd = open (p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (fd >= 0)
-    {
-      if (pwrite (fd, &c, sizeof c, 0) < 0)
-        mh_log_debug ("store", NULL, NULL, "notify %s: %s", p,
-                      g_strerror (errno));
-      close (fd);
-    }
+  if (store->notify_fd >= 0 && pwrite (store->notify_fd, &c, sizeof c, 0) < 0)
+    mh_log_debug ("store", NULL, NULL, "notify %s: %s", store->index_dir,
+                  g_strerror (errno));
 }
 
 static gboolean
@@ -754,31 +748,43 @@ uidlist_read (const char *dir, Uidlist *u, struct stat *st_out)
  * "mailhost <pid>") found then was left by a crashed process and is
  * removed at once; Dovecot's locks are waited for. */
 static int
-uidlist_lock (const char *dir, char **lock_path_out, GError **error)
+uidlist_lock (MhStore *store, const char *dir, char **lock_path_out,
+              GError **error)
 {
   char *lp = g_build_filename (dir, "dovecot-uidlist.lock", NULL);
-  /* Made with its content, then linked into place (as Dovecot's dotlock
-   * does): our lock is never seen empty, even after a crash. */
-  g_autofree char *tp = g_strdup_printf ("%s.mh-%d", lp, (int) getpid ());
-  g_autofree char *mark = g_strdup_printf ("mailhost %d\n", (int) getpid ());
-  if (!g_file_set_contents (tp, mark, -1, NULL))
+  /* The lock is a hard link to a file made once per store with its
+   * content (as Dovecot's dotlock links a temporary file): ours is never
+   * seen empty, even after a crash, and taking it costs one link(). */
+  if (store->lock_tmp == NULL)
     {
-      mh_store__io_error (errno, "create", tp, error);
-      g_free (lp);
-      return -1;
+      char *tp = g_strdup_printf ("%s/mailhost-lock-%d-%p", store->maildir,
+                                  (int) getpid (), (void *) store);
+      g_autofree char *mark = g_strdup_printf ("mailhost %d\n",
+                                               (int) getpid ());
+      int tfd = open (tp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (tfd < 0
+          || write (tfd, mark, strlen (mark)) != (gssize) strlen (mark))
+        {
+          mh_store__io_error (errno, "create", tp, error);
+          if (tfd >= 0)
+            close (tfd);
+          g_free (tp);
+          g_free (lp);
+          return -1;
+        }
+      close (tfd);
+      store->lock_tmp = tp;
     }
   for (int tries = 0; tries < 2000; tries++)
     {
-      if (link (tp, lp) == 0)
+      if (link (store->lock_tmp, lp) == 0)
         {
-          g_unlink (tp);
           *lock_path_out = lp;
-          return open ("/dev/null", O_WRONLY | O_CLOEXEC);
+          return 0;
         }
       if (errno != EEXIST)
         {
           mh_store__io_error (errno, "link", lp, error);
-          g_unlink (tp);
           g_free (lp);
           return -1;
         }
@@ -792,7 +798,6 @@ uidlist_lock (const char *dir, char **lock_path_out, GError **error)
       else
         g_usleep (5000);
     }
-  g_unlink (tp);
   g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_BUSY,
                "%s is held by another process for too long", lp);
   g_free (lp);
@@ -805,15 +810,19 @@ mh_store__uidlist_append (MhStore *store, const char *dir, MhStoreFolder *f,
                           GError **error)
 {
   g_autofree char *lp = NULL;
-  int lfd = uidlist_lock (dir, &lp, error);
-  if (lfd < 0)
+  if (uidlist_lock (store, dir, &lp, error) < 0)
     return FALSE;
-  close (lfd);
   g_autofree char *p = g_build_filename (dir, "dovecot-uidlist", NULL);
   GString *s = g_string_new (NULL);
   struct stat st;
-  gboolean fresh = stat (p, &st) != 0 || st.st_size == 0;
-  if (fresh)
+  int fd = open (p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      g_unlink (lp);
+      g_string_free (s, TRUE);
+      return mh_store__io_error (errno, "open", p, error);
+    }
+  if (fstat (fd, &st) != 0 || st.st_size == 0)
     {
       guint8 guid[16];
       for (int i = 0; i < 16; i++)
@@ -827,18 +836,14 @@ mh_store__uidlist_append (MhStore *store, const char *dir, MhStoreFolder *f,
   for (guint i = 0; i < n; i++)
     g_string_append_printf (s, "%u :%s\n", uids[i], bases[i]);
   gboolean ok = TRUE;
-  int fd = open (p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0 || write (fd, s->str, s->len) != (gssize) s->len)
+  if (write (fd, s->str, s->len) != (gssize) s->len)
     ok = mh_store__io_error (errno, "append", p, error);
-  if (fd >= 0)
+  fstat (fd, &st);
+  close (fd);
+  if (ok)
     {
-      fstat (fd, &st);
-      close (fd);
-      if (ok)
-        {
-          f->rec.uidlist_size = st.st_size;
-          f->rec.uidlist_mtime = mtime_ns (&st);
-        }
+      f->rec.uidlist_size = st.st_size;
+      f->rec.uidlist_mtime = mtime_ns (&st);
     }
   g_unlink (lp);
   g_string_free (s, TRUE);
@@ -853,12 +858,10 @@ mh_store__uidlist_rewrite (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
   if (dir == NULL)
     return FALSE;
   g_autofree char *lp = NULL;
-  int lfd = uidlist_lock (dir, &lp, error);
-  if (lfd < 0)
-    return FALSE;
   /* The lock says it is ours (see uidlist_lock); the new content goes
    * to a temporary file renamed over the old one. */
-  close (lfd);
+  if (uidlist_lock (store, dir, &lp, error) < 0)
+    return FALSE;
   GString *s = g_string_new (NULL);
   g_string_append_printf (s, "3 V%u N%u G", f->rec.uidvalidity,
                           f->rec.uidnext);

@@ -229,9 +229,8 @@ mh_store__folder_from_dirname (const char *d)
 }
 
 char *
-mh_store__unique_name (guint64 counter, gsize size, gsize vsize)
+mh_store__host_name (void)
 {
-  gint64 now = g_get_real_time ();
   char host[256];
   if (gethostname (host, sizeof host) != 0)
     g_strlcpy (host, "localhost", sizeof host);
@@ -248,14 +247,21 @@ mh_store__unique_name (guint64 counter, gsize size, gsize vsize)
       else
         g_string_append_c (h, *p);
     }
+  return g_string_free (h, FALSE);
+}
+
+char *
+mh_store__unique_name (const char *host, guint64 counter, gsize size,
+                       gsize vsize)
+{
+  gint64 now = g_get_real_time ();
   GString *n = g_string_new (NULL);
   g_string_printf (n, "%" G_GINT64_FORMAT ".M%06dP%dQ%" G_GUINT64_FORMAT
                    ".%s,S=%zu", now / G_USEC_PER_SEC,
                    (int) (now % G_USEC_PER_SEC), (int) getpid (), counter,
-                   h->str, size);
+                   host, size);
   if (vsize != size)
     g_string_append_printf (n, ",W=%zu", vsize);
-  g_string_free (h, TRUE);
   return g_string_free (n, FALSE);
 }
 

@@ -359,7 +359,7 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
       if (!ok)
         break;
       guint64 n = (guint64) g_atomic_int_add (&store->name_counter, 1);
-      g_autofree char *base = mh_store__unique_name (n, r.size, r.vsize);
+      g_autofree char *base = mh_store__unique_name (store->host, n, r.size, r.vsize);
       g_autofree char *nn = mh_store__make_name (base, strlen (base),
                                                  r.flags, kw);
       g_autofree char *sp = g_build_filename (sdir, r.in_new ? "new" : "cur",

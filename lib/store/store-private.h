@@ -25,7 +25,10 @@ char *mh_store__mutf7_encode (const char *utf8);
 char *mh_store__mutf7_decode (const char *mutf7); /* NULL if invalid */
 
 /* A new unique base name: time.M<usec>P<pid>Q<n>.<host>,S=<size>[,W=]. */
-char *mh_store__unique_name (guint64 counter, gsize size, gsize vsize);
+char *mh_store__unique_name (const char *host, guint64 counter, gsize size,
+                             gsize vsize);
+/* This host's name escaped for Maildir names ('/' ':' ','). */
+char *mh_store__host_name (void);
 /* Length of the base name (up to ":2," or the end). */
 gsize mh_store__base_len (const char *filename);
 /* Parses the info suffix: system flags and keyword letter bits. */
@@ -114,7 +117,8 @@ typedef struct
   gint64 internal_date;
   guint32 flags;
   char **keywords;
-  GVariant *cache;
+  GVariant *cache;   /* set once, atomically: see deliver.c */
+  GBytes *data;      /* the message, for the cache */
   guint64 ticket;
   guint32 uid;       /* result */
   GError *error;     /* result */
@@ -141,6 +145,9 @@ struct _MhStore
   GThread *gc_thread;     /* runs the index commit beside the dir fsync */
   GAsyncQueue *gc_queue;  /* jobs for gc_thread; the store itself = quit */
   volatile gint name_counter;
+  char *host;        /* escaped host name for unique names */
+  int notify_fd;     /* DATA/index/.../notify, see store.c */
+  char *lock_tmp;    /* linked to take dovecot-uidlist.lock, see index.c */
 
   MhStoreCheckFunc check;
   gpointer check_data;

@@ -162,6 +162,7 @@ mh_store_open (const char *maildir, const char *index_dir,
   g_mutex_init (&store->gc_lock);
   g_cond_init (&store->gc_cond);
   store->gc_pending = g_ptr_array_new ();
+  store->notify_fd = -1;
   if ((flags & MH_STORE_OPEN_CREATE)
       && !mh_store__folder_mkdirs (store, "INBOX", error))
     return NULL;
@@ -191,9 +192,13 @@ mh_store_open (const char *maildir, const char *index_dir,
   if (!mh_store__db_open (store, error))
     return NULL;
   g_autofree char *np = g_build_filename (store->index_dir, "notify", NULL);
-  int nfd = open (np, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  if (nfd >= 0)
-    close (nfd);
+  store->notify_fd = open (np, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (store->notify_fd < 0)
+    {
+      mh_store__io_error (errno, "open", np, error);
+      return NULL;
+    }
+  store->host = mh_store__host_name ();
   /* One thread: the index commit runs beside the directory fsync. A
    * plain thread, not a GThreadPool: GLib's pools rely on process-wide
    * helper threads that a fork()ed child does not have. */
@@ -256,6 +261,12 @@ mh_store_unref (MhStore *store)
   if (store->check_destroy)
     store->check_destroy (store->check_data);
   g_ptr_array_unref (store->gc_pending);
+  if (store->notify_fd >= 0)
+    close (store->notify_fd);
+  if (store->lock_tmp)
+    g_unlink (store->lock_tmp);
+  g_free (store->lock_tmp);
+  g_free (store->host);
   g_mutex_clear (&store->write_lock);
   g_mutex_clear (&store->gc_lock);
   g_cond_clear (&store->gc_cond);
