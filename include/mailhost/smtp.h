@@ -952,7 +952,8 @@ MH_API void mh_smtp_engine_accept (MhSmtpEngine *e);
  * MAIL, RCPT, DATA_END, AUTH 235), 354 or 2xx (DATA), 220 (STARTTLS), 334
  * (AUTH, AUTH_RESPONSE: a challenge). 4xx and 5xx refuse and count as
  * errors. For LMTP DATA_END call it once per recipient. A positive code
- * the event cannot take (354 to RCPT) is a programmer error.
+ * the event cannot take (354 to RCPT) is a programmer error. Once the
+ * engine is closing (timeout, shutdown), replies are ignored.
  */
 MH_API void mh_smtp_engine_reply (MhSmtpEngine *e, guint code,
                                   const char *enhanced, const char *text);
@@ -1023,7 +1024,9 @@ MH_API gint64 mh_smtp_engine_tick (MhSmtpEngine *e, gint64 now_us);
  * @text: (nullable): why, e.g. "Server shutting down"
  *
  * Queues "421 4.3.2 hostname text" and closes (a graceful stop, or the
- * host's own reason). An open message ends in DATA_ABORTED.
+ * host's own reason). An open message ends in DATA_ABORTED. An event the
+ * host has not answered yet keeps its data until the engine is freed;
+ * the late answer is ignored.
  */
 MH_API void mh_smtp_engine_shutdown (MhSmtpEngine *e, const char *text);
 

@@ -143,6 +143,7 @@ struct _MhSmtpEngine
 
   GQueue events;
   QEvent *cur;
+  QEvent *held;           /* an unanswered event when closing began */
   MhSmtpEventType awaiting;
   guint replies_left;
 };
@@ -353,6 +354,12 @@ begin_closing (MhSmtpEngine *e)
     }
   e->msg_open = FALSE;
   e->state = ST_CLOSING;
+  if (e->awaiting != MH_SMTP_EVENT_NONE && e->cur != NULL)
+    {
+      /* A host may still be working on it (a lookup in a thread) and read
+       * its strings when done: keep them until the engine is freed. */
+      e->held = g_steal_pointer (&e->cur);
+    }
   e->awaiting = MH_SMTP_EVENT_NONE;
   e->replies_left = 0;
   g_byte_array_set_size (e->in, 0);
@@ -417,6 +424,7 @@ mh_smtp_engine_unref (MhSmtpEngine *e)
   if (e == NULL || !g_atomic_int_dec_and_test (&e->ref))
     return;
   qevent_free (e->cur);
+  qevent_free (e->held);
   g_queue_clear_full (&e->events, (GDestroyNotify) qevent_free);
   /* the input may hold an AUTH line */
   if (e->in->len > 0)

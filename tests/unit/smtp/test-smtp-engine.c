@@ -1186,6 +1186,18 @@ test_async_host (void **state)
                               "451 4.4.3 Directory unavailable\r\n"
                               "250 2.1.5 Recipient OK\r\n"
                               "250 2.0.0 OK\r\n"));
+
+  /* shutdown while the host still works on an event: its data stays
+   * valid (ASan checks) and the late answer is ignored */
+  mh_smtp_engine_feed (e, (const guint8 *) "RCPT TO:<late@mx.test>\r\n", 24);
+  assert_true (mh_smtp_engine_next_event (e, &held));
+  mh_smtp_engine_shutdown (e, NULL);
+  assert_false (mh_smtp_engine_next_event (e, &ev));
+  assert_string_equal (held.rcpt.forward_path->address, "late@mx.test");
+  mh_smtp_engine_accept (e);
+  g_autoptr (GBytes) out2 = mh_smtp_engine_take_output (e);
+  assert_int_equal (g_bytes_get_size (out2),
+                    strlen ("421 4.3.2 mx.test Service shutting down\r\n"));
 }
 
 int
