@@ -8,6 +8,7 @@
 #include <mailhost/directory.h>
 #include <mailhost/resolve.h>
 #include <mailhost/store.h>
+#include <mailhost/quota.h>
 #include <mailhost/auth.h>
 #include <mailhost/smtp.h>
 #include <mailhost/server.h>

@@ -101,6 +101,12 @@ static const KeySpec schema[] = {
     86400 * 7, NULL },
   { "auth", "allow_plaintext", T_BOOL, "false", 0, 0, NULL },
 
+  /* [quota] (lib/quota, docs/quota.md) */
+  { "quota", "tempfail", T_BOOL, "true", 0, 0, NULL },
+  { "quota", "warn_levels", T_LIST, "80, 95", 0, 0, NULL },
+  { "quota", "warn_from", T_STRING, NULL, 0, 0, NULL },
+  { "quota", "maildirsize", T_BOOL, "true", 0, 0, NULL },
+
   /* every service section */
   { SVC, "enabled", T_BOOL, "false", 0, 0, NULL },
   { SVC, "listen", T_LIST, NULL, 0, 0, NULL },       /* "*:PORT" */

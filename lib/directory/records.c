@@ -38,6 +38,9 @@ static const MhSettingSpec settings_table[] = {
     "default quota_bytes of the domain's accounts (size)", NULL },
   { "account_quota_messages", DOM, MH_SETTING_COUNT,
     "default quota_messages of the domain's accounts (count)", NULL },
+  { "quota_tempfail", DOM, MH_SETTING_BOOL,
+    "over quota: true = 452 4.2.2 (retry later), false = 552 5.2.2 "
+    "(bounce); unset = [quota] tempfail (boolean)", NULL },
   { "case_sensitive_local_part", DOM, MH_SETTING_BOOL,
     "keep the case of local parts (boolean; default false: lower-cased)",
     NULL },
