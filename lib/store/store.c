@@ -709,8 +709,9 @@ sync_all (MhStore *store, gboolean force, GError **error)
 }
 
 /* Subscriptions: Dovecot 2.3's file: "V\t2\n\n" then one name per line,
- * hierarchy levels separated by TAB. Version 1 files (one name per line,
- * '.' separated) are read too. */
+ * hierarchy levels separated by TAB, each level in modified UTF-7 (as
+ * Dovecot 2.3.19 writes it). Version 1 files (one name per line, '.'
+ * separated) are read too. */
 static GPtrArray *
 subs_read (MhStore *store)
 {
@@ -729,9 +730,11 @@ subs_read (MhStore *store)
       if (*lines[i] == '\0')
         continue;
       g_strdelimit (lines[i], "\t", '.');
-      if (!g_utf8_validate (lines[i], -1, NULL))
-        continue;
-      g_ptr_array_add (a, g_strdup (lines[i]));
+      char *dec = mh_store__mutf7_decode (lines[i]);
+      if (dec == NULL && g_utf8_validate (lines[i], -1, NULL))
+        dec = g_strdup (lines[i]); /* written as UTF-8 by another tool */
+      if (dec != NULL)
+        g_ptr_array_add (a, dec);
     }
   return a;
 }
@@ -760,7 +763,7 @@ mh_store_subscribe (MhStore *store, const char *name, gboolean subscribed,
   GString *s = g_string_new ("V\t2\n\n");
   for (guint i = 0; i < a->len; i++)
     {
-      g_autofree char *l = g_strdup (a->pdata[i]);
+      g_autofree char *l = mh_store__mutf7_encode (a->pdata[i]);
       g_strdelimit (l, ".", '\t');
       g_string_append_printf (s, "%s\n", l);
     }

@@ -363,15 +363,18 @@ test_folders (void **state)
   assert_true (mh_store_subscribe (fx->store, "Junk", TRUE, &error));
   assert_true (mh_store_subscribe (fx->store, "Alt.Projekte", TRUE, &error));
   assert_true (mh_store_subscribe (fx->store, "Junk", FALSE, &error));
+  assert_true (mh_store_subscribe (fx->store, "Entwürfe", TRUE, &error));
   assert_false (mh_store_subscribe (fx->store, "a..b", TRUE, &error));
   g_clear_error (&error);
   g_auto (GStrv) subs = mh_store_subscriptions (fx->store, &error);
-  assert_int_equal (g_strv_length (subs), 1);
+  assert_int_equal (g_strv_length (subs), 2);
   assert_string_equal (subs[0], "Alt.Projekte");
+  assert_string_equal (subs[1], "Entwürfe");
   g_autofree char *sf = NULL;
   g_autofree char *sp = g_build_filename (fx->maildir, "subscriptions", NULL);
   assert_true (g_file_get_contents (sp, &sf, NULL, NULL));
-  assert_string_equal (sf, "V\t2\n\nAlt\tProjekte\n");
+  /* Levels TAB-separated, each in modified UTF-7, as Dovecot 2.3. */
+  assert_string_equal (sf, "V\t2\n\nAlt\tProjekte\nEntw&APw-rfe\n");
 }
 
 static void
