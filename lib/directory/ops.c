@@ -11,8 +11,8 @@
  * - Name rules live in names.c. The key of accounts and aliases is
  *   "alabel@local" with the local part folded per the domain's
  *   case_sensitive_local_part setting, read in the same txn.
- * - Invariants kept by the write paths: an account and an alias never
- *   share an address; a domain and a domain alias never share a name; a
+ * - Invariants kept by the write paths: an account, an alias and a
+ *   temporary alias never share an address; a domain and a domain alias never share a name; a
  *   domain alias points at a hosted domain (no chains); an alias target in
  *   a domain we host names an existing account or alias at the time it is
  *   added. Deleting an account does not rewrite aliases that point at it
@@ -390,7 +390,7 @@ mh_directory_domain_delete (MhDirectory *dir, const char *domain,
   g_autofree char *u = mh_directory_domain_to_unicode (alabel);
   g_autoptr (GPtrArray) das = NULL;
   int found = 0;
-  guint n_acc = 0, n_ali = 0;
+  guint n_acc = 0, n_ali = 0, n_temp = 0;
   if (!has_key (dir, txn, dir->dbs.domains, alabel, &found, error))
     goto fail;
   if (!found)
@@ -399,8 +399,11 @@ mh_directory_domain_delete (MhDirectory *dir, const char *domain,
       goto fail;
     }
   if (!count_prefix (dir, txn, dir->dbs.accounts, alabel, &n_acc, error)
-      || !count_prefix (dir, txn, dir->dbs.aliases, alabel, &n_ali, error))
+      || !count_prefix (dir, txn, dir->dbs.aliases, alabel, &n_ali, error)
+      || !count_prefix (dir, txn, dir->dbs.temp_aliases, alabel, &n_temp,
+                        error))
     goto fail;
+  n_ali += n_temp;
   das = aliases_of_domain (dir, txn, alabel, error);
   if (das == NULL)
     goto fail;
@@ -413,7 +416,8 @@ mh_directory_domain_delete (MhDirectory *dir, const char *domain,
       goto fail;
     }
   if (!delete_prefix (dir, txn, dir->dbs.accounts, alabel, error)
-      || !delete_prefix (dir, txn, dir->dbs.aliases, alabel, error))
+      || !delete_prefix (dir, txn, dir->dbs.aliases, alabel, error)
+      || !delete_prefix (dir, txn, dir->dbs.temp_aliases, alabel, error))
     goto fail;
   for (guint i = 0; i < das->len; i++)
     if (!del_key (dir, txn, dir->dbs.domain_aliases,
@@ -804,6 +808,14 @@ check_free_address (MhDirectory *dir, MDB_txn *txn, const Resolved *r,
                    "'%s' is already an alias", shown);
       return FALSE;
     }
+  if (!has_key (dir, txn, dir->dbs.temp_aliases, r->key, &found, error))
+    return FALSE;
+  if (found)
+    {
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_EXISTS,
+                   "'%s' is a temporary alias (delete it first)", shown);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -819,6 +831,15 @@ check_limit (MhDirectory *dir, MDB_txn *txn, const Resolved *r,
   guint n = 0;
   if (!count_prefix (dir, txn, dbi, r->domain, &n, error))
     return FALSE;
+  if (dbi == dir->dbs.aliases)
+    {
+      /* Temporary aliases count against max_aliases too (temp-alias.c). */
+      guint n_temp = 0;
+      if (!count_prefix (dir, txn, dir->dbs.temp_aliases, r->domain, &n_temp,
+                         error))
+        return FALSE;
+      n += n_temp;
+    }
   if (n >= max)
     {
       g_autofree char *u = mh_directory_domain_to_unicode (r->domain);
@@ -1518,6 +1539,14 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
     {
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_EXISTS,
                    "'%s' is an account; an alias cannot shadow it", shown);
+      goto fail_r;
+    }
+  if (!has_key (dir, txn, dir->dbs.temp_aliases, r.key, &found, error))
+    goto fail_r;
+  if (found)
+    {
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_EXISTS,
+                   "'%s' is a temporary alias (delete it first)", shown);
       goto fail_r;
     }
   found = read_alias (dir, txn, r.key, &rec, error);

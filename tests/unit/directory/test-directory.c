@@ -496,6 +496,37 @@ test_domain_aliases (void **state)
 }
 
 static void
+test_temporary_aliases_are_names_too (void **state)
+{
+  /* Accounts, aliases and temporary aliases share one address space, and
+   * a forced domain delete takes the temporary ones along. */
+  Fixture *f = *state;
+  MhDirectory *d = f->dir;
+  OK (mh_directory_domain_add (d, "example.org", error_));
+  OK (mh_directory_account_add (d, "bob@example.org", NULL, error_));
+  g_autoptr (MhTempAliasInfo) t = mh_directory_temp_alias_add (
+      d, "bob@example.org", 0, NULL);
+  assert_non_null (t);
+  const char *addr = mh_temp_alias_info_get_address (t);
+  FAILS (mh_directory_account_add (d, addr, NULL, error_),
+         MH_DIRECTORY_ERROR_EXISTS, "is a temporary alias");
+  const char *targets[] = { "bob@example.org", NULL };
+  FAILS (mh_directory_alias_add (d, addr, targets, error_),
+         MH_DIRECTORY_ERROR_EXISTS, "is a temporary alias");
+  OK (mh_directory_domain_set_setting (d, "example.org", "max_aliases", "1",
+                                       error_));
+  FAILS (mh_directory_alias_add (d, "info@example.org", targets, error_),
+         MH_DIRECTORY_ERROR_LIMIT, "max_aliases 1");
+  OK (mh_directory_account_delete (d, "bob@example.org", error_));
+  FAILS (mh_directory_domain_delete (d, "example.org", FALSE, error_),
+         MH_DIRECTORY_ERROR_NOT_EMPTY, "1 alias(es)");
+  OK (mh_directory_domain_delete (d, "example.org", TRUE, error_));
+  OK (mh_directory_domain_add (d, "example.org", error_));
+  FAILS (mh_directory_temp_alias_lookup (d, addr, error_) != NULL,
+         MH_DIRECTORY_ERROR_NOT_FOUND, "");
+}
+
+static void
 test_import (void **state)
 {
   Fixture *f = *state;
@@ -1034,6 +1065,8 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_aliases, setup, teardown),
     cmocka_unit_test_setup_teardown (test_domain_aliases, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_temporary_aliases_are_names_too,
+                                     setup, teardown),
     cmocka_unit_test_setup_teardown (test_import, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_twice_same_process, setup,
                                      teardown),
