@@ -101,6 +101,11 @@ static const KeySpec schema[] = {
     86400 * 7, NULL },
   { "auth", "allow_plaintext", T_BOOL, "false", 0, 0, NULL },
 
+  /* [store] (lib/store, docs/store.md) */
+  { "store", "retention", T_STRING, "Junk:seen=7d,unseen=30d;Trash:any=14d",
+    0, 0, NULL },
+  { "store", "retention_interval", T_DURATION, "1h", 60, 86400 * 7, NULL },
+
   /* [quota] (lib/quota, docs/quota.md) */
   { "quota", "tempfail", T_BOOL, "true", 0, 0, NULL },
   { "quota", "warn_levels", T_LIST, "80, 95", 0, 0, NULL },
