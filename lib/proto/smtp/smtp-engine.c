@@ -1146,7 +1146,8 @@ data_refusal (MhSmtpEngine *e, gboolean bdat, guint *code)
     return "Error: need MAIL command";
   if (e->n_rcpt == 0)
     {
-      *code = 554; /* RFC 5321 3.3 */
+      /* RFC 5321 3.3 allows 554 or 503; RFC 2033 4.2 (LMTP) wants 503 */
+      *code = e->role == MH_SMTP_ROLE_LMTP ? 503 : 554;
       return "Error: no valid recipients";
     }
   if (!bdat && e->body == MH_SMTP_BODY_BINARYMIME)

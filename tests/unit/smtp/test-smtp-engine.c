@@ -978,6 +978,12 @@ test_lmtp_per_recipient_replies (void **state)
   smtp_assert_has (r->log, "END size=2 n=1\n");
   smtp_assert_has (r->out, "250 2.0.0 <c@mx.test> delivered\r\n");
 
+  /* RFC 2033 4.2: DATA without an accepted recipient is 503 in LMTP */
+  g_autoptr (SmtpRun) n = smtp_run_both (&s, "LHLO c\r\n" MAIL
+                                         "RCPT TO:<unknown@mx.test>\r\n"
+                                         "DATA\r\n", -1);
+  assert_codes (n, "220 250 250 550 503");
+
   g_autoptr (SmtpRun) h = smtp_run_both (&s, EHLO "HELO x\r\n", -1);
   assert_codes (h, "220 500 500");
   smtp_assert_has (h->out, "use LHLO");
