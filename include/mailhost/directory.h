@@ -172,8 +172,10 @@ MH_API char *mh_directory_domain_to_unicode (const char *domain);
 /**
  * MhDirectory:
  *
- * An open directory. Reference counted and thread-safe: one may be shared
- * by every thread of a server.
+ * An open directory. Reference counted.
+ *
+ * Thread safety: safe; one may be shared by every thread of a server
+ * (each call is its own LMDB transaction).
  */
 typedef struct _MhDirectory MhDirectory;
 
@@ -289,6 +291,8 @@ MH_API const char *mh_directory_setting_describe (MhDirectorySettingScope scope,
  * MhDomainInfo:
  *
  * A snapshot of one hosted domain. Reference counted, immutable.
+ *
+ * Thread safety: immutable; share it between threads freely.
  */
 typedef struct _MhDomainInfo MhDomainInfo;
 
@@ -488,6 +492,8 @@ MH_API gboolean mh_directory_domain_is_local (MhDirectory *dir,
  *
  * A snapshot of one domain alias: mail for any address at the alias
  * domain is for the same local part at the target domain.
+ *
+ * Thread safety: immutable; share it between threads freely.
  */
 typedef struct _MhDomainAliasInfo MhDomainAliasInfo;
 
@@ -614,6 +620,8 @@ MH_API GPtrArray *mh_directory_domain_alias_list (MhDirectory *dir,
  *
  * A snapshot of one account. Reference counted, immutable. The password
  * hash is not exposed.
+ *
+ * Thread safety: immutable; share it between threads freely.
  */
 typedef struct _MhAccountInfo MhAccountInfo;
 
@@ -1014,6 +1022,8 @@ MH_API gboolean mh_directory_password_check_hash (const char *hash,
  * MhAliasInfo:
  *
  * A snapshot of one alias: mail to its address goes to every target.
+ *
+ * Thread safety: immutable; share it between threads freely.
  */
 typedef struct _MhAliasInfo MhAliasInfo;
 
