@@ -11,5 +11,6 @@
 #include <mailhost/quota.h>
 #include <mailhost/auth.h>
 #include <mailhost/smtp.h>
+#include <mailhost/delivery.h>
 #include <mailhost/server.h>
 #undef MH_INSIDE_MAILHOST_H
