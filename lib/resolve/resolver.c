@@ -24,9 +24,11 @@
  *   through lib/directory's parser), records read in place
  *   (record.c), trace text formatted only when asked for. Domain
  *   policies (settings decoded from GVariant) are cached per resolver,
- *   keyed by the name AND checked against the stored bytes on every use:
- *   a changed domain record is a changed key, so the cache can never be
- *   stale, even across processes (mhctl writing while a server reads).
+ *   keyed by the name AND checked against the stored bytes whenever the
+ *   snapshot changed (mdb_txn_id: it grows with every commit, by any
+ *   process): in the same snapshot nothing can differ, in a newer one a
+ *   changed record shows as changed bytes, so the cache is never stale,
+ *   even with mhctl writing while a server reads.
  * - Rejection texts never name an address other than the one asked for
  *   (an alias's internals are not the sender's business); the trace
  *   holds the details for the administrator.
@@ -52,6 +54,7 @@ typedef struct
   gboolean is_alias;      /* from domain_aliases, else domains */
   char *raw;              /* the stored value, to validate the entry */
   gsize raw_len;
+  gsize txnid;            /* the snapshot it was last checked in */
   char *alias_target;     /* is_alias: the hosted domain, A-label */
   gboolean cs;            /* case_sensitive_local_part */
   gboolean routing_off;
@@ -193,10 +196,52 @@ corrupt (Run *run, const char *kind, const char *key)
 
 /* ---- Normalisation ---------------------------------------------------- */
 
-static gboolean
+/* RFC 5322 atext, as a table: this runs for every byte of every RCPT. */
+static const guint8 atext_table[128] = {
+  ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+  ['*'] = 1, ['+'] = 1, ['-'] = 1, ['/'] = 1, ['='] = 1, ['?'] = 1,
+  ['^'] = 1, ['_'] = 1, ['`'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1,
+  ['~'] = 1,
+  ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+  ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+  ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+  ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+  ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+  ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+  ['Y'] = 1, ['Z'] = 1,
+  ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+  ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+  ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+  ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+  ['y'] = 1, ['z'] = 1,
+};
+
+static inline gboolean
 is_atext (guchar c)
 {
-  return g_ascii_isalnum (c) || strchr ("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+  return c < 128 && atext_table[c];
+}
+
+static inline char
+lower (char c)
+{
+  return c >= 'A' && c <= 'Z' ? (char) (c + ('a' - 'A')) : c;
+}
+
+/* "a@b" into @out (KEY_BUF bytes); returns the length. */
+static gsize
+join (char *out, const char *a, gsize alen, const char *b, gsize blen)
+{
+  if (alen + 1 + blen >= KEY_BUF)
+    {
+      alen = MIN (alen, (gsize) KEY_BUF / 2 - 1);
+      blen = MIN (blen, (gsize) KEY_BUF / 2 - 1);
+    }
+  memcpy (out, a, alen);
+  out[alen] = '@';
+  memcpy (out + alen + 1, b, blen);
+  out[alen + 1 + blen] = '\0';
+  return alen + 1 + blen;
 }
 
 /* LDH domain, lower-cased into @out; FALSE for anything the fast path
@@ -233,7 +278,7 @@ fast_domain (const char *d, gsize len, char *out, gsize *out_len)
         return FALSE;
       if (!g_ascii_isdigit (c))
         digits_only = FALSE;
-      out[i] = g_ascii_tolower (c);
+      out[i] = lower (c);
       if (++label > MH_LIMIT_DOMAIN_LABEL_MAX)
         return FALSE;
     }
@@ -419,7 +464,7 @@ fold (const char *local, gsize len, gboolean cs, char *out, gsize *out_len)
       return;
     }
   for (gsize i = 0; i < len; i++)
-    out[i] = g_ascii_tolower (local[i]);
+    out[i] = lower (local[i]);
   out[len] = '\0';
   *out_len = len;
 }
@@ -493,6 +538,15 @@ static int
 domain_get (Run *run, const char *alabel, gsize alen, DomainEntry **out)
 {
   MhDirectoryDbs *dbs = &run->r->dir->dbs;
+  /* Same snapshot as when the entry was last checked: nothing can have
+   * changed (LMDB transaction IDs grow with every commit). */
+  gsize txnid = mdb_txn_id (run->txn);
+  DomainEntry *e = g_hash_table_lookup (run->r->domains, alabel);
+  if (e != NULL && e->txnid == txnid)
+    {
+      *out = e;
+      return 1;
+    }
   MDB_val k = { alen, (void *) alabel }, v;
   gboolean is_alias = FALSE;
   int rc = mdb_get (run->txn, dbs->domains, &k, &v);
@@ -505,10 +559,10 @@ domain_get (Run *run, const char *alabel, gsize alen, DomainEntry **out)
     }
   if (rc != 0)
     return dir_error (run, rc, "a domain") ? 1 : -1;
-  DomainEntry *e = g_hash_table_lookup (run->r->domains, alabel);
   if (e != NULL && e->is_alias == is_alias && e->raw_len == v.mv_size
       && memcmp (e->raw, v.mv_data, v.mv_size) == 0)
     {
+      e->txnid = txnid;
       *out = e;
       return 1;
     }
@@ -520,6 +574,7 @@ domain_get (Run *run, const char *alabel, gsize alen, DomainEntry **out)
                    "%s", derr->message);
       return -1;
     }
+  e->txnid = txnid;
   g_hash_table_replace (run->r->domains, g_strndup (alabel, alen), e);
   *out = e;
   return 1;
@@ -834,10 +889,13 @@ match_listed (Run *run, const DomainEntry *dom, const char *hosted,
   if (rc == 0)
     {
       guint n = 0;
-      if (!mh_resolve__read_alias (v.mv_data, v.mv_size, &n, NULL, NULL))
-        return corrupt (run, "alias", key);
-      TRACE (run, MH_RESOLVE_RULE_ALIAS, depth, addr,
-             "alias %s with %u target(s)", addr, n);
+      if (run->trace)
+        {
+          if (!mh_resolve__read_alias (v.mv_data, v.mv_size, &n, NULL, NULL))
+            return corrupt (run, "alias", key);
+          TRACE (run, MH_RESOLVE_RULE_ALIAS, depth, addr,
+                 "alias %s with %u target(s)", addr, n);
+        }
       if (depth + 1 > run->r->limits.max_depth)
         {
           g_set_error (run->error, MH_RESOLVE_ERROR, MH_RESOLVE_ERROR_DEPTH,
@@ -929,7 +987,7 @@ expand (Run *run, const char *local, gsize llen, const char *alabel,
         gsize dlen, guint depth, const char *tag, gboolean catch_all_target)
 {
   char shown[KEY_BUF];
-  g_snprintf (shown, sizeof shown, "%s@%s", local, alabel);
+  gsize shown_len = join (shown, local, llen, alabel, dlen);
 
   DomainEntry *dom = NULL;
   int r = domain_get (run, alabel, dlen, &dom);
@@ -946,8 +1004,8 @@ expand (Run *run, const char *local, gsize llen, const char *alabel,
         }
       TRACE (run, MH_RESOLVE_RULE_NOT_LOCAL, depth, shown,
              "domain %s is elsewhere: forward", alabel);
-      return add_target (run, MH_RESOLVE_TARGET_FORWARD, shown,
-                         strlen (shown), NULL, NULL, 250, "2.1.5", "", depth);
+      return add_target (run, MH_RESOLVE_TARGET_FORWARD, shown, shown_len,
+                         NULL, NULL, 250, "2.1.5", "", depth);
     }
   const char *hosted = alabel;
   gsize hlen = dlen;
@@ -981,7 +1039,7 @@ expand (Run *run, const char *local, gsize llen, const char *alabel,
   if (depth == 0)
     {
       char folded[KEY_BUF];
-      g_snprintf (folded, sizeof folded, "%s@%s", flocal, alabel);
+      join (folded, flocal, fllen, alabel, dlen);
       mh_resolve__result_set_address (run->res, folded);
     }
   gboolean matched = FALSE;
@@ -992,7 +1050,7 @@ expand (Run *run, const char *local, gsize llen, const char *alabel,
     return TRUE;
 
   char addr[KEY_BUF];
-  g_snprintf (addr, sizeof addr, "%s@%s", flocal, hosted);
+  join (addr, flocal, fllen, hosted, hlen);
   if (dom->routing_off)
     {
       TRACE (run, MH_RESOLVE_RULE_ROUTING_OFF, depth, addr,
@@ -1112,8 +1170,7 @@ mh_resolver_resolve (MhResolver *resolver, const char *address,
   run.cap = resolver->limits.max_fanout;
   run.error = error;
   char shown[KEY_BUF];
-  gsize slen = (gsize) g_snprintf (shown, sizeof shown, "%s@%s", a.local,
-                                   a.domain);
+  gsize slen = join (shown, a.local, a.llen, a.domain, a.dlen);
   run.res = mh_resolve__result_new (shown, slen, run.trace);
   if (run.trace)
     {
