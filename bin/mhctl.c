@@ -19,6 +19,7 @@
  */
 #include "mh-config.h"
 #include "mhctl-resolve.h"
+#include "mhctl-quota.h"
 #include <mailhost/mailhost.h>
 
 #include <errno.h>
@@ -37,6 +38,7 @@ enum
   OPT_FORCE = 1 << 1,
   OPT_PARTIAL = 1 << 2,
   OPT_DRY_RUN = 1 << 3,
+  OPT_QUOTA = 1 << 4,     /* --storage, --messages (bin/mhctl-quota.c) */
 };
 
 typedef struct
@@ -48,6 +50,8 @@ typedef struct
   guint flags;            /* OPT_* given */
   const char *name;       /* "user add", for messages */
   MhDirectory *dir;
+  const char *storage;    /* user add --storage */
+  const char *messages;   /* user add --messages */
 } Ctx;
 
 typedef int (*VerbFunc) (Ctx *ctx, char **args, int n);
@@ -95,6 +99,8 @@ fail (Ctx *ctx, int code, const char *fmt, ...)
 static int
 exit_code_for (const GError *error)
 {
+  if (error->domain == MH_QUOTA_ERROR)
+    return mhctl_quota_exit_code (error);
   if (error->domain == MH_DIRECTORY_ERROR)
     switch (error->code)
       {
@@ -356,8 +362,14 @@ static int
 domain_set (Ctx *ctx, char **args, int n)
 {
   g_autoptr (GError) error = NULL;
-  if (!mh_directory_domain_set_setting (ctx->dir, args[0], args[1],
-                                        n > 2 ? args[2] : NULL, &error))
+  gboolean quota_key;
+  gboolean ok = mhctl_quota_set_setting (ctx->dir, TRUE, args[0], args[1],
+                                         n > 2 ? args[2] : NULL, &quota_key,
+                                         &error);
+  if (!quota_key)
+    ok = mh_directory_domain_set_setting (ctx->dir, args[0], args[1],
+                                          n > 2 ? args[2] : NULL, &error);
+  if (!ok)
     return fail_error (ctx, error);
   g_autofree char *msg = n > 2 ? g_strdup_printf ("%s: %s set to %s",
                                                   args[0], args[1], args[2])
@@ -532,7 +544,10 @@ user_add (Ctx *ctx, char **args, int n)
         return code;
     }
   gboolean had_pw = pw != NULL;
-  gboolean ok = mh_directory_account_add (ctx->dir, args[0], pw, &error);
+  /* Through lib/quota: refused if the account's quota (given, or the
+   * domain's default) would take the domain over its quota. */
+  gboolean ok = mhctl_quota_account_add (ctx->dir, args[0], pw, ctx->storage,
+                                         ctx->messages, &error);
   if (pw != NULL)
     wipe_free (pw, MH_LIMIT_PASSWORD_MAX + 3);
   if (!ok)
@@ -693,8 +708,14 @@ user_set (Ctx *ctx, char **args, int n)
     ok = mh_directory_account_set_password_hash (ctx->dir, args[0], value,
                                                  &error);
   else
-    ok = mh_directory_account_set_setting (ctx->dir, args[0], key, value,
-                                           &error);
+    {
+      gboolean quota_key;
+      ok = mhctl_quota_set_setting (ctx->dir, FALSE, args[0], key, value,
+                                    &quota_key, &error);
+      if (!quota_key)
+        ok = mh_directory_account_set_setting (ctx->dir, args[0], key, value,
+                                               &error);
+    }
   if (!ok)
     return fail_error (ctx, error);
   g_autofree char *msg = value ? g_strdup_printf ("%s: %s set", args[0], key)
@@ -1065,11 +1086,15 @@ static const Verb verbs[] = {
     "Lists the domain aliases." },
   { "domain-alias", "del", "ALIAS-DOMAIN", 1, 1, 0, domain_alias_del,
     "Deletes a domain alias." },
-  { "user", "add", "ADDRESS [--password-stdin]", 1, 1, OPT_PASSWORD_STDIN,
+  { "user", "add", "ADDRESS [--password-stdin] [--storage SIZE] "
+    "[--messages N]", 1, 1, OPT_PASSWORD_STDIN | OPT_QUOTA,
     user_add,
     "Adds an account. The password is read from stdin with "
     "--password-stdin (one line; never from the command line). Without "
-    "it the account cannot log in until `user passwd` sets one." },
+    "it the account cannot log in until `user passwd` sets one. "
+    "--storage and --messages set its quota (default: the domain's "
+    "account quota); refused when the domain's accounts would then have "
+    "more than the domain's quota." },
   { "user", "passwd", "ADDRESS --password-stdin", 1, 1, OPT_PASSWORD_STDIN,
     user_passwd,
     "Sets an account's password, read from stdin (hashed with yescrypt)." },
@@ -1116,6 +1141,7 @@ usage_all (FILE *out)
     fprintf (out, "  %s%s%s %s\n", verbs[i].noun, verbs[i].verb ? " " : "",
              verbs[i].verb ? verbs[i].verb : "", verbs[i].args);
   mhctl_resolve_usage (out);
+  mhctl_quota_usage (out);
   fprintf (out,
            "\nOptions:\n"
            "  --data-dir DIR   the data directory (overrides the config)\n"
@@ -1239,6 +1265,9 @@ main (int argc, char **argv)
    * options (--from, --days, --at, ...). */
   if (mhctl_resolve_main (argc, argv, &code))
     return code;
+  /* quota (bin/mhctl-quota.c) likewise. */
+  if (mhctl_quota_main (argc, argv, &code))
+    return code;
 
   for (int i = 1; i < argc; i++)
     {
@@ -1264,6 +1293,13 @@ main (int argc, char **argv)
         ctx.flags |= OPT_PARTIAL;
       else if (strcmp (a, "--dry-run") == 0)
         ctx.flags |= OPT_DRY_RUN;
+      else if (strcmp (a, "--storage") == 0 || strcmp (a, "--messages") == 0)
+        {
+          if (i + 1 >= argc)
+            return fail (&ctx, EXIT_USAGE, "%s needs a value", a);
+          *(a[2] == 's' ? &ctx.storage : &ctx.messages) = argv[++i];
+          ctx.flags |= OPT_QUOTA;
+        }
       else if (strcmp (a, "--data-dir") == 0 || strcmp (a, "--config") == 0)
         {
           if (i + 1 >= argc)
@@ -1351,6 +1387,7 @@ main (int argc, char **argv)
       const char *opt = bad & OPT_PASSWORD_STDIN ? "--password-stdin"
                         : bad & OPT_FORCE        ? "--force"
                         : bad & OPT_PARTIAL      ? "--partial"
+                        : bad & OPT_QUOTA        ? "--storage/--messages"
                                                  : "--dry-run";
       return fail (&ctx, EXIT_USAGE, "%s does not apply here", opt);
     }
