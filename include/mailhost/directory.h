@@ -264,8 +264,10 @@ MH_API GType mh_directory_setting_scope_get_type (void) G_GNUC_CONST;
  * quota_bytes and quota_messages (totals for the domain),
  * account_quota_bytes and account_quota_messages (defaults for its
  * accounts), case_sensitive_local_part. Accounts: quota_bytes,
- * quota_messages. Sizes are stored in bytes ("1G" is accepted on input),
- * counts as numbers; 0 means no limit.
+ * quota_messages. Address resolution adds its own (catch_all,
+ * forward_to, ...): docs/directory.md has the full table. Sizes are
+ * stored in bytes ("1G" is accepted on input), counts as numbers; 0
+ * means no limit.
  *
  * Returns: (transfer full) (array zero-terminated=1): the names; free
  *   with g_strfreev().
