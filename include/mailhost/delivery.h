@@ -322,6 +322,14 @@ MH_API MhDelivery *mh_delivery_ref (MhDelivery *d);
 MH_API void mh_delivery_unref (MhDelivery *d);
 
 /**
+ * mh_delivery_get_config:
+ * @d: a pipeline
+ *
+ * Returns: (transfer none): the configuration it was made with.
+ */
+MH_API MhConfig *mh_delivery_get_config (MhDelivery *d);
+
+/**
  * mh_delivery_get_directory:
  * @d: a pipeline
  *

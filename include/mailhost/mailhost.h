@@ -13,4 +13,5 @@
 #include <mailhost/smtp.h>
 #include <mailhost/delivery.h>
 #include <mailhost/server.h>
+#include <mailhost/lmtp.h>
 #undef MH_INSIDE_MAILHOST_H

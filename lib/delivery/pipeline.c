@@ -152,6 +152,13 @@ mh_delivery_unref (MhDelivery *d)
   g_free (d);
 }
 
+MhConfig *
+mh_delivery_get_config (MhDelivery *d)
+{
+  g_return_val_if_fail (d != NULL, NULL);
+  return d->config;
+}
+
 MhDirectory *
 mh_delivery_get_directory (MhDelivery *d)
 {
