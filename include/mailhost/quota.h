@@ -247,8 +247,10 @@ MH_API gboolean mh_quota_error_get_reply (const GError *error,
  * @error: return location for a #GError, or %NULL
  *
  * The account's usage from its index (the store attached in this
- * process, or one opened for the call), and its effective limits (its
- * own, else its domain's defaults). Also brings the counters up to date.
+ * process, or one opened for the call), first reconciled with the
+ * Maildir's files, and its effective limits (its own, else its domain's
+ * defaults). Also brings the counters and `maildirsize` up to date. Not
+ * for every delivery: mh_quota_check() is the cheap path.
  *
  * Returns: %TRUE, or %FALSE with @error in %MH_QUOTA_ERROR (NOT_FOUND,
  *   INVALID, IO) or %MH_STORE_ERROR.

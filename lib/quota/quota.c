@@ -805,6 +805,19 @@ deliver_warning (MhQuota *q, Attach *a, MhStore *store,
 
 /* ---- Update, usage, recalc ------------------------------------------ */
 
+/* The Maildir of an account: its attached store's, else the standard
+ * DATA/mail/DOMAIN/LOCAL. */
+static char *
+account_maildir (MhQuota *q, const char *domain, const char *local)
+{
+  Attach *a = find_attached (q, domain, local);
+  if (a == NULL)
+    return maildir_path (q, domain, local);
+  char *md = g_strdup (mh_store_get_maildir (a->store));
+  mh_store_unref (a->store);
+  return md;
+}
+
 gboolean
 mh_quota_update (MhQuota *quota, MhStore *store, GError **error)
 {
@@ -850,8 +863,14 @@ mh_quota_get_account (MhQuota *quota, const char *address,
     return FALSE;
   guint64 b, m;
   SyncResult sr;
-  if (!count_account (quota, lim.domain, lim.local, FALSE, &b, &m, error)
+  if (!count_account (quota, lim.domain, lim.local, TRUE, &b, &m, error)
       || !sync_account (quota, &lim, b, m, FALSE, &sr, error))
+    return FALSE;
+  g_autofree char *md = account_maildir (quota, lim.domain, lim.local);
+  if (quota->maildirsize
+      && !mh_quota__maildirsize_sync (md, lim.bytes, lim.messages, b, m,
+                                      g_get_real_time () / G_USEC_PER_SEC,
+                                      error))
     return FALSE;
   *usage_out = (MhQuotaUsage) { .version = 1, .bytes = b, .messages = m,
                                 .bytes_limit = lim.bytes,
@@ -908,14 +927,7 @@ recalc_account (MhQuota *q, const char *address, GError **error)
   if (!count_account (q, lim.domain, lim.local, TRUE, &b, &m, error)
       || !sync_account (q, &lim, b, m, FALSE, &sr, error))
     return FALSE;
-  g_autofree char *md = maildir_path (q, lim.domain, lim.local);
-  Attach *a = find_attached (q, lim.domain, lim.local);
-  if (a != NULL)
-    {
-      g_free (md);
-      md = g_strdup (mh_store_get_maildir (a->store));
-      mh_store_unref (a->store);
-    }
+  g_autofree char *md = account_maildir (q, lim.domain, lim.local);
   if (q->maildirsize && g_file_test (md, G_FILE_TEST_IS_DIR)
       && !mh_quota__maildirsize_write (md, lim.bytes, lim.messages, b, m,
                                        error))
