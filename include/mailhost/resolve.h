@@ -468,11 +468,10 @@ MH_API void mh_resolver_set_time (MhResolver *resolver, gint64 now);
 /**
  * mh_resolver_resolve:
  * @resolver: a resolver
- * @address: (array length=address_len) (element-type guint8): the
- *   recipient, "local@domain" or "<local@domain>", UTF-8
+ * @address: the recipient, "local@domain" or "<local@domain>", UTF-8
  * @address_len: its length in bytes, or -1 if NUL-terminated (a given
  *   length lets an embedded NUL be reported instead of cutting the
- *   address short)
+ *   address short; bindings pass -1)
  * @sender: (nullable): the sender: the authenticated login when
  *   @authenticated, else the envelope sender; only group addresses look
  *   at it
