@@ -293,8 +293,15 @@ demo_print (const char *prog, MhConfig *config, MhServer *server,
                                 missing->len ? ", " : "", name, port);
     }
   if (missing->len)
-    g_string_append_printf (out, "  not served by %s: %s\n", prog,
-                            missing->str);
+    {
+      /* mailhostd contains every service there is: what it lacks is not
+       * built yet; a one-service program simply does not serve the rest */
+      if (strcmp (prog, "mailhostd") == 0)
+        g_string_append_printf (out, "  not built yet: %s\n", missing->str);
+      else
+        g_string_append_printf (out, "  not served by %s: %s\n", prog,
+                                missing->str);
+    }
   g_string_append (out, "\nStop with Ctrl-C (SIGTERM); SIGHUP reloads the "
                         "certificate.\n\n");
   fputs (out->str, stdout);
