@@ -10,7 +10,7 @@
 #include "mh-server-main.h"
 
 /* Registers every service built into this program. Later issues add
- * their services here (smtp, submission, imap, pop3, managesieve). */
+ * their services here (imap, pop3, managesieve). */
 static gboolean
 register_services (MhServer *server, MhConfig *config, GError **error)
 {
@@ -19,7 +19,13 @@ register_services (MhServer *server, MhConfig *config, GError **error)
   g_autoptr (MhDelivery) delivery = mh_delivery_new (config, error);
   if (delivery == NULL)
     return FALSE;
-  return mh_server_register_lmtp_service (server, delivery, error);
+  /* one authenticator: one failure throttle for every service */
+  g_autoptr (MhAuthenticator) auth = mh_authenticator_new (
+      mh_delivery_get_directory (delivery), config);
+  return mh_server_register_lmtp_service (server, delivery, error)
+         && mh_server_register_smtp_service (server, delivery, auth, error)
+         && mh_server_register_submission_service (server, delivery, auth,
+                                                   error);
 }
 
 int
