@@ -1,7 +1,6 @@
 /* libmailhost: the whole public API. */
 #pragma once
 
-#define MH_INSIDE_MAILHOST_H 1
 #include <mailhost/core.h>
 #include <mailhost/limits.h>
 /* layers: keep in DESIGN.md order */
@@ -14,4 +13,3 @@
 #include <mailhost/delivery.h>
 #include <mailhost/server.h>
 #include <mailhost/lmtp.h>
-#undef MH_INSIDE_MAILHOST_H
