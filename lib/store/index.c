@@ -881,9 +881,9 @@ mh_store__uidlist_rewrite (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
           MsgRec r;
           memcpy (&r, v.mv_data, sizeof r);
           const char *fn = (const char *) v.mv_data + sizeof (MsgRec);
-          gsize bl = mh_store__base_len (fn);
-          if (bl > r.name_len)
-            bl = r.name_len;
+          gsize bl = mh_store__base_len_n (fn, MIN (r.name_len,
+                                                    v.mv_size
+                                                      - sizeof (MsgRec)));
           g_string_append_printf (s, "%u :%.*s\n",
                                   mh_store__be32 ((guint8 *) k.mv_data + 4),
                                   (int) bl, fn);
@@ -1116,10 +1116,17 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
     {
       guint32 uid = mh_store__be32 ((guint8 *) k.mv_data + 4);
       MsgRec r;
+      if (v.mv_size < sizeof r)
+        {
+          rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
+          continue;
+        }
       memcpy (&r, v.mv_data, sizeof r);
+      /* Records are not NUL-terminated: every length is bounded. */
+      r.name_len = (guint32) MIN (r.name_len, v.mv_size - sizeof r);
       const char *fn = (const char *) v.mv_data + sizeof r;
-      g_autofree char *base = g_strndup (fn, MIN (mh_store__base_len (fn),
-                                                  r.name_len));
+      g_autofree char *base = g_strndup (fn, mh_store__base_len_n (
+                                               fn, r.name_len));
       gboolean judged = r.in_new ? scan_new : scan_cur;
       Found *fd = g_hash_table_lookup (found, base);
       if (fd != NULL)

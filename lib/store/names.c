@@ -266,6 +266,13 @@ mh_store__unique_name (const char *host, guint64 counter, gsize size,
 }
 
 gsize
+mh_store__base_len_n (const char *filename, gsize len)
+{
+  const char *c = memmem (filename, len, ":2,", 3);
+  return c ? (gsize) (c - filename) : len;
+}
+
+gsize
 mh_store__base_len (const char *filename)
 {
   const char *c = strstr (filename, ":2,");

@@ -243,6 +243,16 @@ mh_store_expunge (MhStore *store, const char *folder, const guint32 *uids,
   return ok;
 }
 
+/* A cache record out of LMDB: copied, since LMDB memory lives only as
+ * long as the txn. */
+static GVariant *
+cache_from_lmdb (const MDB_val *cv)
+{
+  g_autoptr (GBytes) b = g_bytes_new (cv->mv_data, cv->mv_size);
+  return g_variant_new_from_bytes (G_VARIANT_TYPE ("(tsssa(ss)a(sttt))"), b,
+                                   FALSE);
+}
+
 static gboolean
 copy_file (const char *src, const char *dst, GError **error)
 {
@@ -378,10 +388,7 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
       MDB_val ck = { 8, key }, cv;
       g_autoptr (GVariant) cache = NULL;
       if (mdb_get (txn, store->db.cache, &ck, &cv) == 0)
-        cache = g_variant_ref_sink (g_variant_new_from_data (
-          G_VARIANT_TYPE ("(tsssa(ss)a(sttt))"),
-          g_memdup2 (cv.mv_data, cv.mv_size), cv.mv_size, FALSE, g_free,
-          NULL));
+        cache = g_variant_ref_sink (cache_from_lmdb (&cv));
       guint32 nu = 0;
       ok = mh_store__msg_add (store, txn, df, nn, FALSE, r.size, r.vsize,
                               r.internal_date, now, r.flags, kw, cache, &nu,
@@ -478,9 +485,7 @@ message_load (MhStore *store, const char *folder, guint32 uid,
   MDB_val ck = { 8, key }, cv;
   GVariant *cache = NULL;
   if (mdb_get (txn, store->db.cache, &ck, &cv) == 0)
-    cache = g_variant_ref_sink (g_variant_new_from_data (
-      G_VARIANT_TYPE ("(tsssa(ss)a(sttt))"),
-      g_memdup2 (cv.mv_data, cv.mv_size), cv.mv_size, FALSE, g_free, NULL));
+    cache = g_variant_ref_sink (cache_from_lmdb (&cv));
   mdb_txn_abort (txn);
   if (cache == NULL || !g_variant_is_normal_form (cache))
     {

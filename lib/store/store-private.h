@@ -31,6 +31,8 @@ char *mh_store__unique_name (const char *host, guint64 counter, gsize size,
 char *mh_store__host_name (void);
 /* Length of the base name (up to ":2," or the end). */
 gsize mh_store__base_len (const char *filename);
+/* The same on @len bytes that need not be NUL-terminated. */
+gsize mh_store__base_len_n (const char *filename, gsize len);
 /* Parses the info suffix: system flags and keyword letter bits. */
 void mh_store__parse_info (const char *filename, guint32 *flags_out,
                            guint32 *kwbits_out);

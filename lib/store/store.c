@@ -873,9 +873,10 @@ view_fill (MhStore *store, MDB_txn *txn, MhStoreFolder *f, guint64 since,
   int rc = mdb_cursor_get (c, &k, &d, MDB_SET_RANGE);
   while (rc == 0 && k.mv_size == 8 && memcmp (k.mv_data, key, 4) == 0)
     {
-      const MsgRec *r = d.mv_data;
+      /* LMDB values are only 2-byte aligned: copy, never dereference. */
       guint64 ms;
-      memcpy (&ms, &r->modseq, sizeof ms);
+      memcpy (&ms, (const char *) d.mv_data + G_STRUCT_OFFSET (MsgRec, modseq),
+              sizeof ms);
       if (ms > since && d.mv_size >= sizeof (MsgRec))
         {
           if (v->n == cap)

@@ -189,9 +189,9 @@ test_metadata_cache (void **state)
                                  "Content-Type: application/octet-stream"));
   g_autoptr (GBytes) h = mh_store_read (fx->store, NULL, u2, "HEADER", 0, -1,
                                         &error);
-  assert_true (g_str_has_suffix (g_strndup (g_bytes_get_data (h, NULL),
-                                            g_bytes_get_size (h)),
-                                 "boundary=\"XX\"\r\n\r\n"));
+  g_autofree char *hs = g_strndup (g_bytes_get_data (h, NULL),
+                                   g_bytes_get_size (h));
+  assert_true (g_str_has_suffix (hs, "boundary=\"XX\"\r\n\r\n"));
   g_autoptr (GBytes) part = mh_store_read (fx->store, NULL, u, NULL, 6, 5,
                                            &error);
   assert_memory_equal (g_bytes_get_data (part, NULL), "Alice", 5);
