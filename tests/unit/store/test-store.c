@@ -1009,6 +1009,67 @@ test_check_hook (void **state)
   mh_store_set_check (fx->store, NULL, NULL, NULL);
 }
 
+static const char fwd[] =
+  "From: a@example.org\n"
+  "Subject: fwd\n"
+  "MIME-Version: 1.0\n"
+  "Content-Type: multipart/mixed; boundary=b1\n"
+  "\n"
+  "--b1\n"
+  "Content-Type: text/plain\n"
+  "\n"
+  "see below\n"
+  "--b1\n"
+  "Content-Type: message/rfc822\n"
+  "\n"
+  "From: inner@example.org\n"
+  "Subject: inner message\n"
+  "\n"
+  "inner body\n"
+  "--b1--\n";
+
+static void
+test_append_date_and_embedded_message (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) b = g_bytes_new_static (fwd, strlen (fwd));
+  guint32 uid = 0;
+  const char *kw[] = { "$Forwarded", NULL };
+  assert_true (mh_store_deliver (fx->store, "Drafts", b,
+                                 MH_STORE_FLAG_DRAFT | MH_STORE_FLAG_SEEN, kw,
+                                 1600000000, &uid, &error));
+  g_autoptr (MhStoreMessage) m = mh_store_message_get (fx->store, "Drafts",
+                                                       uid, &error);
+  assert_int_equal (mh_store_message_get_internal_date (m), 1600000000);
+  assert_int_equal (mh_store_message_get_flags (m),
+                    MH_STORE_FLAG_DRAFT | MH_STORE_FLAG_SEEN);
+  /* Dovecot reads INTERNALDATE from the file's mtime. */
+  g_autofree char *curd = g_build_filename (fx->maildir, ".Drafts", "cur",
+                                            NULL);
+  g_autofree char *name = only_file (curd);
+  g_autofree char *path = g_build_filename (curd, name, NULL);
+  GStatBuf st;
+  assert_int_equal (g_stat (path, &st), 0);
+  assert_int_equal (st.st_mtime, 1600000000);
+  const char *bs = mh_store_message_get_bodystructure (m, FALSE);
+  assert_non_null (strstr (bs, "\"message\" \"rfc822\""));
+  assert_non_null (strstr (bs, "\"inner message\""));
+  g_autoptr (GBytes) h = mh_store_read (fx->store, "Drafts", uid, "2.HEADER",
+                                        0, -1, &error);
+  assert_non_null (h);
+  g_autofree char *hs = g_strndup (g_bytes_get_data (h, NULL),
+                                   g_bytes_get_size (h));
+  assert_string_equal (hs, "From: inner@example.org\n"
+                           "Subject: inner message\n\n");
+  g_autoptr (GBytes) t = mh_store_read (fx->store, "Drafts", uid, "2.TEXT", 0,
+                                        -1, &error);
+  assert_int_equal (g_bytes_get_size (t), strlen ("inner body"));
+  g_autoptr (GBytes) p1 = mh_store_read (fx->store, "Drafts", uid, "1", 0, -1,
+                                         &error);
+  assert_memory_equal (g_bytes_get_data (p1, NULL), "see below", 9);
+}
+
 int
 main (void)
 {
@@ -1034,6 +1095,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_concurrent_delivery, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_check_hook, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_append_date_and_embedded_message,
+                                     setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
