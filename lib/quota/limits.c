@@ -21,6 +21,7 @@
  *   domain's 10 GiB".
  */
 #include "quota-private.h"
+#include "directory/directory-private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,54 @@ mh_quota__account_limits (MhQuota *quota, const char *address,
   out->tempfail = quota->tempfail;
   lookup_bool (ds, "quota_tempfail", &out->tempfail);
   return TRUE;
+}
+
+/* The delivery path: an attached account's names are known, so read its
+ * record and its domain's in one directory transaction, without building
+ * info objects (a domain info counts the domain's accounts and aliases, a
+ * cursor walk that grows with the domain). FALSE (nothing set) when a
+ * record is missing or unreadable: the caller takes the slow path, whose
+ * errors say what is wrong. */
+gboolean
+mh_quota__account_limits_fast (MhQuota *quota, const char *domain,
+                               const char *local, MhQuotaLimits *out)
+{
+  memset (out, 0, sizeof *out);
+  MhDirectory *dir = quota->dir;
+  MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, NULL);
+  if (txn == NULL)
+    return FALSE;
+  g_autofree char *akey = mh_directory__address_key (local, domain);
+  MDB_val ak = { strlen (akey), akey }, dk = { strlen (domain),
+                                               (void *) domain };
+  MDB_val av, dv;
+  MhAccountRecord ar = { 0 };
+  MhDomainRecord dr = { 0 };
+  gboolean ok = mdb_get (txn, dir->dbs.accounts, &ak, &av) == 0
+                && mdb_get (txn, dir->dbs.domains, &dk, &dv) == 0
+                && mh_account_record_decode (av.mv_data, av.mv_size, akey,
+                                             &ar, NULL)
+                && mh_domain_record_decode (dv.mv_data, dv.mv_size, domain,
+                                            &dr, NULL);
+  mdb_txn_abort (txn);
+  if (ok)
+    {
+      out->address = g_strconcat (local, "@", domain, NULL);
+      out->local = g_strdup (local);
+      out->domain = g_strdup (domain);
+      out->domain_name = mh_directory_domain_to_unicode (domain);
+      if (!lookup_u64 (ar.settings, "quota_bytes", &out->bytes))
+        lookup_u64 (dr.settings, "account_quota_bytes", &out->bytes);
+      if (!lookup_u64 (ar.settings, "quota_messages", &out->messages))
+        lookup_u64 (dr.settings, "account_quota_messages", &out->messages);
+      lookup_u64 (dr.settings, "quota_bytes", &out->domain_bytes);
+      lookup_u64 (dr.settings, "quota_messages", &out->domain_messages);
+      out->tempfail = quota->tempfail;
+      lookup_bool (dr.settings, "quota_tempfail", &out->tempfail);
+    }
+  mh_account_record_clear (&ar);
+  mh_domain_record_clear (&dr);
+  return ok;
 }
 
 /* ---- Sizes -------------------------------------------------------------- */

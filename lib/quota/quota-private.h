@@ -85,6 +85,11 @@ void mh_quota__limits_clear (MhQuotaLimits *lim);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (MhQuotaLimits, mh_quota__limits_clear)
 gboolean mh_quota__account_limits (MhQuota *quota, const char *address,
                                    MhQuotaLimits *out, GError **error);
+/* The same for a known account (ascii domain, normalised local part),
+ * read in one directory transaction; FALSE means "take the slow path". */
+gboolean mh_quota__account_limits_fast (MhQuota *quota, const char *domain,
+                                        const char *local,
+                                        MhQuotaLimits *out);
 
 /* ---- quota.c ---------------------------------------------------------- */
 
