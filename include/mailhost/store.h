@@ -609,8 +609,8 @@ MH_API MhStoreView *mh_store_changes_since (MhStore *store,
  *   most %MH_LIMIT_STORE_KEYWORDS_MAX per folder)
  * @unchanged_since: 0, or the CONDSTORE UNCHANGEDSINCE value: messages
  *   with a greater MODSEQ are left alone and listed in @failed_out
- * @failed_out: (out) (optional) (transfer full): a #GArray of guint32
- *   UIDs that failed the UNCHANGEDSINCE test, or %NULL
+ * @failed_out: (out) (optional) (transfer full) (element-type guint32):
+ *   a #GArray of UIDs that failed the UNCHANGEDSINCE test, or %NULL
  * @error: return location for a #GError, or %NULL
  *
  * Changes flags (renaming the files' `:2,` suffix) and gives each changed
@@ -634,8 +634,8 @@ MH_API gboolean mh_store_set_flags (MhStore *store, const char *folder,
  *   %NULL for every message
  * @n_uids: number of @uids
  * @only_deleted: %TRUE to expunge only messages with \Deleted
- * @expunged_out: (out) (optional) (transfer full): a #GArray of guint32
- *   UIDs expunged, ascending
+ * @expunged_out: (out) (optional) (transfer full) (element-type guint32):
+ *   a #GArray of UIDs expunged, ascending
  * @error: return location for a #GError, or %NULL
  *
  * Removes the files and records tombstones for QRESYNC.
@@ -655,9 +655,9 @@ MH_API gboolean mh_store_expunge (MhStore *store, const char *folder,
  * @n_uids: number of @uids
  * @to: (nullable): destination folder, %NULL for INBOX
  * @move: %TRUE to remove the sources afterwards (IMAP MOVE)
- * @src_uids_out: (out) (optional) (transfer full): #GArray of guint32,
+ * @src_uids_out: (out) (optional) (transfer full) (element-type guint32):
  *   the UIDs copied
- * @dst_uids_out: (out) (optional) (transfer full): #GArray of guint32,
+ * @dst_uids_out: (out) (optional) (transfer full) (element-type guint32):
  *   their new UIDs (COPYUID, RFC 4315), in the same order
  * @dst_uidvalidity_out: (out) (optional): UIDVALIDITY of @to
  * @error: return location for a #GError, or %NULL
