@@ -135,7 +135,9 @@ index_batch (MhStore *store, GPtrArray *batch, GError **error)
       MDB_val k = { 4 + bl, nk }, v;
       if (mdb_get (txn, store->db.names, &k, &v) == 0 && v.mv_size == 4)
         {
+          /* ...then it is in dovecot-uidlist already, too. */
           memcpy (&p->uid, v.mv_data, 4);
+          p->indexed = TRUE;
           continue;
         }
       guint32 fl, kw;
@@ -157,7 +159,7 @@ index_batch (MhStore *store, GPtrArray *batch, GError **error)
       for (guint i = 0; i < batch->len; i++)
         {
           MhStorePending *p = batch->pdata[i];
-          if (strcmp (p->folder, f->name) != 0)
+          if (strcmp (p->folder, f->name) != 0 || p->indexed)
             continue;
           g_array_append_val (uids, p->uid);
           g_ptr_array_add (bases, g_strndup (p->filename,

@@ -123,6 +123,7 @@ typedef struct
   GBytes *data;      /* the message, for the cache */
   guint64 ticket;
   guint32 uid;       /* result */
+  gboolean indexed;  /* found already indexed by a reconciliation */
   GError *error;     /* result */
 } MhStorePending;
 

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -233,10 +234,73 @@ test_sigkill_during_delivery (void **state)
   mh_test_rmtree (dir);
 }
 
+/* Several processes delivering into one account at once: every UID is
+ * given once, and dovecot-uidlist agrees with the index. */
+static void
+test_processes_deliver_concurrently (void **state)
+{
+  g_autofree char *dir = mh_test_mkdtemp ();
+  g_autofree char *md = g_build_filename (dir, "mail", NULL);
+  g_autofree char *ix = g_build_filename (dir, "index", NULL);
+  /* The account exists before the children start. */
+  g_autoptr (GError) error = NULL;
+  MhStore *s0 = mh_store_open (md, ix, MH_STORE_OPEN_CREATE, &error);
+  assert_non_null (s0);
+  mh_store_unref (s0);
+  const int procs = 4, each = 30;
+  pid_t pids[4];
+  for (int p = 0; p < procs; p++)
+    {
+      pids[p] = fork ();
+      assert_true (pids[p] >= 0);
+      if (pids[p] == 0)
+        {
+          MhStore *s = mh_store_open (md, ix, 0, NULL);
+          if (s == NULL)
+            _exit (3);
+          for (int i = 0; i < each; i++)
+            {
+              g_autofree char *text = make_message ((guint) (p * 1000 + i));
+              g_autoptr (GBytes) b = g_bytes_new (text, strlen (text));
+              if (!mh_store_deliver (s, NULL, b, 0, NULL, 0, NULL, NULL))
+                _exit (4);
+            }
+          mh_store_unref (s);
+          _exit (0);
+        }
+    }
+  for (int p = 0; p < procs; p++)
+    {
+      int status;
+      waitpid (pids[p], &status, 0);
+      assert_true (WIFEXITED (status));
+      assert_int_equal (WEXITSTATUS (status), 0);
+    }
+  g_autoptr (MhStore) s = mh_store_open (md, ix, 0, &error);
+  g_autoptr (MhStoreView) v = mh_store_select (s, NULL, FALSE, &error);
+  assert_int_equal (mh_store_view_get_count (v), procs * each);
+  assert_int_equal (mh_store_view_get_uid (v, procs * each - 1),
+                    procs * each);
+  /* The uidlist lists each UID once. */
+  g_autofree char *ulp = g_build_filename (md, "dovecot-uidlist", NULL);
+  g_autofree char *ul = NULL;
+  assert_true (g_file_get_contents (ulp, &ul, NULL, NULL));
+  g_auto (GStrv) lines = g_strsplit (g_strstrip (ul), "\n", -1);
+  assert_int_equal (g_strv_length (lines), 1 + procs * each);
+  g_autoptr (GHashTable) seen = g_hash_table_new (NULL, NULL);
+  for (int i = 1; lines[i]; i++)
+    assert_true (g_hash_table_add (seen, GUINT_TO_POINTER (
+                                           (guint) atoi (lines[i]))));
+  g_clear_pointer (&v, mh_store_view_unref);
+  g_clear_pointer (&s, mh_store_unref);
+  mh_test_rmtree (dir);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_processes_deliver_concurrently),
     cmocka_unit_test (test_sigkill_during_delivery),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
