@@ -12,6 +12,21 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
+/* What the pipeline logged (a test writer: a store failure is logged at
+ * error level, which G_DEBUG=fatal-criticals would otherwise abort on). */
+static GString *logged;
+
+static GLogWriterOutput
+capture (GLogLevelFlags level, const GLogField *fields, gsize n,
+         gpointer user_data)
+{
+  for (gsize i = 0; i < n; i++)
+    if (fields[i].length < 0 && strcmp (fields[i].key, "MESSAGE") == 0)
+      g_string_append_printf (logged, "%s\n",
+                              (const char *) fields[i].value);
+  return G_LOG_WRITER_HANDLED;
+}
+
 typedef struct
 {
   char *tmp;
@@ -394,6 +409,13 @@ test_store_failure_is_per_recipient (void **state)
   g_autoptr (GPtrArray) res = NULL;
   g_autofree char *r = deliver (f, "b@x.example", rcpts, MSG, &res);
   assert_string_equal (r, "451 4.3.0 250 2.0.0");
+  /* the client sees no path; the log names it */
+  assert_null (strstr (mh_delivery_result_get_text (
+                           g_ptr_array_index (res, 0)),
+                       "/"));
+  assert_non_null (strstr (logged->str, "bob@example.org: cannot open the "
+                                        "mailbox"));
+  assert_non_null (strstr (logged->str, "/bob/new"));
   assert_true (mh_delivery_result_is_temporary (g_ptr_array_index (res, 0)));
   g_autoptr (GPtrArray) af = files_in (f, "alice", "new");
   assert_int_equal (af->len, 1);
@@ -532,6 +554,8 @@ test_concurrent_deliveries (void **state)
 int
 main (void)
 {
+  logged = g_string_new (NULL);
+  g_log_set_writer_func (capture, NULL, NULL);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_per_recipient_results, setup,
                                      teardown),
