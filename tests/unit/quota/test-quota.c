@@ -503,6 +503,73 @@ test_warnings_once (void **state)
   assert_int_equal (count_warnings (s, "80% full"), 2);
 }
 
+typedef struct
+{
+  MhQuota *quota;
+  MhStore *store;
+  GError *error;
+} UpdateJob;
+
+static gpointer
+update_thread (gpointer p)
+{
+  UpdateJob *j = p;
+  for (int i = 0; i < 20 && j->error == NULL; i++)
+    mh_quota_update (j->quota, j->store, &j->error);
+  return NULL;
+}
+
+/* Eight threads update at once after the crossing: still one warning
+ * (the decision is taken inside quota.mdb's write transaction). */
+static void
+test_warnings_once_concurrent (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_quota_account_add (fx->quota, "alice@example.org", NULL,
+                                     MH_QUOTA_KEEP, 10, &error));
+  g_autoptr (MhStore) s = open_store (fx, "alice", "example.org");
+  for (guint i = 0; i < 8; i++)
+    assert_true (deliver (s, 200, i, &error));
+  UpdateJob jobs[8];
+  GThread *threads[8];
+  for (guint i = 0; i < 8; i++)
+    {
+      jobs[i] = (UpdateJob) { fx->quota, s, NULL };
+      threads[i] = g_thread_new ("update", update_thread, &jobs[i]);
+    }
+  for (guint i = 0; i < 8; i++)
+    {
+      g_thread_join (threads[i]);
+      assert_null (jobs[i].error);
+    }
+  assert_int_equal (count_warnings (s, "80% full"), 1);
+  /* The warning itself made 9 of 10: no 95% warning yet. */
+  assert_int_equal (count_warnings (s, "95% full"), 0);
+}
+
+/* An account deleted while its store is attached: deliveries are refused
+ * with a clear error, not waved through. */
+static void
+test_deleted_account (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  add_user (fx, "alice@example.org");
+  assert_true (mh_quota_set_account (fx->quota, "alice@example.org", 1000,
+                                     MH_QUOTA_KEEP, &error));
+  g_autoptr (MhStore) s = open_store (fx, "alice", "example.org");
+  assert_true (mh_directory_account_delete (fx->dir, "alice@example.org",
+                                            &error));
+  assert_false (deliver (s, 100, 1, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_REFUSED,
+                        "alice@example.org", NULL);
+  g_clear_error (&error);
+  assert_false (mh_quota_update (fx->quota, s, &error));
+  mh_test_assert_error (error, MH_QUOTA_ERROR, MH_QUOTA_ERROR_NOT_FOUND,
+                        "alice@example.org", NULL);
+}
+
 /* ---- Recalc, maildirsize ----------------------------------------------- */
 
 static void
@@ -601,6 +668,9 @@ main (void)
     cmocka_unit_test_setup_teardown (test_enforce_delivery, setup, teardown),
     cmocka_unit_test_setup_teardown (test_enforce_domain, setup, teardown),
     cmocka_unit_test_setup_teardown (test_warnings_once, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_warnings_once_concurrent, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_deleted_account, setup, teardown),
     cmocka_unit_test_setup_teardown (test_recalc_behind_our_back, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_config, setup, teardown),
