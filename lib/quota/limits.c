@@ -41,7 +41,8 @@ mh_quota__limits_clear (MhQuotaLimits *lim)
 static void
 propagate_dir_error (GError **error, GError *e)
 {
-  if (e->domain == MH_DIRECTORY_ERROR && e->code == MH_DIRECTORY_ERROR_NOT_FOUND)
+  if (e->domain == MH_DIRECTORY_ERROR
+      && e->code == MH_DIRECTORY_ERROR_NOT_FOUND)
     {
       g_set_error_literal (error, MH_QUOTA_ERROR, MH_QUOTA_ERROR_NOT_FOUND,
                            e->message);

@@ -127,7 +127,8 @@ mh_quota__maildirsize_parse (const char *data, gsize len, MhMaildirsize *out)
       if (q != eol)
         return;
       /* Sums past gint64 are corruption, not usage. */
-      if ((b > 0 && bytes > G_MAXINT64 - b) || (b < 0 && bytes < G_MININT64 - b))
+      if ((b > 0 && bytes > G_MAXINT64 - b)
+          || (b < 0 && bytes < G_MININT64 - b))
         return;
       bytes += b;
       messages += m;

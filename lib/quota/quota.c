@@ -1014,8 +1014,8 @@ recalc_domain (MhQuota *q, const char *domain, guint *n, GError **error)
     return FALSE;
   for (guint i = 0; i < list->len; i++)
     {
-      if (!recalc_account (q, mh_account_info_get_ascii_address (list->pdata[i]),
-                           error))
+      MhAccountInfo *a = list->pdata[i];
+      if (!recalc_account (q, mh_account_info_get_ascii_address (a), error))
         return FALSE;
       (*n)++;
     }
