@@ -28,6 +28,9 @@ MESSAGES = int(os.environ.get("BENCH_MESSAGES", "10000"))
 CONC = [int(c) for c in os.environ.get("BENCH_CONCURRENCY",
                                        "1,8,32").split(",")]
 SIZE = 10 * 1024
+# [general] worker_threads for mh-lmtpd ("" = the default)
+WORKERS = (f"worker_threads = {os.environ['BENCH_WORKERS']}\n"
+           if os.environ.get("BENCH_WORKERS") else "")
 NOBODY = 65534
 
 
@@ -116,7 +119,7 @@ def bench_ours(base, sessions):
     port = free_port()
     conf = os.path.join(base, f"mh-{sessions}.conf")
     with open(conf, "w") as f:
-        f.write(f"[general]\ndata_dir = {data}\n"
+        f.write(f"[general]\ndata_dir = {data}\n{WORKERS}"
                 f"[lmtp]\nenabled = true\nlisten = 127.0.0.1:{port}\n"
                 f"max_connections_per_ip = 1000\n")
     log = open(os.path.join(base, f"mh-{sessions}.log"), "w")
@@ -197,7 +200,8 @@ def main():
         print("bench-lmtp: smtp-source not found: skipped "
               "(apt-get install postfix)")
         return
-    have_dovecot = (os.path.exists(DOVECOT)
+    have_dovecot = (not os.environ.get("BENCH_NO_DOVECOT")
+                    and os.path.exists(DOVECOT)
                     and os.path.exists("/usr/lib/dovecot/lmtp")
                     and os.geteuid() == 0)
     parent = os.environ.get("BENCH_DIR") or os.environ.get("MESON_BUILD_ROOT")
