@@ -287,6 +287,12 @@ demo_print (const char *prog, MhConfig *config, MhServer *server,
                                     ? " (try: swaks --protocol LMTP "
                                       "--server 127.0.0.1:10024 --to "
                                       "demo@demo.example)"
+                                : strcmp (name, "submission") == 0
+                                    ? " (try: swaks --server "
+                                      "127.0.0.1:10587 -tls --auth PLAIN "
+                                      "--auth-user demo@demo.example "
+                                      "--auth-password PASSWORD --to "
+                                      "demo@demo.example)"
                                     : "");
       else
         g_string_append_printf (missing, "%s%s (%u)",
