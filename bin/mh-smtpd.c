@@ -17,8 +17,8 @@ register_services (MhServer *server, MhConfig *config, GError **error)
   g_autoptr (MhDelivery) delivery = mh_delivery_new (config, error);
   if (delivery == NULL)
     return FALSE;
-  g_autoptr (MhAuthenticator) auth = mh_authenticator_new (
-      mh_delivery_get_directory (delivery), config);
+  g_autoptr (MhAuthenticator) auth
+      = mh_authenticator_new (mh_delivery_get_directory (delivery), config);
   return mh_server_register_smtp_service (server, delivery, auth, error);
 }
 

@@ -16,10 +16,9 @@ register_services (MhServer *server, MhConfig *config, GError **error)
   g_autoptr (MhDelivery) delivery = mh_delivery_new (config, error);
   if (delivery == NULL)
     return FALSE;
-  g_autoptr (MhAuthenticator) auth = mh_authenticator_new (
-      mh_delivery_get_directory (delivery), config);
-  return mh_server_register_submission_service (server, delivery, auth,
-                                                error);
+  g_autoptr (MhAuthenticator) auth
+      = mh_authenticator_new (mh_delivery_get_directory (delivery), config);
+  return mh_server_register_submission_service (server, delivery, auth, error);
 }
 
 int
