@@ -15,7 +15,8 @@
  *   header lines (Return-Path, Delivered-To), so the store sees one
  *   contiguous message (a GBytes) although nothing but those few header
  *   bytes was copied: the body stays in the page cache, never on the
- *   heap, whatever its size.
+ *   heap, whatever its size. Messages up to READ_MAX (128 KiB) are read
+ *   into one buffer instead, which is cheaper than a mapping for them.
  * - Stages, each one function with one job, run for every mailbox target
  *   of every recipient:
  *     resolve (stage_resolve)  address -> mailbox targets, or a reply
@@ -434,6 +435,39 @@ mapping_free (gpointer data)
   g_free (m);
 }
 
+/* A small message is read into one buffer instead: in a threaded
+ * process every munmap() is a TLB shootdown on every CPU, which cost more
+ * than copying 10 KiB (perf: 12% of mh-lmtpd's time at 32 sessions). The
+ * bound keeps "never whole in memory" true where it matters. */
+#define READ_MAX (128 * 1024)
+
+static GBytes *
+read_message (int fd, gsize file_len, const char *prefix, gsize prefix_len,
+              GError **error)
+{
+  guint8 *buf = g_malloc (prefix_len + file_len);
+  memcpy (buf, prefix, prefix_len);
+  gsize off = 0;
+  while (off < file_len)
+    {
+      ssize_t n = pread (fd, buf + prefix_len + off, file_len - off,
+                         (off_t) off);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          int e = n < 0 ? errno : EIO;
+          g_free (buf);
+          g_set_error (error, MH_DELIVERY_ERROR, MH_DELIVERY_ERROR_SPOOL,
+                       "cannot read the spool file: %s",
+                       n < 0 ? g_strerror (e) : "file shrank");
+          return NULL;
+        }
+      off += (gsize) n;
+    }
+  return g_bytes_new_take (buf, prefix_len + file_len);
+}
+
 /* @prefix followed by the first @file_len bytes of @fd, contiguous in
  * memory: an anonymous read-write area ending at a page boundary holds
  * the prefix right-aligned, and the file is mapped (MAP_FIXED) at that
@@ -442,6 +476,8 @@ static GBytes *
 map_message (int fd, gsize file_len, const char *prefix, gsize prefix_len,
              GError **error)
 {
+  if (prefix_len + file_len <= READ_MAX)
+    return read_message (fd, file_len, prefix, prefix_len, error);
   gsize page = (gsize) sysconf (_SC_PAGESIZE);
   gsize pre = (prefix_len + page - 1) / page * page;
   gsize body = (file_len + page - 1) / page * page;

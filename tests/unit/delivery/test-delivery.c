@@ -53,7 +53,7 @@ setup (void **state)
   f->config = mh_config_new ();
   g_autofree char *data = g_build_filename (f->tmp, "data", NULL);
   OK (mh_config_set (f->config, "general", "data_dir", data, error_));
-  OK (mh_config_set (f->config, "limits", "max_message_size", "64K",
+  OK (mh_config_set (f->config, "limits", "max_message_size", "1M",
                      error_));
   g_autoptr (GError) error = NULL;
   f->d = mh_delivery_new (f->config, &error);
@@ -485,16 +485,16 @@ test_spool_too_big (void **state)
   assert_non_null (s);
   g_autofree char *chunk = g_strnfill (1000, 'x');
   gboolean ok = TRUE;
-  for (int i = 0; ok && i < 100; i++) /* 100 KB > 64K */
+  for (int i = 0; ok && i < 1100; i++) /* 1.1 MB > 1M */
     ok = mh_delivery_spool_write (s, (const guint8 *) chunk, 1000, &error);
   assert_false (ok);
   mh_test_assert_error (error, MH_DELIVERY_ERROR, MH_DELIVERY_ERROR_TOO_BIG,
-                        "65536", NULL);
+                        "1048576", NULL);
   g_clear_error (&error);
   assert_false (mh_delivery_spool_finish (s, &error));
 
   /* a file bigger than the limit given directly is refused whole */
-  g_autofree char *big = g_strnfill (70 * 1024, 'y');
+  g_autofree char *big = g_strnfill (1100 * 1024, 'y');
   g_autofree char *path = mh_test_write_file (f->tmp, "big.eml", big);
   g_autoptr (MhDeliveryEnvelope) env = mh_delivery_envelope_new ("a@b.c");
   mh_delivery_envelope_add_recipient (env, "alice@example.org", 0, NULL);
@@ -507,6 +507,29 @@ test_spool_too_big (void **state)
                                          &error));
   mh_test_assert_error (error, MH_DELIVERY_ERROR, MH_DELIVERY_ERROR_SPOOL,
                         "/nonexistent/x", NULL);
+}
+
+/* A message above the read threshold is mapped, not read: the stored
+ * copy must be the same bytes either way. */
+static void
+test_large_message_mapped (void **state)
+{
+  Fixture *f = *state;
+  GString *m = g_string_new ("Subject: large\r\n\r\n");
+  for (int i = 0; m->len < 300 * 1024; i++)
+    g_string_append_printf (m, "line %d of a large message\r\n", i);
+  const char *rcpts[] = { "alice@example.org", "bob@example.org", NULL };
+  g_autofree char *r = deliver (f, "b@x.example", rcpts, m->str, NULL);
+  assert_string_equal (r, "250 2.0.0 250 2.0.0");
+  g_autofree char *a = only_file_text (f, "alice", "new");
+  g_autoptr (GString) want = g_string_new (
+      "Return-Path: <b@x.example>\nDelivered-To: alice@example.org\n");
+  for (const char *p = m->str; *p; p++)
+    if (!(p[0] == '\r' && p[1] == '\n'))
+      g_string_append_c (want, *p);
+  assert_int_equal (strlen (a), want->len);
+  assert_string_equal (a, want->str);
+  g_string_free (m, TRUE);
 }
 
 /* Several threads deliver at once (the LMTP service's worker pool):
@@ -574,6 +597,8 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_spool_conversion, setup, teardown),
     cmocka_unit_test_setup_teardown (test_spool_too_big, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_large_message_mapped, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_concurrent_deliveries, setup,
                                      teardown),
   };
