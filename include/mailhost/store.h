@@ -171,9 +171,15 @@ typedef struct
 
 MH_API GType mh_store_status_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_STORE_STATUS (mh_store_status_get_type ())
-/** mh_store_status_copy: (skip) */
+/**
+ * mh_store_status_copy: (skip)
+ */
 MH_API MhStoreStatus *mh_store_status_copy (const MhStoreStatus *status);
-/** mh_store_status_free: (skip) NULL-safe. */
+/**
+ * mh_store_status_free: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_store_status_free (MhStoreStatus *status);
 
 MH_API GType mh_store_get_type (void) G_GNUC_CONST;
@@ -219,10 +225,15 @@ MH_API MhStore *mh_store_open_account (const char *data_dir,
                                        MhStoreOpenFlags flags,
                                        GError **error);
 
-/** mh_store_ref: (skip) */
+/**
+ * mh_store_ref: (skip)
+ */
 MH_API MhStore *mh_store_ref (MhStore *store);
-/** mh_store_unref: (skip) NULL-safe; the last reference syncs and closes
- * the index. */
+/**
+ * mh_store_unref: (skip)
+ *
+ * NULL-safe; the last reference syncs and closes the index.
+ */
 MH_API void mh_store_unref (MhStore *store);
 
 /**
@@ -470,9 +481,15 @@ MH_API gboolean mh_store_folder_status (MhStore *store, const char *folder,
 typedef struct _MhStoreView MhStoreView;
 MH_API GType mh_store_view_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_STORE_VIEW (mh_store_view_get_type ())
-/** mh_store_view_ref: (skip) */
+/**
+ * mh_store_view_ref: (skip)
+ */
 MH_API MhStoreView *mh_store_view_ref (MhStoreView *view);
-/** mh_store_view_unref: (skip) NULL-safe. */
+/**
+ * mh_store_view_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_store_view_unref (MhStoreView *view);
 
 /**
@@ -686,9 +703,15 @@ MH_API gboolean mh_store_copy (MhStore *store, const char *from,
 typedef struct _MhStoreMessage MhStoreMessage;
 MH_API GType mh_store_message_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_STORE_MESSAGE (mh_store_message_get_type ())
-/** mh_store_message_ref: (skip) */
+/**
+ * mh_store_message_ref: (skip)
+ */
 MH_API MhStoreMessage *mh_store_message_ref (MhStoreMessage *msg);
-/** mh_store_message_unref: (skip) NULL-safe. */
+/**
+ * mh_store_message_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_store_message_unref (MhStoreMessage *msg);
 
 /**
@@ -704,9 +727,19 @@ MH_API void mh_store_message_unref (MhStoreMessage *msg);
 MH_API MhStoreMessage *mh_store_message_get (MhStore *store,
                                              const char *folder, guint32 uid,
                                              GError **error);
-/** mh_store_message_get_uid: @msg: a message. Returns: its UID. */
+/**
+ * mh_store_message_get_uid:
+ * @msg: a message
+ *
+ * Returns: its UID.
+ */
 MH_API guint32 mh_store_message_get_uid (MhStoreMessage *msg);
-/** mh_store_message_get_size: @msg: a message. Returns: bytes on disk. */
+/**
+ * mh_store_message_get_size:
+ * @msg: a message
+ *
+ * Returns: bytes on disk.
+ */
 MH_API guint64 mh_store_message_get_size (MhStoreMessage *msg);
 /**
  * mh_store_message_get_rfc822_size:
@@ -715,12 +748,26 @@ MH_API guint64 mh_store_message_get_size (MhStoreMessage *msg);
  * Returns: the size with CRLF line ends (IMAP RFC822.SIZE).
  */
 MH_API guint64 mh_store_message_get_rfc822_size (MhStoreMessage *msg);
-/** mh_store_message_get_internal_date: @msg: a message. Returns: seconds
- * since the epoch (IMAP INTERNALDATE). */
+/**
+ * mh_store_message_get_internal_date:
+ * @msg: a message
+ *
+ * Returns: seconds since the epoch (IMAP INTERNALDATE).
+ */
 MH_API gint64 mh_store_message_get_internal_date (MhStoreMessage *msg);
-/** mh_store_message_get_flags: @msg: a message. Returns: its flags. */
+/**
+ * mh_store_message_get_flags:
+ * @msg: a message
+ *
+ * Returns: its flags.
+ */
 MH_API MhStoreFlags mh_store_message_get_flags (MhStoreMessage *msg);
-/** mh_store_message_get_modseq: @msg: a message. Returns: its MODSEQ. */
+/**
+ * mh_store_message_get_modseq:
+ * @msg: a message
+ *
+ * Returns: its MODSEQ.
+ */
 MH_API guint64 mh_store_message_get_modseq (MhStoreMessage *msg);
 /**
  * mh_store_message_get_envelope:
@@ -808,7 +855,11 @@ MH_API GType mh_store_watch_get_type (void) G_GNUC_CONST;
  */
 MH_API MhStoreWatch *mh_store_watch_new (MhStore *store, const char *folder,
                                          GError **error);
-/** mh_store_watch_free: (skip) NULL-safe. */
+/**
+ * mh_store_watch_free: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_store_watch_free (MhStoreWatch *watch);
 /**
  * mh_store_watch_get_fd:
