@@ -20,6 +20,7 @@
 #include "mh-config.h"
 #include "mhctl-resolve.h"
 #include "mhctl-quota.h"
+#include "mhctl-store.h"
 #include <mailhost/mailhost.h>
 
 #include <errno.h>
@@ -1142,6 +1143,7 @@ usage_all (FILE *out)
              verbs[i].verb ? verbs[i].verb : "", verbs[i].args);
   mhctl_resolve_usage (out);
   mhctl_quota_usage (out);
+  mhctl_store_usage (out);
   fprintf (out,
            "\nOptions:\n"
            "  --data-dir DIR   the data directory (overrides the config)\n"
@@ -1267,6 +1269,8 @@ main (int argc, char **argv)
     return code;
   /* quota (bin/mhctl-quota.c) likewise. */
   if (mhctl_quota_main (argc, argv, &code))
+    return code;
+  if (mhctl_store_main (argc, argv, &code))
     return code;
 
   for (int i = 1; i < argc; i++)

@@ -73,8 +73,8 @@ MH_API GType mh_resolve_error_get_type (void) G_GNUC_CONST;
  * @enhanced_out: (out) (transfer none): the enhanced status code
  *   (RFC 3463), a static string
  *
- * The reply an SMTP server gives for a resolution that failed with
- * @error: 501 5.1.3 for bad syntax, 554 5.4.6 for loops and depth, 550
+ * The reply an SMTP server gives for a resolution that failed with the
+ * given @error. It is 501 5.1.3 for bad syntax, 554 5.4.6 for loops and depth, 550
  * 5.5.3 for fan-out, 451 4.3.0 for directory trouble (and anything not
  * in %MH_RESOLVE_ERROR).
  *
