@@ -207,9 +207,17 @@ MH_API MhConfig *mh_config_load (const char *path, GError **error);
 MH_API MhConfig *mh_config_load_data (const char *data, gssize len,
                                       const char *name, GError **error);
 
-/** mh_config_ref: (skip) */
+/**
+ * mh_config_ref: (skip)
+ *
+ * Bindings use the boxed type's own copy and free.
+ */
 MH_API MhConfig *mh_config_ref (MhConfig *config);
-/** mh_config_unref: (skip) NULL-safe. */
+/**
+ * mh_config_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_config_unref (MhConfig *config);
 
 /**

@@ -92,9 +92,17 @@ MH_API GType mh_delivery_envelope_get_type (void) G_GNUC_CONST;
  */
 MH_API MhDeliveryEnvelope *mh_delivery_envelope_new (const char *sender);
 
-/** mh_delivery_envelope_ref: (skip) */
+/**
+ * mh_delivery_envelope_ref: (skip)
+ *
+ * Bindings use the boxed type's own copy and free.
+ */
 MH_API MhDeliveryEnvelope *mh_delivery_envelope_ref (MhDeliveryEnvelope *env);
-/** mh_delivery_envelope_unref: (skip) NULL-safe. */
+/**
+ * mh_delivery_envelope_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_delivery_envelope_unref (MhDeliveryEnvelope *env);
 
 /**
@@ -178,9 +186,17 @@ typedef struct _MhDeliveryResult MhDeliveryResult;
 MH_API GType mh_delivery_result_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_DELIVERY_RESULT (mh_delivery_result_get_type ())
 
-/** mh_delivery_result_ref: (skip) */
+/**
+ * mh_delivery_result_ref: (skip)
+ *
+ * Bindings use the boxed type's own copy and free.
+ */
 MH_API MhDeliveryResult *mh_delivery_result_ref (MhDeliveryResult *result);
-/** mh_delivery_result_unref: (skip) NULL-safe. */
+/**
+ * mh_delivery_result_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_delivery_result_unref (MhDeliveryResult *result);
 
 /**
@@ -315,10 +331,17 @@ MH_API GType mh_delivery_get_type (void) G_GNUC_CONST;
  */
 MH_API MhDelivery *mh_delivery_new (MhConfig *config, GError **error);
 
-/** mh_delivery_ref: (skip) */
+/**
+ * mh_delivery_ref: (skip)
+ *
+ * Bindings use the boxed type's own copy and free.
+ */
 MH_API MhDelivery *mh_delivery_ref (MhDelivery *d);
-/** mh_delivery_unref: (skip) NULL-safe; the last reference closes the
- * stores it opened. */
+/**
+ * mh_delivery_unref: (skip)
+ *
+ * NULL-safe; the last reference closes the stores it opened.
+ */
 MH_API void mh_delivery_unref (MhDelivery *d);
 
 /**
@@ -527,7 +550,11 @@ MH_API guint64 mh_delivery_spool_get_size (MhDeliverySpool *spool);
  */
 MH_API int mh_delivery_spool_get_fd (MhDeliverySpool *spool);
 
-/** mh_delivery_spool_ref: (skip) */
+/**
+ * mh_delivery_spool_ref: (skip)
+ *
+ * Bindings use the boxed type's own copy and free.
+ */
 MH_API MhDeliverySpool *mh_delivery_spool_ref (MhDeliverySpool *spool);
 
 /**

@@ -100,9 +100,17 @@ typedef struct
 
 MH_API GType mh_quota_usage_get_type (void) G_GNUC_CONST;
 #define MH_TYPE_QUOTA_USAGE (mh_quota_usage_get_type ())
-/** mh_quota_usage_copy: (skip) */
+/**
+ * mh_quota_usage_copy: (skip)
+ *
+ * Bindings use the boxed type's own copy and free.
+ */
 MH_API MhQuotaUsage *mh_quota_usage_copy (const MhQuotaUsage *usage);
-/** mh_quota_usage_free: (skip) NULL-safe. */
+/**
+ * mh_quota_usage_free: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_quota_usage_free (MhQuotaUsage *usage);
 
 /**
@@ -141,9 +149,17 @@ MH_API GType mh_quota_get_type (void) G_GNUC_CONST;
 MH_API MhQuota *mh_quota_open (MhDirectory *dir, const char *data_dir,
                                MhConfig *config, GError **error);
 
-/** mh_quota_ref: (skip) */
+/**
+ * mh_quota_ref: (skip)
+ *
+ * Bindings use the boxed type's own copy and free.
+ */
 MH_API MhQuota *mh_quota_ref (MhQuota *quota);
-/** mh_quota_unref: (skip) NULL-safe. */
+/**
+ * mh_quota_unref: (skip)
+ *
+ * NULL-safe.
+ */
 MH_API void mh_quota_unref (MhQuota *quota);
 
 /* ---- Enforcement ------------------------------------------------------ */
