@@ -316,7 +316,8 @@ typedef struct
   MhDelivery *delivery;
   MhSmtpRole role;
   char *rcpt;
-  char *domain;       /* NULL: <postmaster> or LMTP */
+  char *domain;       /* NULL: <postmaster> */
+  const char *hostname; /* the service's, for <postmaster> */
   char *sender;
   char *login;        /* NULL: not authenticated */
   guint64 size;
@@ -344,10 +345,42 @@ rcpt_job_free (gpointer data)
   g_free (j);
 }
 
+/* RFC 5321 4.1.1.3: RCPT TO:<postmaster> without a domain must work.
+ * It means the postmaster of this host: postmaster@hostname, or of the
+ * domain above it (mx.example.org -> example.org), whichever is local. */
+static char *
+postmaster_address (MhDirectory *dir, const char *hostname)
+{
+  const char *dot = strchr (hostname, '.');
+  if (mh_directory_domain_is_local (dir, hostname))
+    return g_strconcat ("postmaster@", hostname, NULL);
+  if (dot != NULL && strchr (dot + 1, '.') != NULL
+      && mh_directory_domain_is_local (dir, dot + 1))
+    return g_strconcat ("postmaster@", dot + 1, NULL);
+  return NULL;
+}
+
 static void
 rcpt_job (gpointer data)
 {
   RcptJob *j = data;
+  if (j->role != MH_SMTP_ROLE_LMTP && j->domain == NULL)
+    {
+      char *pm = postmaster_address (mh_delivery_get_directory (j->delivery),
+                                     j->hostname);
+      if (pm == NULL)
+        {
+          j->code = 550;
+          j->enhanced = g_strdup ("5.1.1");
+          j->text = g_strdup_printf (
+              "<postmaster>: this host's name %s is not a local domain; "
+              "write to postmaster@ one of its domains",
+              j->hostname);
+          return;
+        }
+      g_free (j->rcpt);
+      j->rcpt = pm;
+    }
   /* SMTP and submission: only our own domains (LMTP trusts its MTA). */
   if (j->role != MH_SMTP_ROLE_LMTP && j->domain != NULL
       && !mh_directory_domain_is_local (
@@ -858,6 +891,7 @@ lmtp_handle_events (gpointer engine, MhServerSession *session,
             j->rcpt = g_strdup (ev.rcpt.forward_path->address);
             if (!ev.rcpt.forward_path->is_postmaster)
               j->domain = g_strdup (ev.rcpt.forward_path->domain);
+            j->hostname = l->svc->hostname; /* lives as long as the server */
             j->sender = g_strdup (
                 l->env ? mh_delivery_envelope_get_sender (l->env) : "");
             j->login = g_strdup (l->login);

@@ -85,6 +85,7 @@ def provision(data):
           "--storage", "20K", stdin="carol pw 3\n")
     mhctl(data, "alias", "add", "info@" + DOMAIN, ALICE)
     mhctl(data, "alias", "add", "team@" + DOMAIN, ALICE, BOB)
+    mhctl(data, "alias", "add", "postmaster@" + DOMAIN, ALICE)
 
 
 def plain_ctx():
@@ -337,6 +338,19 @@ class SmtpTest(unittest.TestCase):
         stored = self.assert_stored_once("smtplib-utf8-1")
         self.assertIn("Return-Path: <jörg@bücher.example>".encode(), stored)
         self.assertIn(b"with UTF8SMTP id", stored)
+
+    def test_bare_postmaster(self):
+        # RFC 5321 4.1.1.3: <postmaster> without a domain is this host's
+        # (hostname mx.example.test -> postmaster@example.test)
+        r = self.session()
+        r.cmd("MAIL FROM:<x@remote.example>")
+        self.assertTrue(r.cmd("RCPT TO:<Postmaster>").startswith("250"))
+        self.assertTrue(r.cmd("DATA").startswith("354"))
+        self.assertTrue(r.cmd("Subject: bare-postmaster-1\r\n\r\nhi\r\n.")
+                        .startswith("250"))
+        r.close()
+        msg = self.assert_stored_once("bare-postmaster-1")
+        self.assertIn(b"\tfor <postmaster@example.test>;", msg)
 
     def test_relaying_denied_without_auth(self):
         with smtplib.SMTP("127.0.0.1", self.smtp, timeout=30) as s:
