@@ -294,13 +294,10 @@ class Lmtp(Base):
         self.assertEqual(self.maildir("alice"), [])
         self.assertEqual(len(self.maildir("bob")), 1)
 
-    @unittest.expectedFailure
     def test_too_big_gets_one_reply_per_recipient(self):
         # RFC 2033 4.2: after the data, one reply per accepted recipient,
-        # also when the message is refused as a whole. The SMTP engine
-        # (lib/proto/smtp, data_failed_reply) sends a single 552 in its
-        # LMTP role today, which desynchronises an LMTP client such as
-        # Postfix; this test documents it until the engine is fixed.
+        # also when the message is refused as a whole; a single 552 would
+        # put an LMTP client such as Postfix out of step.
         with smtplib.LMTP("127.0.0.1", self.port) as c:
             c.sock.settimeout(3)
             c.ehlo("front.example")

@@ -1302,27 +1302,32 @@ data_failed_reply (MhSmtpEngine *e)
   MhSmtpDataError why = e->derr;
   guint64 max = e->lim.max_message_size;
   guint maxl = e->lim.max_data_line;
+  /* RFC 2033 4.2: after the data an LMTP server answers once per
+   * accepted recipient, also when the message is refused as a whole;
+   * a single reply would put the client out of step. */
+  guint n = e->role == MH_SMTP_ROLE_LMTP ? MAX (e->n_rcpt, 1) : 1;
   reset_transaction (e);
-  switch (why)
-    {
-    case MH_SMTP_DATA_TOO_BIG:
-      reply (e, 552, "5.3.4", "Error: message exceeds fixed maximum message "
-             "size (%" G_GUINT64_FORMAT " octets)", max);
-      break;
-    case MH_SMTP_DATA_LINE_TOO_LONG:
-      reply (e, 554, "5.6.0", "Error: message has a line longer than %u "
-             "octets (RFC 5321 4.5.3.1.6)", maxl);
-      break;
-    case MH_SMTP_DATA_BARE_LF:
-      reply (e, 550, "5.5.2", "Error: bare <LF> in message: lines must end "
-             "in <CR><LF> (RFC 5321 2.3.8)");
-      break;
-    case MH_SMTP_DATA_BARE_CR:
-    default:
-      reply (e, 550, "5.5.2", "Error: bare <CR> in message: lines must end "
-             "in <CR><LF> (RFC 5321 2.3.8)");
-      break;
-    }
+  for (guint i = 0; i < n; i++)
+    switch (why)
+      {
+      case MH_SMTP_DATA_TOO_BIG:
+        reply (e, 552, "5.3.4", "Error: message exceeds fixed maximum "
+               "message size (%" G_GUINT64_FORMAT " octets)", max);
+        break;
+      case MH_SMTP_DATA_LINE_TOO_LONG:
+        reply (e, 554, "5.6.0", "Error: message has a line longer than %u "
+               "octets (RFC 5321 4.5.3.1.6)", maxl);
+        break;
+      case MH_SMTP_DATA_BARE_LF:
+        reply (e, 550, "5.5.2", "Error: bare <LF> in message: lines must "
+               "end in <CR><LF> (RFC 5321 2.3.8)");
+        break;
+      case MH_SMTP_DATA_BARE_CR:
+      default:
+        reply (e, 550, "5.5.2", "Error: bare <CR> in message: lines must "
+               "end in <CR><LF> (RFC 5321 2.3.8)");
+        break;
+      }
 }
 
 static void
