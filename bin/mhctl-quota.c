@@ -25,9 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE 1
-#define EXIT_CONFLICT 2
-#define EXIT_DATA 3
+#include "mhctl-common.h"
 
 typedef struct
 {
@@ -54,27 +52,6 @@ fail (const Opts *o, int code, const char *fmt, ...)
   va_end (ap);
   fprintf (stderr, "mhctl: %s: %s\n", o->name, msg);
   return code;
-}
-
-int
-mhctl_quota_exit_code (const GError *error)
-{
-  if (error->domain == MH_QUOTA_ERROR)
-    return error->code == MH_QUOTA_ERROR_NOT_FOUND
-                   || error->code == MH_QUOTA_ERROR_OVER_DOMAIN
-               ? EXIT_CONFLICT : EXIT_DATA;
-  if (error->domain == MH_DIRECTORY_ERROR)
-    switch (error->code)
-      {
-      case MH_DIRECTORY_ERROR_NOT_FOUND:
-      case MH_DIRECTORY_ERROR_EXISTS:
-      case MH_DIRECTORY_ERROR_NOT_EMPTY:
-      case MH_DIRECTORY_ERROR_LIMIT:
-        return EXIT_CONFLICT;
-      default:
-        return EXIT_DATA;
-      }
-  return EXIT_DATA;
 }
 
 static void
@@ -318,7 +295,7 @@ verb_show (const Opts *o, MhQuota *q, MhDirectory *dir, char **args, int n)
     {
       MhQuotaUsage u;
       if (!mh_quota_get_account (q, args[0], &u, &error))
-        return fail (o, mhctl_quota_exit_code (error), "%s", error->message);
+        return fail (o, mhctl_exit_code (error), "%s", error->message);
       g_autoptr (MhAccountInfo) a = mh_directory_account_lookup (dir, args[0],
                                                                  NULL);
       const char *name = a ? mh_account_info_get_address (a) : args[0];
@@ -335,14 +312,14 @@ verb_show (const Opts *o, MhQuota *q, MhDirectory *dir, char **args, int n)
       g_autoptr (MhDomainInfo) d = mh_directory_domain_lookup (dir, args[0],
                                                                &error);
       if (d == NULL || !show_domain (q, dir, d, o->json, s, &error))
-        return fail (o, mhctl_quota_exit_code (error), "%s", error->message);
+        return fail (o, mhctl_exit_code (error), "%s", error->message);
     }
   else
     {
       g_autoptr (MhDomainInfoList) list = mh_directory_domain_list (dir,
                                                                     &error);
       if (list == NULL)
-        return fail (o, mhctl_quota_exit_code (error), "%s", error->message);
+        return fail (o, mhctl_exit_code (error), "%s", error->message);
       if (o->json)
         g_string_append_c (s, '[');
       for (guint i = 0; i < list->len; i++)
@@ -350,7 +327,7 @@ verb_show (const Opts *o, MhQuota *q, MhDirectory *dir, char **args, int n)
           if (i && o->json)
             g_string_append (s, ", ");
           if (!show_domain (q, dir, list->pdata[i], o->json, s, &error))
-            return fail (o, mhctl_quota_exit_code (error), "%s",
+            return fail (o, mhctl_exit_code (error), "%s",
                          error->message);
         }
       if (o->json)
@@ -409,11 +386,11 @@ verb_set (const Opts *o, MhQuota *q, char **args, int n)
                     : mh_quota_set_domain (q, target, v[0], v[1], v[2], v[3],
                                            &error);
   if (!ok)
-    return fail (o, mhctl_quota_exit_code (error), "%s", error->message);
+    return fail (o, mhctl_exit_code (error), "%s", error->message);
   MhQuotaUsage u;
   if (!(account ? mh_quota_get_account (q, target, &u, &error)
                 : mh_quota_get_domain (q, target, &u, &error)))
-    return fail (o, mhctl_quota_exit_code (error), "%s", error->message);
+    return fail (o, mhctl_exit_code (error), "%s", error->message);
   g_autofree char *b = u.bytes_limit ? mh_quota_format_size (u.bytes_limit)
                                      : g_strdup ("unlimited");
   g_autofree char *m = u.messages_limit
@@ -431,7 +408,7 @@ verb_recalc (const Opts *o, MhQuota *q, char **args, int n)
   g_autoptr (GError) error = NULL;
   guint count = 0;
   if (!mh_quota_recalc (q, n ? args[0] : NULL, &count, &error))
-    return fail (o, mhctl_quota_exit_code (error), "%s", error->message);
+    return fail (o, mhctl_exit_code (error), "%s", error->message);
   g_autofree char *msg = g_strdup_printf ("%s: %u account(s) recounted",
                                           n ? args[0] : "all domains",
                                           count);
@@ -617,7 +594,7 @@ mhctl_quota_main (int argc, char **argv, int *code_out)
   g_autoptr (MhDirectory) dir = mh_directory_open (data, &error);
   if (dir == NULL)
     {
-      *code_out = fail (&o, mhctl_quota_exit_code (error), "%s",
+      *code_out = fail (&o, mhctl_exit_code (error), "%s",
                         error->message);
       return TRUE;
     }

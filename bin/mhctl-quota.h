@@ -11,9 +11,6 @@ gboolean mhctl_quota_main (int argc, char **argv, int *code_out);
 /* The usage lines of those verbs, for `mhctl --help`. */
 void mhctl_quota_usage (FILE *out);
 
-/* The exit code for an error of the quota layer (2 for not found and
- * over the domain's quota, 3 for the rest). */
-int mhctl_quota_exit_code (const GError *error);
 
 /* `user add` with the domain's quota checked: @storage and @messages are
  * the --storage/--messages values or NULL for the domain's default. */

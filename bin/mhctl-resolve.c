@@ -36,9 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE 1
-#define EXIT_CONFLICT 2
-#define EXIT_DATA 3
+#include "mhctl-common.h"
 #define BATCH_LINE_MAX 4096
 
 typedef struct
@@ -68,23 +66,6 @@ fail (const Opts *o, int code, const char *fmt, ...)
   va_end (ap);
   fprintf (stderr, "mhctl: %s: %s\n", o->name, msg);
   return code;
-}
-
-static int
-exit_code_for (const GError *error)
-{
-  if (error->domain == MH_DIRECTORY_ERROR)
-    switch (error->code)
-      {
-      case MH_DIRECTORY_ERROR_NOT_FOUND:
-      case MH_DIRECTORY_ERROR_EXISTS:
-      case MH_DIRECTORY_ERROR_NOT_EMPTY:
-      case MH_DIRECTORY_ERROR_LIMIT:
-        return EXIT_CONFLICT;
-      default:
-        return EXIT_DATA;
-      }
-  return EXIT_DATA;
 }
 
 static void
@@ -174,7 +155,7 @@ open_directory (const Opts *o, int *code)
     }
   MhDirectory *dir = mh_directory_open (data_dir, &error);
   if (dir == NULL)
-    *code = fail (o, exit_code_for (error), "%s", error->message);
+    *code = fail (o, mhctl_exit_code (error), "%s", error->message);
   return dir;
 }
 
@@ -522,7 +503,7 @@ verb_temp (const Opts *o, MhDirectory *dir, const char *verb)
       g_autoptr (MhTempAliasInfo) t = mh_directory_temp_alias_add (
           dir, o->pos->pdata[0], expires, &error);
       if (t == NULL)
-        return fail (o, exit_code_for (error), "%s", error->message);
+        return fail (o, mhctl_exit_code (error), "%s", error->message);
       if (o->json)
         temp_json (s, t);
       else
@@ -540,7 +521,7 @@ verb_temp (const Opts *o, MhDirectory *dir, const char *verb)
       g_autoptr (MhTempAliasInfoList) list = mh_directory_temp_alias_list (
           dir, n ? o->pos->pdata[0] : NULL, &error);
       if (list == NULL)
-        return fail (o, exit_code_for (error), "%s", error->message);
+        return fail (o, mhctl_exit_code (error), "%s", error->message);
       gint64 now = g_get_real_time () / G_USEC_PER_SEC;
       if (o->json)
         g_string_append_c (s, '[');
@@ -569,7 +550,7 @@ verb_temp (const Opts *o, MhDirectory *dir, const char *verb)
       if (n != 1)
         return fail (o, EXIT_USAGE, "expected ADDRESS");
       if (!mh_directory_temp_alias_delete (dir, o->pos->pdata[0], &error))
-        return fail (o, exit_code_for (error), "%s", error->message);
+        return fail (o, mhctl_exit_code (error), "%s", error->message);
       if (o->json)
         g_string_append (s, "{\"ok\": true}");
       else
@@ -585,7 +566,7 @@ verb_temp (const Opts *o, MhDirectory *dir, const char *verb)
                      "ISO 8601 time or +Nd, got '%s'", o->at);
       guint removed = 0;
       if (!mh_directory_temp_alias_purge (dir, when, &removed, &error))
-        return fail (o, exit_code_for (error), "%s", error->message);
+        return fail (o, mhctl_exit_code (error), "%s", error->message);
       if (o->json)
         g_string_append_printf (s, "{\"ok\": true, \"removed\": %u}",
                                 removed);

@@ -21,9 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE 1
-#define EXIT_CONFLICT 2
-#define EXIT_DATA 3
+#include "mhctl-common.h"
 
 typedef struct
 {

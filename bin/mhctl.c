@@ -29,9 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_USAGE 1
-#define EXIT_CONFLICT 2
-#define EXIT_DATA 3
+#include "mhctl-common.h"
 
 enum
 {
@@ -98,28 +96,9 @@ fail (Ctx *ctx, int code, const char *fmt, ...)
 }
 
 static int
-exit_code_for (const GError *error)
-{
-  if (error->domain == MH_QUOTA_ERROR)
-    return mhctl_quota_exit_code (error);
-  if (error->domain == MH_DIRECTORY_ERROR)
-    switch (error->code)
-      {
-      case MH_DIRECTORY_ERROR_NOT_FOUND:
-      case MH_DIRECTORY_ERROR_EXISTS:
-      case MH_DIRECTORY_ERROR_NOT_EMPTY:
-      case MH_DIRECTORY_ERROR_LIMIT:
-        return EXIT_CONFLICT;
-      default:
-        return EXIT_DATA;
-      }
-  return EXIT_DATA;
-}
-
-static int
 fail_error (Ctx *ctx, const GError *error)
 {
-  return fail (ctx, exit_code_for (error), "%s", error->message);
+  return fail (ctx, mhctl_exit_code (error), "%s", error->message);
 }
 
 static void
