@@ -211,6 +211,21 @@ print_out (GString *s)
   fflush (stdout);
 }
 
+/* Prints a listing built in @s: text lines as they are, or the JSON
+ * array the caller opened with "[" and closes here. */
+static int
+list_print (Ctx *ctx, GString *s)
+{
+  if (ctx->json)
+    {
+      g_string_append_c (s, ']');
+      print_out (s);
+    }
+  else
+    fputs (s->str, stdout);
+  return 0;
+}
+
 /* Confirmation of a change: a line of text, or {"ok": true, ...}. */
 static int
 done (Ctx *ctx, const char *what)
@@ -405,14 +420,7 @@ domain_alias_list (Ctx *ctx, char **args, int n)
                                 mh_domain_alias_info_get_name (a),
                                 mh_domain_alias_info_get_target (a));
     }
-  if (ctx->json)
-    {
-      g_string_append_c (s, ']');
-      print_out (s);
-    }
-  else
-    fputs (s->str, stdout);
-  return 0;
+  return list_print (ctx, s);
 }
 
 static int
@@ -590,14 +598,7 @@ user_list (Ctx *ctx, char **args, int n)
                               mh_account_info_get_has_password (a)
                                   ? "" : " (no password)");
     }
-  if (ctx->json)
-    {
-      g_string_append_c (s, ']');
-      print_out (s);
-    }
-  else
-    fputs (s->str, stdout);
-  return 0;
+  return list_print (ctx, s);
 }
 
 static int
@@ -771,14 +772,7 @@ alias_list (Ctx *ctx, char **args, int n)
       g_string_append_printf (s, "%s -> %s\n", mh_alias_info_get_address (a),
                               t);
     }
-  if (ctx->json)
-    {
-      g_string_append_c (s, ']');
-      print_out (s);
-    }
-  else
-    fputs (s->str, stdout);
-  return 0;
+  return list_print (ctx, s);
 }
 
 static int
