@@ -48,6 +48,12 @@
 #define MH_LIMIT_SMTP_JUNK_COMMANDS_MAX 100 /* NOOP/RSET/VRFY/HELP */
 #define MH_LIMIT_IMAP_LINE_MAX       (64 * 1024)
 #define MH_LIMIT_IMAP_LITERAL_MAX    (64 * 1024 * 1024)
+#define MH_LIMIT_IMAP_APPEND_MAX     (64 * 1024 * 1024) /* APPENDLIMIT */
+#define MH_LIMIT_IMAP_NONAPPEND_LITERAL_MAX (64 * 1024) /* other literals */
+#define MH_LIMIT_IMAP_COMMAND_MAX    (256 * 1024) /* one command, literals in */
+#define MH_LIMIT_IMAP_PENDING_MAX    16    /* parsed, not yet run */
+#define MH_LIMIT_IMAP_BAD_MAX        20    /* BAD replies, then BYE */
+#define MH_LIMIT_IMAP_LITERAL_MINUS  4096  /* LITERAL- non-sync bound */
 
 /* Config files. */
 #define MH_LIMIT_CONFIG_FILE_MAX     (1024 * 1024)

@@ -1,0 +1,195 @@
+/* libmailhost: IMAP service internals shared by lib/server/imap*.c.
+ *
+ * Who does what:
+ *   imap.c          the MhService: sessions, engine, auth, STARTTLS,
+ *                   COMPRESS, the dispatch table, running handlers on the
+ *                   worker pool, untagged updates (EXISTS, EXPUNGE or
+ *                   VANISHED, FETCH FLAGS) and IDLE.
+ *   imap-mailbox.c  SELECT/EXAMINE, LIST/LSUB, NAMESPACE, STATUS, CREATE,
+ *                   DELETE, RENAME, (UN)SUBSCRIBE, ENABLE, ID.
+ *   imap-message.c  FETCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT,
+ *                   APPEND, SEARCH/SORT/THREAD drivers, QUOTA, METADATA,
+ *                   NOTIFY.
+ *   imap-fetch.c    renders one message's FETCH response.
+ *   imap-search.c   evaluates search programs; SORT and THREAD.
+ *
+ * Threading: a handler runs on a worker thread (store calls block on
+ * disk), one command of a session at a time; the main loop does not
+ * touch the session while a handler runs. A handler never touches the
+ * engine: it appends response bytes (untagged lines, then the tagged
+ * line with mh_imap__tagged()) to @out, and records state changes in the
+ * session; imap.c hands @out to the engine on the main loop.
+ *
+ * Back-pressure: a handler whose response is long (FETCH 1:* of a large
+ * mailbox, SEARCH ALL with many hits is fine) returns MH_IMAP_RUN_MORE
+ * once @out holds MH_IMAP_CHUNK bytes, keeping its progress in
+ * session->cursor; imap.c calls it again, with the same command, once
+ * the client has read the output. The tagged line is written only in
+ * the last call.
+ */
+#pragma once
+
+#include "mailhost/imap.h"
+#include "mailhost/store.h"
+#include "mailhost/quota.h"
+#include "mailhost/directory.h"
+
+G_BEGIN_DECLS
+
+#define MH_IMAP_CHUNK (64 * 1024)
+
+typedef enum
+{
+  MH_IMAP_RUN_DONE,
+  MH_IMAP_RUN_MORE,
+} MhImapRun;
+
+/* Extensions the client turned on with ENABLE (or implied). */
+typedef enum
+{
+  MH_IMAP_ENABLED_CONDSTORE = 1 << 0,
+  MH_IMAP_ENABLED_QRESYNC = 1 << 1,
+  MH_IMAP_ENABLED_UTF8 = 1 << 2,
+  MH_IMAP_ENABLED_REV2 = 1 << 3,
+  MH_IMAP_ENABLED_METADATA = 1 << 4,
+} MhImapEnabled;
+
+typedef struct _MhImapSession MhImapSession;
+
+struct _MhImapSession
+{
+  /* Set by imap.c at login. */
+  char *account;              /* "user@domain" */
+  MhStore *store;             /* from mh_delivery_get_store() */
+  MhDirectory *directory;
+  MhQuota *quota;             /* (nullable) */
+  char *data_dir;
+  MhImapEnabled enabled;
+  gboolean tls_active;
+  guint64 append_limit;
+
+  /* The selected mailbox (imap-mailbox.c sets, imap.c keeps current). */
+  char *folder;               /* UTF-8 store name, NULL = none selected */
+  gboolean read_only;         /* EXAMINE */
+  MhStoreView *view;          /* what the client knows: sequence numbers
+                               * are view index + 1 */
+  guint64 known_modseq;       /* highest modseq the client was told */
+  GArray *saved_uids;         /* guint32, SEARCHRES "$" */
+
+  /* A resumable handler's progress (imap-message.c). */
+  gpointer cursor;
+  GDestroyNotify cursor_free;
+
+  /* State change requested by a handler, applied by imap.c. */
+  gboolean set_state;
+  MhImapState new_state;
+  gboolean logout;
+
+  /* Room for imap.c's own per-session data. */
+  gpointer priv;
+};
+
+typedef MhImapRun (*MhImapHandler) (MhImapSession *s,
+                                    const MhImapCommand *cmd, GString *out);
+
+/* imap.c */
+void mh_imap__tagged (GString *out, const MhImapCommand *cmd,
+                      const char *status, const char *code,
+                      const char *text);
+gboolean mh_imap__utf8 (MhImapSession *s);
+/* Folder names: wire (modified UTF-7, or UTF-8 once enabled) to store
+ * UTF-8 and back; NULL with a message for the NO text on a bad name. */
+char *mh_imap__folder_from_wire (MhImapSession *s, const char *wire,
+                                 char **why_out);
+void mh_imap__append_folder (MhImapSession *s, GString *out,
+                             const char *folder);
+/* Brings s->view up to date, writing EXISTS, EXPUNGE/VANISHED and FETCH
+ * FLAGS lines for what changed (not during FETCH/STORE/SEARCH as RFC
+ * 9051 7.5.1 forbids EXPUNGE there: @allow_expunge FALSE). */
+gboolean mh_imap__sync_view (MhImapSession *s, GString *out,
+                             gboolean allow_expunge, GError **error);
+
+/* imap-mailbox.c */
+MhImapRun mh_imap__cmd_select (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+MhImapRun mh_imap__cmd_list (MhImapSession *s, const MhImapCommand *cmd,
+                             GString *out);
+MhImapRun mh_imap__cmd_namespace (MhImapSession *s,
+                                  const MhImapCommand *cmd, GString *out);
+MhImapRun mh_imap__cmd_status (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+MhImapRun mh_imap__cmd_create (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+MhImapRun mh_imap__cmd_delete (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+MhImapRun mh_imap__cmd_rename (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+MhImapRun mh_imap__cmd_subscribe (MhImapSession *s,
+                                  const MhImapCommand *cmd, GString *out);
+MhImapRun mh_imap__cmd_enable (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+MhImapRun mh_imap__cmd_id (MhImapSession *s, const MhImapCommand *cmd,
+                           GString *out);
+
+/* imap-message.c */
+MhImapRun mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
+                              GString *out);
+MhImapRun mh_imap__cmd_store (MhImapSession *s, const MhImapCommand *cmd,
+                              GString *out);
+MhImapRun mh_imap__cmd_copy (MhImapSession *s, const MhImapCommand *cmd,
+                             GString *out);  /* COPY and MOVE */
+MhImapRun mh_imap__cmd_expunge (MhImapSession *s, const MhImapCommand *cmd,
+                                GString *out);
+MhImapRun mh_imap__cmd_close (MhImapSession *s, const MhImapCommand *cmd,
+                              GString *out);  /* CLOSE and UNSELECT */
+MhImapRun mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+MhImapRun mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);  /* SEARCH, SORT, THREAD */
+MhImapRun mh_imap__cmd_quota (MhImapSession *s, const MhImapCommand *cmd,
+                              GString *out);  /* GET/SETQUOTA(ROOT) */
+MhImapRun mh_imap__cmd_metadata (MhImapSession *s,
+                                 const MhImapCommand *cmd, GString *out);
+MhImapRun mh_imap__cmd_notify (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+
+/* imap-fetch.c: one message's "* SEQ FETCH (...)\r\n". */
+typedef struct
+{
+  MhStore *store;
+  const char *folder;
+  MhStoreView *view;          /* flags, keywords, modseq come from here */
+  const GPtrArray *atts;      /* MhImapFetchAtt */
+  gboolean add_uid;           /* UID FETCH / QRESYNC: UID always sent */
+  gboolean add_flags;         /* \Seen was just set: FLAGS always sent */
+  gboolean add_modseq;        /* CONDSTORE on: MODSEQ always sent */
+  gboolean utf8;
+} MhImapFetchArgs;
+
+/* TRUE if any attribute sets \Seen (BODY[..], BINARY[..], RFC822,
+ * RFC822.TEXT without PEEK). */
+gboolean mh_imap__fetch_sets_seen (const GPtrArray *atts);
+gboolean mh_imap__fetch_one (const MhImapFetchArgs *args, guint index,
+                             GString *out, GError **error);
+
+/* imap-search.c: matching view indices, ascending. */
+GArray *mh_imap__search (MhStore *store, const char *folder,
+                         MhStoreView *view, const MhImapSearchKey *key,
+                         const GArray *saved_uids, GError **error);
+/* Sorts @indices (view indices) in place by @criteria (RFC 5256). */
+gboolean mh_imap__sort (MhStore *store, const char *folder,
+                        MhStoreView *view, const GArray *criteria,
+                        GArray *indices, GError **error);
+/* Appends the THREAD response's thread list ("(1 2)(3 (4)(5))"), as
+ * sequence numbers or UIDs. */
+gboolean mh_imap__thread (MhStore *store, const char *folder,
+                          MhStoreView *view, MhImapThreadAlgorithm algo,
+                          const GArray *indices, gboolean uid,
+                          GString *out, GError **error);
+/* Appends "* SEARCH ..." / "* SORT ..." or "* ESEARCH (TAG ..) UID ..."
+ * for @indices, with "(MODSEQ n)" when the program used MODSEQ. */
+void mh_imap__search_format (GString *out, const MhImapCommand *cmd,
+                             MhStoreView *view, const GArray *indices,
+                             gboolean rev2);
+
+G_END_DECLS
