@@ -17,10 +17,6 @@
  */
 #pragma once
 
-#if !defined(__MAILHOST_H_INSIDE__) && !defined(MH_COMPILATION)
-#error "Only <mailhost/mailhost.h> can be included directly."
-#endif
-
 #include <glib-object.h>
 #include <mailhost/core.h>
 
