@@ -92,6 +92,19 @@ static const KeySpec schema[] = {
     STR (MH_LIMIT_TLS_HANDSHAKE_S), 1, 3600, NULL },
   { "limits", "max_message_size", T_SIZE, "20M", /* MESSAGE_SIZE_MAX */
     1024, (gint64) 1 << 40, NULL },
+  /* the SMTP/submission/LMTP engine's limits (MhSmtpLimits); RFC 5321
+   * 4.5.3.1 sets the floors: 100 recipients, 512-octet commands,
+   * 1000-octet text lines */
+  { "limits", "smtp_max_recipients", T_INT, STR (MH_LIMIT_SMTP_RCPTS_MAX),
+    1, 100000, NULL },
+  { "limits", "smtp_max_line", T_INT, STR (MH_LIMIT_SMTP_LINE_MAX), 512,
+    65536, NULL },
+  { "limits", "smtp_max_data_line", T_INT, STR (MH_LIMIT_SMTP_DATA_LINE_MAX),
+    1000, 1 << 20, NULL },
+  { "limits", "smtp_max_errors", T_INT, STR (MH_LIMIT_SMTP_ERRORS_MAX), 1,
+    10000, NULL },
+  { "limits", "smtp_max_bad_commands", T_INT,
+    STR (MH_LIMIT_SMTP_BAD_COMMANDS_MAX), 1, 10000, NULL },
 
   /* [auth] */
   { "auth", "fails_before_delay", T_INT, STR (MH_LIMIT_AUTH_FAILS_FREE), 0,

@@ -1066,6 +1066,17 @@ register_role (MhServer *server, const char *name, MhSmtpRole role,
   svc->limits.version = 1;
   gint64 max = mh_config_get_int (config, "limits", "max_message_size");
   svc->limits.max_message_size = max > 0 ? (guint64) max : 0;
+  /* the schema range-checks these, so they fit a guint */
+  svc->limits.max_recipients
+      = (guint) mh_config_get_int (config, "limits", "smtp_max_recipients");
+  svc->limits.max_line
+      = (guint) mh_config_get_int (config, "limits", "smtp_max_line");
+  svc->limits.max_data_line
+      = (guint) mh_config_get_int (config, "limits", "smtp_max_data_line");
+  svc->limits.max_errors
+      = (guint) mh_config_get_int (config, "limits", "smtp_max_errors");
+  svc->limits.max_bad_commands
+      = (guint) mh_config_get_int (config, "limits", "smtp_max_bad_commands");
   /* RFC 5321 4.5.3.2: the engine's own timers; the service's
    * command_timeout wins over [limits] command_timeout (5 min) */
   gint64 t = mh_config_get_int (config, name, "command_timeout");

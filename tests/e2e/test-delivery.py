@@ -187,6 +187,8 @@ def lmtp_send(client, sender, rcpts, body):
 
 
 class Lmtp(Base):
+    limits = ""    # extra [limits] lines of a subclass
+
     def setUp(self):
         super().setUp()
         self.port = free_port()
@@ -195,6 +197,7 @@ class Lmtp(Base):
         with open(self.conf, "w") as f:
             f.write(f"[general]\ndata_dir = {self.data}\n"
                     f"[limits]\nmax_message_size = 100K\n"
+                    f"{self.limits}"
                     f"[lmtp]\nenabled = true\n"
                     f"listen = 127.0.0.1:{self.port}, unix:{self.sock}\n")
         self.log = open(os.path.join(self.tmp, "lmtpd.log"), "w+")
@@ -335,6 +338,33 @@ class Lmtp(Base):
         self.assertIn("<alice@example.org> delivered", out)
         self.assertIn("<bob@example.org> delivered", out)
         self.assertEqual(len(self.maildir("alice")), 1)
+
+
+class LmtpLimits(Lmtp):
+    """The engine limits come from [limits] (issue 6)."""
+    limits = "smtp_max_recipients = 2\n"
+
+    def test_configured_recipient_limit_gives_452(self):
+        with smtplib.LMTP("127.0.0.1", self.port) as c:
+            c.ehlo("front.example")
+            rcpts, data = lmtp_send(c, "bob@far.example",
+                                    ["alice@example.org", "bob@example.org",
+                                     "info@example.org"], MSG)
+            self.assertEqual([r[0] for r in rcpts], [250, 250, 452])
+            self.assertTrue(rcpts[2][1].startswith(b"4.5.3"), rcpts[2])
+            self.assertEqual([d[1][0] for d in data], [250, 250])
+            # RFC 5321 4.5.3.1.10: the rest goes in the next transaction
+            _, data = lmtp_send(c, "bob@far.example", ["info@example.org"],
+                                MSG)
+            self.assertEqual(data[0][1][0], 250)
+        # alice got one copy directly and one through info@
+        self.assertEqual(len(self.maildir("alice")), 2)
+        self.assertEqual(len(self.maildir("bob")), 1)
+
+    # the base class's cases with four recipients do not apply here
+    test_tcp_several_recipients_one_unknown = None
+    test_unix_socket = None
+    test_too_big_gets_one_reply_per_recipient = None
 
 
 class Demo(unittest.TestCase):
