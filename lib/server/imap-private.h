@@ -164,11 +164,23 @@ typedef struct
   gboolean add_flags;         /* \Seen was just set: FLAGS always sent */
   gboolean add_modseq;        /* CONDSTORE on: MODSEQ always sent */
   gboolean utf8;
+  gboolean rev2;              /* IMAP4rev2 session: no \Recent in FLAGS */
 } MhImapFetchArgs;
 
 /* TRUE if any attribute sets \Seen (BODY[..], BINARY[..], RFC822,
  * RFC822.TEXT without PEEK). */
 gboolean mh_imap__fetch_sets_seen (const GPtrArray *atts);
+/* Appends the view message @index's "* SEQ FETCH (...)\r\n" to @out.
+ * On failure nothing is appended (@out is cut back) and @error is:
+ *   G_IO_ERROR_NOT_FOUND     the message is gone (expunged or its file
+ *                            removed by another process): skip it, or
+ *                            answer NO if nothing else could be sent
+ *                            (RFC 9051 7.5.1 allows either);
+ *   G_IO_ERROR_INVALID_DATA  BINARY/BINARY.SIZE of a part whose
+ *                            Content-Transfer-Encoding is unknown or
+ *                            whose data does not decode: answer
+ *                            "NO [UNKNOWN-CTE]" (RFC 3516 4.3);
+ *   other (MH_STORE_ERROR)   I/O failure reading the message: NO. */
 gboolean mh_imap__fetch_one (const MhImapFetchArgs *args, guint index,
                              GString *out, GError **error);
 
