@@ -54,6 +54,10 @@
 #define MH_LIMIT_IMAP_PENDING_MAX    16    /* parsed, not yet run */
 #define MH_LIMIT_IMAP_BAD_MAX        20    /* BAD replies, then BYE */
 #define MH_LIMIT_IMAP_LITERAL_MINUS  4096  /* LITERAL- non-sync bound */
+#define MH_LIMIT_IMAP_METADATA_VALUE_MAX (64 * 1024) /* one METADATA value */
+#define MH_LIMIT_IMAP_METADATA_ENTRY_MAX 1024 /* bytes of an entry name */
+#define MH_LIMIT_IMAP_METADATA_ENTRIES_MAX 512 /* entries per account */
+#define MH_LIMIT_IMAP_METADATA_TOTAL_MAX (1024 * 1024) /* bytes per account */
 
 /* Config files. */
 #define MH_LIMIT_CONFIG_FILE_MAX     (1024 * 1024)
@@ -66,6 +70,7 @@
 #define MH_LIMIT_STORE_BATCH_MAX     256   /* deliveries per group commit */
 #define MH_LIMIT_STORE_INDEX_MAP     ((gsize) 4 << 30) /* LMDB map per account */
 #define MH_LIMIT_STORE_MIME_DEPTH    32    /* MIME nesting in the cache */
+#define MH_LIMIT_STORE_RESERVE      4096  /* UIDs/MODSEQs per durable reservation */
 
 /* Address resolution (lib/resolve, docs/resolve.md). */
 #define MH_LIMIT_RESOLVE_DEPTH_MAX   8     /* alias hops followed */

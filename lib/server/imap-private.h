@@ -54,6 +54,65 @@ typedef enum
   MH_IMAP_ENABLED_METADATA = 1 << 4,
 } MhImapEnabled;
 
+/* NOTIFY (RFC 5465), parsed by imap-message.c (mh_imap__cmd_notify) into
+ * s->notify; imap.c's update loop acts on it:
+ * - s->notify == NULL: no NOTIFY in force (the default, and after NOTIFY
+ *   NONE): classic behaviour, updates only at command ends and in IDLE.
+ * - a group with filter SELECTED or SELECTED-DELAYED: for the selected
+ *   mailbox send, also between commands (not only in IDLE), EXISTS
+ *   (+ FETCH of message_new_atts, simple item names such as "UID",
+ *   "FLAGS", "ENVELOPE", for each new message) on MESSAGE_NEW, EXPUNGE/
+ *   VANISHED on MESSAGE_EXPUNGE (SELECTED-DELAYED: only at command ends
+ *   and IDLE, RFC 5465 5.2), FETCH FLAGS on FLAG_CHANGE. events == 0
+ *   ("NONE") means: nothing about the selected mailbox.
+ * - other groups (INBOXES = INBOX, PERSONAL = every folder, SUBSCRIBED,
+ *   SUBTREE/MAILBOXES with store names in @mailboxes): for a change in a
+ *   matching mailbox other than the selected one, send
+ *   "* STATUS mbox (MESSAGES n UIDNEXT n UIDVALIDITY n UNSEEN n
+ *   [HIGHESTMODSEQ n])" (RFC 5465 5.4), "* LIST" on MAILBOX_NAME,
+ *   "* LIST ... (\Subscribed)" on SUBSCRIPTION_CHANGE, "* METADATA mbox
+ *   (entry)" on the METADATA ones.
+ * - If it cannot keep up, imap.c sends "* OK [NOTIFICATIONOVERFLOW] ..."
+ *   and sets s->notify to NULL (RFC 5465 5.8).
+ * imap.c frees it with mh_imap__notify_free() when the session ends. */
+typedef enum
+{
+  MH_IMAP_NOTIFY_MESSAGE_NEW = 1 << 0,
+  MH_IMAP_NOTIFY_MESSAGE_EXPUNGE = 1 << 1,
+  MH_IMAP_NOTIFY_FLAG_CHANGE = 1 << 2,
+  MH_IMAP_NOTIFY_MAILBOX_NAME = 1 << 3,
+  MH_IMAP_NOTIFY_SUBSCRIPTION_CHANGE = 1 << 4,
+  MH_IMAP_NOTIFY_MAILBOX_METADATA_CHANGE = 1 << 5,
+  MH_IMAP_NOTIFY_SERVER_METADATA_CHANGE = 1 << 6,
+} MhImapNotifyEvents;
+
+typedef enum
+{
+  MH_IMAP_NOTIFY_SELECTED,
+  MH_IMAP_NOTIFY_SELECTED_DELAYED,
+  MH_IMAP_NOTIFY_INBOXES,
+  MH_IMAP_NOTIFY_PERSONAL,
+  MH_IMAP_NOTIFY_SUBSCRIBED,
+  MH_IMAP_NOTIFY_SUBTREE,
+  MH_IMAP_NOTIFY_MAILBOXES,
+} MhImapNotifyFilter;
+
+typedef struct
+{
+  MhImapNotifyFilter filter;
+  char **mailboxes;          /* SUBTREE/MAILBOXES: store names */
+  MhImapNotifyEvents events; /* 0 = NONE */
+  char **message_new_atts;   /* (nullable) MessageNew (fetch-att ...) */
+} MhImapNotifyGroup;
+
+typedef struct
+{
+  gboolean status;   /* NOTIFY SET STATUS was given */
+  GPtrArray *groups; /* MhImapNotifyGroup */
+} MhImapNotify;
+
+void mh_imap__notify_free (MhImapNotify *n);
+
 typedef struct _MhImapSession MhImapSession;
 
 struct _MhImapSession
@@ -84,6 +143,9 @@ struct _MhImapSession
   gboolean set_state;
   MhImapState new_state;
   gboolean logout;
+
+  /* NOTIFY in force (imap-message.c sets, imap.c acts on and frees). */
+  MhImapNotify *notify;
 
   /* Room for imap.c's own per-session data. */
   gpointer priv;
@@ -142,6 +204,14 @@ MhImapRun mh_imap__cmd_expunge (MhImapSession *s, const MhImapCommand *cmd,
                                 GString *out);
 MhImapRun mh_imap__cmd_close (MhImapSession *s, const MhImapCommand *cmd,
                               GString *out);  /* CLOSE and UNSELECT */
+/* CLOSE/UNSELECT clear s->view, s->folder, s->saved_uids and
+ * s->known_modseq themselves and set s->set_state (AUTHENTICATED); imap.c
+ * drops its own per-mailbox state (watch) when it applies the state.
+ * FETCH/STORE/EXPUNGE/MOVE/APPEND call mh_imap__sync_view() after they
+ * changed the mailbox (FETCH and STORE drop sync's FETCH lines for the
+ * messages their own response covers). FETCH lines written from the view
+ * (FLAGS/UID/MODSEQ-only FETCH, STORE) put UID first, then the items in
+ * the client's order, MODSEQ last when CONDSTORE added it. */
 MhImapRun mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
                                GString *out);
 MhImapRun mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
@@ -203,5 +273,29 @@ gboolean mh_imap__thread (MhStore *store, const char *folder,
 void mh_imap__search_format (GString *out, const MhImapCommand *cmd,
                              MhStoreView *view, const GArray *indices,
                              gboolean rev2);
+/* RETURN (SAVE) of SEARCHRES (RFC 5182): replaces *@saved_uids (guint32,
+ * ascending; s->saved_uids) with the UIDs of @indices, or only the MIN
+ * and/or MAX one when @ret asks for no ALL or COUNT (RFC 5182 2.4). The
+ * caller sets an empty array when the SEARCH fails. */
+void mh_imap__search_save (GArray **saved_uids, MhStoreView *view,
+                           const GArray *indices, MhImapSearchReturn ret);
+/* TRUE if the program contains a MODSEQ key (CONDSTORE answers). */
+gboolean mh_imap__search_uses_modseq (const MhImapSearchKey *key);
+/* Internals of imap-search.c, exposed for the unit tests. Base subject
+ * of RFC 5256 2.1 (decoded, case kept; *refwd_out: a reply or forward). */
+char *mh_imap__base_subject (const char *raw, gboolean *refwd_out);
+/* Unfolds and decodes RFC 2047 encoded words to UTF-8. */
+char *mh_imap__decode_header (const char *raw);
+/* i;unicode-casemap-like key: casefold + NFKD, UTF-8 made valid. */
+char *mh_imap__fold (const char *s, gssize len);
+/* An RFC 5322 Date: value: seconds UTC and the day it names in its own
+ * zone (days since 1970-01-01); FALSE if it does not parse. */
+gboolean mh_imap__parse_date (const char *value, gint64 *utc_out,
+                              gint64 *day_out);
+/* Day (days since 1970-01-01) of @t in the server's time zone. */
+gint64 mh_imap__local_day (gint64 t);
+/* SORT key of an address header: addr-mailbox, or with @display the
+ * RFC 5957 display name (else addr-spec). */
+char *mh_imap__address_sort_key (const char *raw, gboolean display);
 
 G_END_DECLS

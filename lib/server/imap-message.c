@@ -1,0 +1,2391 @@
+/* libmailhost: IMAP message commands (lib/server/imap-message.c).
+ *
+ * FETCH, STORE, COPY/MOVE, EXPUNGE/UID EXPUNGE, CLOSE/UNSELECT, APPEND
+ * (MULTIAPPEND), the SEARCH/SORT/THREAD drivers, QUOTA (RFC 9208),
+ * METADATA (RFC 5464) and NOTIFY (RFC 5465). Each handler runs on a
+ * worker thread with the session (imap-private.h); it writes untagged
+ * lines and then the tagged line into @out and never touches the engine.
+ *
+ * Sets: a sequence set is resolved against s->view into sorted, merged
+ * ranges of view indices (IdxRange), never into one entry per message,
+ * so "1:*" on 100,000 messages costs a few bytes. Sequence numbers out
+ * of range (and "*" in an empty mailbox) are BAD (RFC 9051 6.4.5 and the
+ * seq-number rule of section 9); UIDs not present are skipped.
+ *
+ * Views: s->view is what the client knows. After we change flags or
+ * expunge, mh_imap__sync_view() (imap.c) brings it up to date and writes
+ * what changed. For FETCH and STORE, whose own response carries the new
+ * flags of the messages they touched, the FETCH lines that sync writes
+ * for those same messages are dropped (filter_own_fetches) so the client
+ * sees each change once, as Dovecot does.
+ *
+ * FETCH is resumable: it returns MH_IMAP_RUN_MORE once @out holds
+ * MH_IMAP_CHUNK bytes, keeping a FetchCursor in s->cursor (tied to the
+ * command pointer, so a stale cursor is never resumed by another
+ * command). FLAGS/UID/MODSEQ-only fetches are rendered straight from the
+ * view (render_cheap) without looking at message metadata.
+ *
+ * METADATA lives in DATA/index/DOMAIN/USER/imap-metadata, a GVariant
+ * a{say} ("MAILBOX\tENTRY" -> value; "" is the server), replaced
+ * atomically (write, fsync, rename) under an flock()ed lock file so
+ * concurrent sessions of one account do not lose each other's updates.
+ * Entry names are case-insensitive (RFC 5464 3.2) and kept lower-case.
+ *
+ * Limits: metadata value size, entry count and total bytes
+ * (MH_LIMIT_IMAP_METADATA_*), APPEND size (s->append_limit).
+ */
+#include "imap-private.h"
+#include "core/core-private.h"
+#include "mailhost/limits.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define LOG_SVC "imap"
+
+/* ---- Sets -------------------------------------------------------------- */
+
+typedef struct
+{
+  guint first; /* view indices, inclusive */
+  guint last;
+} IdxRange;
+
+static gint
+idx_range_cmp (gconstpointer a, gconstpointer b)
+{
+  const IdxRange *x = a, *y = b;
+  return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Sorts and merges overlapping or adjacent ranges in place. */
+static void
+ranges_normalise (GArray *r)
+{
+  if (r->len < 2)
+    return;
+  g_array_sort (r, idx_range_cmp);
+  guint w = 0;
+  for (guint i = 1; i < r->len; i++)
+    {
+      IdxRange *cur = &g_array_index (r, IdxRange, w);
+      IdxRange *nx = &g_array_index (r, IdxRange, i);
+      if (nx->first <= cur->last + 1)
+        {
+          if (nx->last > cur->last)
+            cur->last = nx->last;
+        }
+      else
+        g_array_index (r, IdxRange, ++w) = *nx;
+    }
+  g_array_set_size (r, w + 1);
+}
+
+static guint
+ranges_count (const GArray *r)
+{
+  guint n = 0;
+  for (guint i = 0; i < r->len; i++)
+    {
+      const IdxRange *x = &g_array_index (r, IdxRange, i);
+      n += x->last - x->first + 1;
+    }
+  return n;
+}
+
+static gboolean
+ranges_contain (const GArray *r, guint idx)
+{
+  guint lo = 0, hi = r->len;
+  while (lo < hi)
+    {
+      guint mid = lo + (hi - lo) / 2;
+      const IdxRange *x = &g_array_index (r, IdxRange, mid);
+      if (idx < x->first)
+        hi = mid;
+      else if (idx > x->last)
+        lo = mid + 1;
+      else
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static guint
+view_count (MhImapSession *s)
+{
+  return s->view != NULL ? mh_store_view_get_count (s->view) : 0;
+}
+
+/* First index whose UID is >= @uid (count if none). The view is in UID
+ * order. */
+static guint
+view_lower_bound (MhStoreView *view, guint n, guint32 uid)
+{
+  guint lo = 0, hi = n;
+  while (lo < hi)
+    {
+      guint mid = lo + (hi - lo) / 2;
+      if (mh_store_view_get_uid (view, mid) < uid)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  return lo;
+}
+
+/* Resolves @set (sequence numbers, or UIDs when @uid) to index ranges.
+ * FALSE with *@bad_out (the BAD text) for sequence numbers out of range. */
+static gboolean
+resolve_set (MhImapSession *s, const MhImapSeqSet *set, gboolean uid,
+             GArray **ranges_out, char **bad_out)
+{
+  g_autoptr (GArray) r = g_array_new (FALSE, FALSE, sizeof (IdxRange));
+  guint n = view_count (s);
+
+  *ranges_out = NULL;
+  *bad_out = NULL;
+  if (set == NULL)
+    {
+      *bad_out = g_strdup ("Missing message set");
+      return FALSE;
+    }
+  if (set->saved)
+    {
+      /* SEARCHRES "$": UIDs; those expunged since are skipped (RFC 5182
+       * 2.1). */
+      for (guint i = 0; s->saved_uids != NULL && i < s->saved_uids->len; i++)
+        {
+          gint idx = n ? mh_store_view_find (
+                           s->view, g_array_index (s->saved_uids, guint32, i))
+                       : -1;
+          if (idx >= 0)
+            {
+              IdxRange x = { (guint) idx, (guint) idx };
+              g_array_append_val (r, x);
+            }
+        }
+      ranges_normalise (r);
+      *ranges_out = g_steal_pointer (&r);
+      return TRUE;
+    }
+  guint32 max_uid = n ? mh_store_view_get_uid (s->view, n - 1) : 0;
+  for (guint i = 0; set->ranges != NULL && i < set->ranges->len; i++)
+    {
+      const MhImapRange *x = &g_array_index (set->ranges, MhImapRange, i);
+      guint32 a = x->first, b = x->last;
+      if (!uid)
+        {
+          /* RFC 9051 section 9 (seq-number): a number above the count,
+           * and "*" in an empty mailbox, get a tagged BAD. */
+          if (a == MH_IMAP_STAR)
+            a = n;
+          if (b == MH_IMAP_STAR)
+            b = n;
+          if (a == 0 || b == 0 || a > n || b > n)
+            {
+              if (n == 0)
+                *bad_out = g_strdup ("Invalid messageset: the mailbox is "
+                                     "empty");
+              else
+                *bad_out = g_strdup_printf ("Invalid messageset: %u is "
+                                            "beyond the last message (%u)",
+                                            (a == 0 || a > n) ? a : b, n);
+              return FALSE;
+            }
+          if (a > b)
+            {
+              guint32 t = a;
+              a = b;
+              b = t;
+            }
+          IdxRange y = { a - 1, b - 1 };
+          g_array_append_val (r, y);
+        }
+      else
+        {
+          if (n == 0)
+            continue;
+          if (a == MH_IMAP_STAR)
+            a = max_uid;
+          if (b == MH_IMAP_STAR)
+            b = max_uid;
+          if (a > b)
+            {
+              guint32 t = a;
+              a = b;
+              b = t;
+            }
+          guint lo = view_lower_bound (s->view, n, a);
+          guint hi = b == G_MAXUINT32 ? n
+                                      : view_lower_bound (s->view, n, b + 1);
+          if (lo < hi)
+            {
+              IdxRange y = { lo, hi - 1 };
+              g_array_append_val (r, y);
+            }
+        }
+    }
+  ranges_normalise (r);
+  *ranges_out = g_steal_pointer (&r);
+  return TRUE;
+}
+
+/* The UIDs of @ranges, ascending. */
+static GArray *
+ranges_uids (MhImapSession *s, const GArray *ranges)
+{
+  GArray *u = g_array_sized_new (FALSE, FALSE, sizeof (guint32),
+                                 ranges_count (ranges));
+  for (guint i = 0; i < ranges->len; i++)
+    {
+      const IdxRange *x = &g_array_index (ranges, IdxRange, i);
+      for (guint j = x->first; j <= x->last; j++)
+        {
+          guint32 uid = mh_store_view_get_uid (s->view, j);
+          g_array_append_val (u, uid);
+        }
+    }
+  return u;
+}
+
+static gboolean
+uid_sorted_contains (const GArray *uids, guint32 uid)
+{
+  guint lo = 0, hi = uids ? uids->len : 0;
+  while (lo < hi)
+    {
+      guint mid = lo + (hi - lo) / 2;
+      guint32 v = g_array_index (uids, guint32, mid);
+      if (v < uid)
+        lo = mid + 1;
+      else if (v > uid)
+        hi = mid;
+      else
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static gint
+uid_cmp (gconstpointer a, gconstpointer b)
+{
+  guint32 x = *(const guint32 *) a, y = *(const guint32 *) b;
+  return x < y ? -1 : x > y;
+}
+
+static char *
+format_uids (const GArray *uids)
+{
+  if (uids == NULL || uids->len == 0)
+    return g_strdup ("");
+  return mh_imap_seqset_format ((const guint32 *) uids->data, uids->len);
+}
+
+/* ---- Small helpers ----------------------------------------------------- */
+
+static const char *
+store_folder (MhImapSession *s)
+{
+  return s->folder;
+}
+
+static void
+tagged_printf (GString *out, const MhImapCommand *cmd, const char *status,
+               const char *code, const char *fmt, ...) G_GNUC_PRINTF (5, 6);
+
+static void
+tagged_printf (GString *out, const MhImapCommand *cmd, const char *status,
+               const char *code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *text = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  mh_imap__tagged (out, cmd, status, code, text);
+}
+
+/* NO for a store failure, with the response code RFC 5530 gives it. */
+static void
+tagged_store_error (GString *out, const MhImapCommand *cmd,
+                    const GError *error)
+{
+  const char *code = NULL;
+  g_autofree char *text = NULL;
+
+  if (error != NULL && error->domain == MH_STORE_ERROR)
+    switch ((MhStoreError) error->code)
+      {
+      case MH_STORE_ERROR_REFUSED:
+        {
+          /* The quota check's message starts with "4.2.2 " or "5.2.2 ":
+           * the IMAP client gets only the text. */
+          if (mh_quota_error_get_reply (error, NULL, NULL, &text))
+            code = "OVERQUOTA";
+          else
+            code = "LIMIT";
+          break;
+        }
+      case MH_STORE_ERROR_NOT_FOUND:
+        code = "NONEXISTENT";
+        break;
+      case MH_STORE_ERROR_LIMIT:
+        code = "LIMIT";
+        break;
+      case MH_STORE_ERROR_INVALID:
+        code = "CANNOT";
+        break;
+      case MH_STORE_ERROR_EXISTS:
+        code = "ALREADYEXISTS";
+        break;
+      default:
+        code = "SERVERBUG";
+        break;
+      }
+  else if (error != NULL && error->domain == MH_QUOTA_ERROR
+           && mh_quota_error_get_reply (error, NULL, NULL, &text))
+    code = "OVERQUOTA";
+  else
+    code = "SERVERBUG";
+  mh_imap__tagged (out, cmd, "NO", code,
+                   text ? text : error ? error->message : "Internal error");
+}
+
+static gboolean
+require_selected (MhImapSession *s, const MhImapCommand *cmd, GString *out)
+{
+  if (s->folder == NULL || s->view == NULL)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, "No mailbox selected");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+condstore_on (MhImapSession *s)
+{
+  return (s->enabled
+          & (MH_IMAP_ENABLED_CONDSTORE | MH_IMAP_ENABLED_QRESYNC))
+         != 0;
+}
+
+static gboolean
+qresync_on (MhImapSession *s)
+{
+  return (s->enabled & MH_IMAP_ENABLED_QRESYNC) != 0;
+}
+
+/* A system flag or keyword of STORE/APPEND. FALSE with *@bad_out for
+ * \Recent and unknown system flags (RFC 9051 2.3.2: only the defined
+ * ones may be set; \Recent never by a client). */
+static gboolean
+parse_flags (char **list, MhStoreFlags *flags_out, GPtrArray *keywords,
+             char **bad_out)
+{
+  *flags_out = 0;
+  for (guint i = 0; list != NULL && list[i] != NULL; i++)
+    {
+      const char *f = list[i];
+      if (f[0] == '\\')
+        {
+          if (g_ascii_strcasecmp (f, "\\Seen") == 0)
+            *flags_out |= MH_STORE_FLAG_SEEN;
+          else if (g_ascii_strcasecmp (f, "\\Answered") == 0)
+            *flags_out |= MH_STORE_FLAG_ANSWERED;
+          else if (g_ascii_strcasecmp (f, "\\Flagged") == 0)
+            *flags_out |= MH_STORE_FLAG_FLAGGED;
+          else if (g_ascii_strcasecmp (f, "\\Deleted") == 0)
+            *flags_out |= MH_STORE_FLAG_DELETED;
+          else if (g_ascii_strcasecmp (f, "\\Draft") == 0)
+            *flags_out |= MH_STORE_FLAG_DRAFT;
+          else if (g_ascii_strcasecmp (f, "\\Recent") == 0)
+            {
+              *bad_out = g_strdup ("The \\Recent flag cannot be set by a "
+                                   "client");
+              return FALSE;
+            }
+          else
+            {
+              *bad_out = g_strdup_printf ("Invalid system flag %s", f);
+              return FALSE;
+            }
+        }
+      else if (g_ascii_strcasecmp (f, "$Forwarded") == 0)
+        *flags_out |= MH_STORE_FLAG_FORWARDED;
+      else if (f[0] == '\0')
+        {
+          *bad_out = g_strdup ("Empty keyword");
+          return FALSE;
+        }
+      else
+        {
+          /* atom-specials (RFC 9051 section 9) cannot be in a keyword. */
+          for (const char *p = f; *p; p++)
+            if ((guchar) *p <= 0x20 || (guchar) *p >= 0x7f
+                || strchr ("(){%*\"\\]", *p) != NULL)
+              {
+                *bad_out = g_strdup_printf ("Invalid keyword %s", f);
+                return FALSE;
+              }
+          gboolean dup = FALSE;
+          for (guint k = 0; k < keywords->len && !dup; k++)
+            dup = g_ascii_strcasecmp (keywords->pdata[k], f) == 0;
+          if (!dup)
+            g_ptr_array_add (keywords, (gpointer) f);
+        }
+    }
+  return TRUE;
+}
+
+/* "FLAGS (\Answered ... kw)" of the message at @idx of @view. @has_kw
+ * says whether the folder has any keyword (saves an allocation per
+ * message when it has none). */
+static void
+append_flags (GString *out, MhStoreView *view, guint idx, gboolean has_kw)
+{
+  MhStoreFlags f = mh_store_view_get_flags (view, idx);
+  gsize start = out->len;
+
+  g_string_append (out, "FLAGS (");
+  gsize body = out->len;
+  if (f & MH_STORE_FLAG_ANSWERED)
+    g_string_append (out, "\\Answered ");
+  if (f & MH_STORE_FLAG_FLAGGED)
+    g_string_append (out, "\\Flagged ");
+  if (f & MH_STORE_FLAG_DELETED)
+    g_string_append (out, "\\Deleted ");
+  if (f & MH_STORE_FLAG_SEEN)
+    g_string_append (out, "\\Seen ");
+  if (f & MH_STORE_FLAG_DRAFT)
+    g_string_append (out, "\\Draft ");
+  if (mh_store_view_is_recent (view, idx))
+    g_string_append (out, "\\Recent ");
+  if (f & MH_STORE_FLAG_FORWARDED)
+    g_string_append (out, "$Forwarded ");
+  if (has_kw)
+    {
+      g_auto (GStrv) kw = mh_store_view_get_keywords (view, idx);
+      for (guint i = 0; kw != NULL && kw[i] != NULL; i++)
+        {
+          g_string_append (out, kw[i]);
+          g_string_append_c (out, ' ');
+        }
+    }
+  if (out->len > body)
+    g_string_truncate (out, out->len - 1);
+  g_string_append_c (out, ')');
+  (void) start;
+}
+
+static gboolean
+view_has_keywords (MhStoreView *view)
+{
+  g_auto (GStrv) kw = mh_store_view_get_folder_keywords (view);
+  return kw != NULL && kw[0] != NULL;
+}
+
+/* Parses "* N FETCH" at the start of @line; 0 if it is not one. */
+static guint
+fetch_line_seq (const char *line, gsize len)
+{
+  if (len < 10 || line[0] != '*' || line[1] != ' ')
+    return 0;
+  guint64 v = 0;
+  gsize i = 2;
+  while (i < len && g_ascii_isdigit (line[i]) && v < G_MAXUINT32)
+    v = v * 10 + (guint) (line[i++] - '0');
+  if (i == 2 || v == 0 || v > G_MAXUINT32)
+    return 0;
+  if (len - i < 7 || memcmp (line + i, " FETCH ", 7) != 0)
+    return 0;
+  return (guint) v;
+}
+
+/* Appends @sync (output of mh_imap__sync_view) to @out without the FETCH
+ * lines of messages in @own (index ranges): our response reports those.
+ * Sync's FETCH lines carry no literals (flags, UID, MODSEQ only). */
+static void
+filter_own_fetches (GString *out, const GString *sync, const GArray *own)
+{
+  const char *p = sync->str, *end = sync->str + sync->len;
+  while (p < end)
+    {
+      const char *nl = memchr (p, '\n', (gsize) (end - p));
+      const char *le = nl ? nl + 1 : end;
+      guint seq = fetch_line_seq (p, (gsize) (le - p));
+      if (seq == 0 || own == NULL || !ranges_contain (own, seq - 1))
+        g_string_append_len (out, p, le - p);
+      p = le;
+    }
+}
+
+/* Brings the view up to date; on failure logs and goes on (the command's
+ * own work is done; the next sync will catch up). */
+static void
+sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
+           const GArray *own)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GString) tmp = g_string_new (NULL);
+  if (!mh_imap__sync_view (s, tmp, allow_expunge, &error))
+    mh_log_warning (LOG_SVC, s->account, NULL, "view sync of %s: %s",
+                    s->folder ? s->folder : "?",
+                    error ? error->message : "failed");
+  filter_own_fetches (out, tmp, own);
+}
+
+/* ---- FETCH ------------------------------------------------------------- */
+
+typedef struct
+{
+  const MhImapCommand *cmd; /* the command this progress belongs to */
+  GArray *ranges;           /* IdxRange, what is left to send */
+  guint ri;                 /* current range */
+  guint next;               /* next index within it */
+  GArray *seen_set;         /* UIDs whose \Seen we set (sorted) */
+  guint64 changedsince;
+  gboolean cheap;
+  gboolean has_kw;
+  gboolean add_uid;
+  gboolean add_modseq;
+  gboolean failed_expunged;
+  char *failure;
+} FetchCursor;
+
+static void
+fetch_cursor_free (gpointer p)
+{
+  FetchCursor *c = p;
+  if (c == NULL)
+    return;
+  g_clear_pointer (&c->ranges, g_array_unref);
+  g_clear_pointer (&c->seen_set, g_array_unref);
+  g_free (c->failure);
+  g_free (c);
+}
+
+static void
+cursor_clear (MhImapSession *s)
+{
+  if (s->cursor != NULL && s->cursor_free != NULL)
+    s->cursor_free (s->cursor);
+  s->cursor = NULL;
+  s->cursor_free = NULL;
+}
+
+/* TRUE if every attribute can be answered from the view alone. */
+static gboolean
+fetch_is_cheap (const GPtrArray *atts)
+{
+  for (guint i = 0; i < atts->len; i++)
+    {
+      const MhImapFetchAtt *a = atts->pdata[i];
+      if (a->item != MH_IMAP_FETCH_FLAGS && a->item != MH_IMAP_FETCH_UID
+          && a->item != MH_IMAP_FETCH_MODSEQ)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* "* N FETCH (UID u FLAGS (...) MODSEQ (m))": UID first (as Dovecot and
+ * imap-fetch.c do), then the items in the client's order, MODSEQ last
+ * when CONDSTORE adds it. */
+static void
+render_cheap (FetchCursor *c, MhImapSession *s, const GPtrArray *atts,
+              guint idx, gboolean add_flags, GString *out)
+{
+  MhStoreView *v = s->view;
+  gboolean want_uid = c->add_uid, want_flags = add_flags,
+           want_modseq = c->add_modseq;
+
+  for (guint i = 0; i < atts->len; i++)
+    {
+      const MhImapFetchAtt *a = atts->pdata[i];
+      if (a->item == MH_IMAP_FETCH_UID)
+        want_uid = TRUE;
+      else if (a->item == MH_IMAP_FETCH_FLAGS)
+        want_flags = TRUE;
+      else if (a->item == MH_IMAP_FETCH_MODSEQ)
+        want_modseq = TRUE;
+    }
+  g_string_append_printf (out, "* %u FETCH (", idx + 1);
+  gsize start = out->len;
+  if (want_uid)
+    g_string_append_printf (out, "UID %u ", mh_store_view_get_uid (v, idx));
+  if (want_flags)
+    {
+      append_flags (out, v, idx, c->has_kw);
+      g_string_append_c (out, ' ');
+    }
+  if (want_modseq)
+    g_string_append_printf (out, "MODSEQ (%" G_GUINT64_FORMAT ") ",
+                            mh_store_view_get_modseq (v, idx));
+  if (out->len > start)
+    g_string_truncate (out, out->len - 1);
+  g_string_append (out, ")\r\n");
+}
+
+/* FETCH (CHANGEDSINCE m VANISHED): "* VANISHED (EARLIER) uids" for the
+ * UIDs of the set expunged after m (RFC 7162 3.6). */
+static gboolean
+fetch_vanished (MhImapSession *s, const MhImapCommand *cmd, GString *out,
+                GError **error)
+{
+  g_autoptr (MhStoreView) ch = mh_store_changes_since (
+      s->store, store_folder (s), cmd->changedsince, error);
+  if (ch == NULL)
+    return FALSE;
+  guint nv = 0;
+  const guint32 *v = mh_store_view_get_vanished (ch, &nv);
+  guint n = view_count (s);
+  guint32 star = n ? mh_store_view_get_uid (s->view, n - 1) : 0;
+  g_autoptr (GArray) hit = g_array_new (FALSE, FALSE, sizeof (guint32));
+  for (guint i = 0; i < nv; i++)
+    {
+      /* A UID still in the client's view was not reported expunged yet:
+       * it is not "vanished" for this client. */
+      if (cmd->set->saved
+              ? uid_sorted_contains (s->saved_uids, v[i])
+              : mh_imap_seqset_contains (cmd->set, v[i], MAX (star, v[i])))
+        if (n == 0 || mh_store_view_find (s->view, v[i]) < 0)
+          g_array_append_val (hit, v[i]);
+    }
+  if (hit->len > 0)
+    {
+      g_array_sort (hit, uid_cmp);
+      g_autofree char *set = format_uids (hit);
+      g_string_append_printf (out, "* VANISHED (EARLIER) %s\r\n", set);
+    }
+  return TRUE;
+}
+
+static MhImapRun
+fetch_start (MhImapSession *s, const MhImapCommand *cmd, GString *out)
+{
+  g_autofree char *bad = NULL;
+  g_autoptr (GArray) ranges = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (cmd->fetch_atts == NULL || cmd->fetch_atts->len == 0)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing FETCH attributes");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (cmd->vanished)
+    {
+      /* RFC 7162 3.6: VANISHED needs UID FETCH, QRESYNC enabled and
+       * CHANGEDSINCE. */
+      if (!cmd->uid)
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL,
+                           "VANISHED is only allowed in UID FETCH");
+          return MH_IMAP_RUN_DONE;
+        }
+      if (!qresync_on (s))
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL,
+                           "VANISHED needs ENABLE QRESYNC first");
+          return MH_IMAP_RUN_DONE;
+        }
+      if (cmd->changedsince == 0)
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL,
+                           "VANISHED needs CHANGEDSINCE");
+          return MH_IMAP_RUN_DONE;
+        }
+    }
+  if (!resolve_set (s, cmd->set, cmd->uid, &ranges, &bad))
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, bad);
+      return MH_IMAP_RUN_DONE;
+    }
+  gboolean want_modseq = FALSE;
+  for (guint i = 0; i < cmd->fetch_atts->len; i++)
+    if (((MhImapFetchAtt *) cmd->fetch_atts->pdata[i])->item
+        == MH_IMAP_FETCH_MODSEQ)
+      want_modseq = TRUE;
+  /* RFC 7162 3.1: CHANGEDSINCE and the MODSEQ item are CONDSTORE
+   * enabling: from now on MODSEQ goes with every FETCH. */
+  if (cmd->changedsince > 0 || want_modseq)
+    s->enabled |= MH_IMAP_ENABLED_CONDSTORE;
+
+  FetchCursor *c = g_new0 (FetchCursor, 1);
+  c->cmd = cmd;
+  c->changedsince = cmd->changedsince;
+  c->cheap = fetch_is_cheap (cmd->fetch_atts);
+  c->add_uid = cmd->uid;
+  c->add_modseq = condstore_on (s);
+  s->cursor = c;
+  s->cursor_free = fetch_cursor_free;
+
+  if (cmd->vanished && !fetch_vanished (s, cmd, out, &error))
+    {
+      cursor_clear (s);
+      tagged_store_error (out, cmd, error);
+      return MH_IMAP_RUN_DONE;
+    }
+
+  /* \Seen first, in one store call, so the FETCH lines show it (RFC 9051
+   * 6.4.5: BODY[] without .PEEK sets \Seen). */
+  if (!s->read_only && mh_imap__fetch_sets_seen (cmd->fetch_atts))
+    {
+      g_autoptr (GArray) unseen = g_array_new (FALSE, FALSE, sizeof (guint32));
+      for (guint i = 0; i < ranges->len; i++)
+        {
+          const IdxRange *x = &g_array_index (ranges, IdxRange, i);
+          for (guint j = x->first; j <= x->last; j++)
+            if (!(mh_store_view_get_flags (s->view, j) & MH_STORE_FLAG_SEEN)
+                && (c->changedsince == 0
+                    || mh_store_view_get_modseq (s->view, j)
+                           > c->changedsince))
+              {
+                guint32 u = mh_store_view_get_uid (s->view, j);
+                g_array_append_val (unseen, u);
+              }
+        }
+      if (unseen->len > 0)
+        {
+          if (!mh_store_set_flags (s->store, store_folder (s),
+                                   (const guint32 *) unseen->data,
+                                   unseen->len, MH_STORE_FLAGS_ADD,
+                                   MH_STORE_FLAG_SEEN, NULL, 0, NULL,
+                                   &error))
+            {
+              cursor_clear (s);
+              tagged_store_error (out, cmd, error);
+              return MH_IMAP_RUN_DONE;
+            }
+          c->seen_set = g_steal_pointer (&unseen);
+          sync_view (s, out, FALSE, ranges);
+        }
+    }
+  c->ranges = g_steal_pointer (&ranges);
+  c->has_kw = s->view != NULL && view_has_keywords (s->view);
+  if (c->ranges->len > 0)
+    c->next = g_array_index (c->ranges, IdxRange, 0).first;
+  return MH_IMAP_RUN_MORE;
+}
+
+MhImapRun
+mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
+                    GString *out)
+{
+  FetchCursor *c = s->cursor;
+
+  if (c == NULL || s->cursor_free != fetch_cursor_free || c->cmd != cmd)
+    {
+      cursor_clear (s);
+      if (!require_selected (s, cmd, out))
+        return MH_IMAP_RUN_DONE;
+      if (fetch_start (s, cmd, out) == MH_IMAP_RUN_DONE)
+        return MH_IMAP_RUN_DONE;
+      c = s->cursor;
+    }
+
+  MhImapFetchArgs args = {
+    .store = s->store,
+    .folder = store_folder (s),
+    .view = s->view,
+    .atts = cmd->fetch_atts,
+    .add_uid = c->add_uid,
+    .add_modseq = c->add_modseq,
+    .utf8 = mh_imap__utf8 (s),
+  };
+  guint count = view_count (s);
+
+  while (c->ri < c->ranges->len)
+    {
+      const IdxRange *x = &g_array_index (c->ranges, IdxRange, c->ri);
+      guint last = MIN (x->last, count ? count - 1 : 0);
+      for (guint i = c->next; i <= last && count > 0; i++)
+        {
+          if (c->changedsince > 0
+              && mh_store_view_get_modseq (s->view, i) <= c->changedsince)
+            continue;
+          gboolean add_flags
+              = c->seen_set != NULL
+                && uid_sorted_contains (c->seen_set,
+                                        mh_store_view_get_uid (s->view, i));
+          if (c->cheap)
+            render_cheap (c, s, cmd->fetch_atts, i, add_flags, out);
+          else
+            {
+              g_autoptr (GError) error = NULL;
+              gsize before = out->len;
+              args.add_flags = add_flags;
+              if (!mh_imap__fetch_one (&args, i, out, &error))
+                {
+                  g_string_truncate (out, before);
+                  if (error != NULL && error->domain == MH_STORE_ERROR
+                      && error->code == MH_STORE_ERROR_NOT_FOUND)
+                    c->failed_expunged = TRUE;
+                  else if (c->failure == NULL)
+                    c->failure = g_strdup (error ? error->message
+                                                 : "Internal error");
+                }
+            }
+          if (out->len >= MH_IMAP_CHUNK)
+            {
+              c->next = i + 1;
+              if (c->next > x->last)
+                {
+                  c->ri++;
+                  if (c->ri < c->ranges->len)
+                    c->next = g_array_index (c->ranges, IdxRange, c->ri).first;
+                }
+              return MH_IMAP_RUN_MORE;
+            }
+        }
+      c->ri++;
+      if (c->ri < c->ranges->len)
+        c->next = g_array_index (c->ranges, IdxRange, c->ri).first;
+    }
+
+  if (c->failure != NULL)
+    mh_imap__tagged (out, cmd, "NO", "SERVERBUG", c->failure);
+  else if (c->failed_expunged)
+    /* RFC 5530: the message went away under us (another tool). */
+    mh_imap__tagged (out, cmd, "NO", "EXPUNGEISSUED",
+                     "Some of the requested messages no longer exist");
+  else
+    mh_imap__tagged (out, cmd, "OK", NULL, "Fetch completed");
+  cursor_clear (s);
+  return MH_IMAP_RUN_DONE;
+}
+
+/* ---- STORE ------------------------------------------------------------- */
+
+MhImapRun
+mh_imap__cmd_store (MhImapSession *s, const MhImapCommand *cmd,
+                    GString *out)
+{
+  g_autofree char *bad = NULL;
+  g_autoptr (GArray) ranges = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) keywords = g_ptr_array_new ();
+  MhStoreFlags flags = 0;
+
+  if (!require_selected (s, cmd, out))
+    return MH_IMAP_RUN_DONE;
+  if (!parse_flags (cmd->store_flags, &flags, keywords, &bad)
+      || !resolve_set (s, cmd->set, cmd->uid, &ranges, &bad))
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, bad);
+      return MH_IMAP_RUN_DONE;
+    }
+  if (s->read_only)
+    {
+      mh_imap__tagged (out, cmd, "NO", "READ-ONLY", "Mailbox is read-only");
+      return MH_IMAP_RUN_DONE;
+    }
+  gboolean conditional = cmd->unchangedsince != G_MAXUINT64;
+  if (conditional)
+    s->enabled |= MH_IMAP_ENABLED_CONDSTORE; /* RFC 7162 3.1 */
+
+  g_autoptr (GArray) uids = ranges_uids (s, ranges);
+  g_autoptr (GArray) failed = NULL;
+  g_ptr_array_add (keywords, NULL);
+  MhStoreFlagOp op = cmd->store_mode == MH_IMAP_STORE_ADD ? MH_STORE_FLAGS_ADD
+                     : cmd->store_mode == MH_IMAP_STORE_REMOVE
+                         ? MH_STORE_FLAGS_REMOVE
+                         : MH_STORE_FLAGS_REPLACE;
+
+  if (conditional && cmd->unchangedsince == 0)
+    {
+      /* RFC 7162 3.2: UNCHANGEDSINCE 0 always fails (every message has
+       * a MODSEQ of at least 1); the store takes 0 as "no condition". */
+      failed = g_array_ref (uids);
+    }
+  else if (uids->len > 0
+           && !mh_store_set_flags (s->store, store_folder (s),
+                                   (const guint32 *) uids->data, uids->len,
+                                   op, flags,
+                                   (const char *const *) keywords->pdata,
+                                   conditional ? cmd->unchangedsince : 0,
+                                   &failed, &error))
+    {
+      if (error->domain == MH_STORE_ERROR
+          && error->code == MH_STORE_ERROR_INVALID)
+        mh_imap__tagged (out, cmd, "BAD", NULL, error->message);
+      else
+        tagged_store_error (out, cmd, error);
+      return MH_IMAP_RUN_DONE;
+    }
+  if (failed != NULL && failed->len > 1)
+    g_array_sort (failed, uid_cmp);
+
+  sync_view (s, out, FALSE, ranges);
+
+  /* Untagged FETCH for every message of the set that passed: FLAGS unless
+   * .SILENT, UID under UID STORE, MODSEQ under CONDSTORE (RFC 7162 3.2:
+   * even with .SILENT). */
+  gboolean modseq = condstore_on (s);
+  if (!cmd->store_silent || modseq)
+    {
+      gboolean has_kw = view_has_keywords (s->view);
+      guint n = view_count (s);
+      for (guint i = 0; i < ranges->len; i++)
+        {
+          const IdxRange *x = &g_array_index (ranges, IdxRange, i);
+          for (guint j = x->first; j <= x->last && j < n; j++)
+            {
+              guint32 uid = mh_store_view_get_uid (s->view, j);
+              if (failed != NULL && uid_sorted_contains (failed, uid))
+                continue;
+              g_string_append_printf (out, "* %u FETCH (", j + 1);
+              if (cmd->uid)
+                g_string_append_printf (out, "UID %u ", uid);
+              if (!cmd->store_silent)
+                {
+                  append_flags (out, s->view, j, has_kw);
+                  g_string_append_c (out, ' ');
+                }
+              if (modseq)
+                g_string_append_printf (out, "MODSEQ (%" G_GUINT64_FORMAT
+                                             ") ",
+                                        mh_store_view_get_modseq (s->view,
+                                                                  j));
+              g_string_truncate (out, out->len - 1);
+              g_string_append (out, ")\r\n");
+            }
+        }
+    }
+
+  if (failed != NULL && failed->len > 0)
+    {
+      g_autofree char *set = NULL;
+      if (cmd->uid)
+        set = format_uids (failed);
+      else
+        {
+          g_autoptr (GArray) seqs
+              = g_array_new (FALSE, FALSE, sizeof (guint32));
+          for (guint i = 0; i < failed->len; i++)
+            {
+              gint idx = mh_store_view_find (
+                  s->view, g_array_index (failed, guint32, i));
+              if (idx >= 0)
+                {
+                  guint32 seq = (guint32) idx + 1;
+                  g_array_append_val (seqs, seq);
+                }
+            }
+          set = format_uids (seqs);
+        }
+      g_autofree char *code = g_strdup_printf ("MODIFIED %s", set);
+      mh_imap__tagged (out, cmd, "OK", code, "Conditional STORE failed");
+    }
+  else
+    mh_imap__tagged (out, cmd, "OK", NULL, "Store completed");
+  return MH_IMAP_RUN_DONE;
+}
+
+/* ---- COPY and MOVE ----------------------------------------------------- */
+
+/* The store name of @wire for a target mailbox; NULL after writing NO. */
+static char *
+target_folder (MhImapSession *s, const MhImapCommand *cmd, const char *wire,
+               GString *out)
+{
+  g_autofree char *why = NULL;
+  char *f = mh_imap__folder_from_wire (s, wire ? wire : "", &why);
+  if (f == NULL)
+    {
+      mh_imap__tagged (out, cmd, "NO", "CANNOT",
+                       why ? why : "Invalid mailbox name");
+      return NULL;
+    }
+  if (!mh_store_folder_exists (s->store, f))
+    {
+      /* RFC 9051 6.3.12: TRYCREATE tells the client CREATE would help. */
+      mh_imap__tagged (out, cmd, "NO", "TRYCREATE", "Mailbox doesn't exist");
+      g_free (f);
+      return NULL;
+    }
+  return f;
+}
+
+static gboolean
+same_folder (const char *a, const char *b)
+{
+  if (a == NULL || b == NULL)
+    return FALSE;
+  if (g_ascii_strcasecmp (a, "INBOX") == 0)
+    return g_ascii_strcasecmp (b, "INBOX") == 0;
+  return strcmp (a, b) == 0;
+}
+
+static void
+quota_update (MhImapSession *s)
+{
+  g_autoptr (GError) error = NULL;
+  if (s->quota != NULL && !mh_quota_update (s->quota, s->store, &error))
+    mh_log_warning (LOG_SVC, s->account, NULL, "quota update: %s",
+                    error->message);
+}
+
+MhImapRun
+mh_imap__cmd_copy (MhImapSession *s, const MhImapCommand *cmd, GString *out)
+{
+  g_autofree char *bad = NULL;
+  g_autoptr (GArray) ranges = NULL;
+  g_autoptr (GError) error = NULL;
+  gboolean move = cmd->kind == MH_IMAP_CMD_MOVE;
+
+  if (!require_selected (s, cmd, out))
+    return MH_IMAP_RUN_DONE;
+  if (!resolve_set (s, cmd->set, cmd->uid, &ranges, &bad))
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, bad);
+      return MH_IMAP_RUN_DONE;
+    }
+  if (move && s->read_only)
+    {
+      mh_imap__tagged (out, cmd, "NO", "READ-ONLY", "Mailbox is read-only");
+      return MH_IMAP_RUN_DONE;
+    }
+  g_autofree char *to = target_folder (s, cmd, cmd->mailbox, out);
+  if (to == NULL)
+    return MH_IMAP_RUN_DONE;
+  g_autoptr (GArray) uids = ranges_uids (s, ranges);
+  if (uids->len == 0)
+    {
+      mh_imap__tagged (out, cmd, "OK", NULL, "No messages found");
+      return MH_IMAP_RUN_DONE;
+    }
+  gboolean same = same_folder (to, s->folder);
+  g_autoptr (GArray) src = NULL;
+  g_autoptr (GArray) dst = NULL;
+  guint32 uidvalidity = 0;
+  if (!mh_store_copy (s->store, store_folder (s),
+                      (const guint32 *) uids->data, uids->len, to, move,
+                      &src, &dst, &uidvalidity, &error))
+    {
+      tagged_store_error (out, cmd, error);
+      return MH_IMAP_RUN_DONE;
+    }
+  quota_update (s);
+  g_autofree char *code = NULL;
+  if (src != NULL && dst != NULL && src->len > 0 && src->len == dst->len)
+    {
+      g_autofree char *ss = format_uids (src);
+      g_autofree char *ds = format_uids (dst);
+      code = g_strdup_printf ("COPYUID %u %s %s", uidvalidity, ss, ds);
+    }
+  if (move)
+    {
+      /* RFC 6851 4.3: COPYUID goes in an untagged OK before the
+       * expunges; sync writes EXPUNGE (or VANISHED under QRESYNC) for the
+       * moved messages, and EXISTS when the target is this mailbox. */
+      if (code != NULL)
+        g_string_append_printf (out, "* OK [%s] Moved UIDs.\r\n", code);
+      sync_view (s, out, TRUE, NULL);
+      mh_imap__tagged (out, cmd, "OK", NULL, "Move completed");
+    }
+  else
+    {
+      if (same)
+        sync_view (s, out, FALSE, NULL);
+      mh_imap__tagged (out, cmd, "OK", code, "Copy completed");
+    }
+  return MH_IMAP_RUN_DONE;
+}
+
+/* ---- EXPUNGE, CLOSE, UNSELECT ------------------------------------------ */
+
+MhImapRun
+mh_imap__cmd_expunge (MhImapSession *s, const MhImapCommand *cmd,
+                      GString *out)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) uids = NULL;
+
+  if (!require_selected (s, cmd, out))
+    return MH_IMAP_RUN_DONE;
+  if (cmd->uid)
+    {
+      g_autofree char *bad = NULL;
+      g_autoptr (GArray) ranges = NULL;
+      if (!resolve_set (s, cmd->set, TRUE, &ranges, &bad))
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL, bad);
+          return MH_IMAP_RUN_DONE;
+        }
+      uids = ranges_uids (s, ranges);
+    }
+  if (s->read_only)
+    {
+      mh_imap__tagged (out, cmd, "NO", "READ-ONLY", "Mailbox is read-only");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (uids == NULL || uids->len > 0)
+    {
+      g_autoptr (GArray) gone = NULL;
+      if (!mh_store_expunge (s->store, store_folder (s),
+                             uids ? (const guint32 *) uids->data : NULL,
+                             uids ? uids->len : 0, TRUE, &gone, &error))
+        {
+          tagged_store_error (out, cmd, error);
+          return MH_IMAP_RUN_DONE;
+        }
+      if (gone != NULL && gone->len > 0)
+        quota_update (s);
+    }
+  /* The view learns the expunges (ours and others') and writes EXPUNGE,
+   * or VANISHED under QRESYNC (RFC 7162 3.2.10). */
+  sync_view (s, out, TRUE, NULL);
+  mh_imap__tagged (out, cmd, "OK", NULL, "Expunge completed");
+  return MH_IMAP_RUN_DONE;
+}
+
+static void
+leave_selected (MhImapSession *s)
+{
+  g_clear_pointer (&s->view, mh_store_view_unref);
+  g_clear_pointer (&s->folder, g_free);
+  g_clear_pointer (&s->saved_uids, g_array_unref);
+  s->read_only = FALSE;
+  s->known_modseq = 0;
+  s->set_state = TRUE;
+  s->new_state = MH_IMAP_STATE_AUTHENTICATED;
+}
+
+MhImapRun
+mh_imap__cmd_close (MhImapSession *s, const MhImapCommand *cmd,
+                    GString *out)
+{
+  if (!require_selected (s, cmd, out))
+    return MH_IMAP_RUN_DONE;
+  if (cmd->kind == MH_IMAP_CMD_CLOSE && !s->read_only)
+    {
+      /* RFC 9051 6.4.1: CLOSE expunges \Deleted messages silently (no
+       * EXPUNGE responses); EXAMINE'd mailboxes are left alone. A failure
+       * does not keep the client in the mailbox. */
+      g_autoptr (GError) error = NULL;
+      g_autoptr (GArray) gone = NULL;
+      if (!mh_store_expunge (s->store, store_folder (s), NULL, 0, TRUE,
+                             &gone, &error))
+        mh_log_warning (LOG_SVC, s->account, NULL, "CLOSE of %s: %s",
+                        s->folder, error->message);
+      else if (gone != NULL && gone->len > 0)
+        quota_update (s);
+    }
+  leave_selected (s);
+  mh_imap__tagged (out, cmd, "OK", NULL,
+                   cmd->kind == MH_IMAP_CMD_CLOSE ? "Close completed"
+                                                  : "Unselect completed");
+  return MH_IMAP_RUN_DONE;
+}
+
+/* ---- APPEND ------------------------------------------------------------ */
+
+MhImapRun
+mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
+                     GString *out)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (cmd->messages == NULL || cmd->messages->len == 0)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing message");
+      return MH_IMAP_RUN_DONE;
+    }
+  /* Check every message before storing any: MULTIAPPEND is all or
+   * nothing (RFC 3502 3). */
+  guint64 total = 0;
+  for (guint i = 0; i < cmd->messages->len; i++)
+    {
+      const MhImapAppendMessage *m = cmd->messages->pdata[i];
+      MhStoreFlags fl;
+      g_autoptr (GPtrArray) kw = g_ptr_array_new ();
+      g_autofree char *bad = NULL;
+      gsize len = m->data ? g_bytes_get_size (m->data) : 0;
+      if (!parse_flags (m->flags, &fl, kw, &bad))
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL, bad);
+          return MH_IMAP_RUN_DONE;
+        }
+      if (len == 0)
+        {
+          mh_imap__tagged (out, cmd, "NO", NULL,
+                           "Can't save a zero byte message");
+          return MH_IMAP_RUN_DONE;
+        }
+      if (s->append_limit > 0 && len > s->append_limit)
+        {
+          tagged_printf (out, cmd, "NO", "TOOBIG",
+                         "Message is %" G_GSIZE_FORMAT " bytes, over the "
+                         "APPENDLIMIT of %" G_GUINT64_FORMAT,
+                         len, s->append_limit);
+          return MH_IMAP_RUN_DONE;
+        }
+      if (!m->binary && memchr (g_bytes_get_data (m->data, NULL), '\0', len))
+        {
+          /* RFC 9051 4.3: NUL only travels in literal8 (BINARY). */
+          mh_imap__tagged (out, cmd, "NO", "CANNOT",
+                           "Message contains NUL; send it as a literal8");
+          return MH_IMAP_RUN_DONE;
+        }
+      total += len;
+    }
+  g_autofree char *to = target_folder (s, cmd, cmd->mailbox, out);
+  if (to == NULL)
+    return MH_IMAP_RUN_DONE;
+  /* One quota check for the whole MULTIAPPEND before anything is
+   * written; the store's hook checks each message again. */
+  if (s->quota != NULL
+      && !mh_quota_check (s->quota, s->store, (gint64) total,
+                          cmd->messages->len, &error))
+    {
+      if (mh_quota_error_get_reply (error, NULL, NULL, NULL))
+        {
+          tagged_store_error (out, cmd, error);
+          return MH_IMAP_RUN_DONE;
+        }
+      g_clear_error (&error); /* not attached: the hook decides */
+    }
+
+  g_autoptr (GArray) uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+  for (guint i = 0; i < cmd->messages->len; i++)
+    {
+      const MhImapAppendMessage *m = cmd->messages->pdata[i];
+      MhStoreFlags fl = 0;
+      g_autoptr (GPtrArray) kw = g_ptr_array_new ();
+      g_autofree char *bad = NULL;
+      guint32 uid = 0;
+      parse_flags (m->flags, &fl, kw, &bad);
+      g_ptr_array_add (kw, NULL);
+      if (!mh_store_deliver (s->store, to, m->data, fl,
+                             (const char *const *) kw->pdata, m->date, &uid,
+                             &error))
+        {
+          if (uids->len > 0)
+            {
+              g_autoptr (GError) e2 = NULL;
+              if (!mh_store_expunge (s->store, to,
+                                     (const guint32 *) uids->data, uids->len,
+                                     FALSE, NULL, &e2))
+                mh_log_warning (LOG_SVC, s->account, NULL,
+                                "MULTIAPPEND rollback in %s: %s", to,
+                                e2->message);
+            }
+          if (error->domain == MH_STORE_ERROR
+              && error->code == MH_STORE_ERROR_INVALID)
+            mh_imap__tagged (out, cmd, "BAD", NULL, error->message);
+          else
+            tagged_store_error (out, cmd, error);
+          return MH_IMAP_RUN_DONE;
+        }
+      g_array_append_val (uids, uid);
+    }
+  quota_update (s);
+
+  MhStoreStatus st = { .version = 1 };
+  g_autofree char *code = NULL;
+  if (mh_store_folder_status (s->store, to, &st, NULL))
+    {
+      g_autoptr (GArray) sorted = g_array_copy (uids);
+      g_array_sort (sorted, uid_cmp);
+      g_autofree char *set = NULL;
+      /* RFC 4315 3: the UIDs in the order of the messages; a range only
+       * when they are ascending (they are: UIDs only grow). */
+      if (uids->len == 1)
+        set = g_strdup_printf ("%u", g_array_index (uids, guint32, 0));
+      else
+        set = format_uids (sorted);
+      code = g_strdup_printf ("APPENDUID %u %s", st.uidvalidity, set);
+    }
+  if (s->view != NULL && same_folder (to, s->folder))
+    sync_view (s, out, TRUE, NULL); /* EXISTS for the selected mailbox */
+  mh_imap__tagged (out, cmd, "OK", code, "Append completed");
+  return MH_IMAP_RUN_DONE;
+}
+
+/* ---- SEARCH, SORT, THREAD ---------------------------------------------- */
+
+static gboolean
+search_uses_modseq (const MhImapSearchKey *k)
+{
+  if (k == NULL)
+    return FALSE;
+  if (k->type == MH_IMAP_SEARCH_MODSEQ)
+    return TRUE;
+  for (guint i = 0; k->children != NULL && i < k->children->len; i++)
+    if (search_uses_modseq (k->children->pdata[i]))
+      return TRUE;
+  return FALSE;
+}
+
+/* RETURN (SAVE): the result is kept for "$" (RFC 5182 2.1: with MIN or
+ * MAX and no ALL/COUNT only those are kept). */
+static void
+search_save (MhImapSession *s, const MhImapCommand *cmd, const GArray *idx)
+{
+  GArray *saved = g_array_new (FALSE, FALSE, sizeof (guint32));
+  MhImapSearchReturn r = cmd->search_return;
+  gboolean only_minmax = (r & (MH_IMAP_RETURN_MIN | MH_IMAP_RETURN_MAX))
+                         && !(r & (MH_IMAP_RETURN_ALL | MH_IMAP_RETURN_COUNT));
+  if (idx != NULL && idx->len > 0)
+    {
+      if (only_minmax && cmd->kind == MH_IMAP_CMD_SEARCH)
+        {
+          guint lo = G_MAXUINT, hi = 0;
+          for (guint i = 0; i < idx->len; i++)
+            {
+              guint v = g_array_index (idx, guint, i);
+              lo = MIN (lo, v);
+              hi = MAX (hi, v);
+            }
+          guint32 u;
+          if (r & MH_IMAP_RETURN_MIN)
+            {
+              u = mh_store_view_get_uid (s->view, lo);
+              g_array_append_val (saved, u);
+            }
+          if ((r & MH_IMAP_RETURN_MAX) && !((r & MH_IMAP_RETURN_MIN) && lo == hi))
+            {
+              u = mh_store_view_get_uid (s->view, hi);
+              g_array_append_val (saved, u);
+            }
+        }
+      else
+        for (guint i = 0; i < idx->len; i++)
+          {
+            guint32 u = mh_store_view_get_uid (s->view,
+                                               g_array_index (idx, guint, i));
+            g_array_append_val (saved, u);
+          }
+      g_array_sort (saved, uid_cmp);
+    }
+  g_clear_pointer (&s->saved_uids, g_array_unref);
+  s->saved_uids = saved;
+}
+
+MhImapRun
+mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
+                     GString *out)
+{
+  g_autoptr (GError) error = NULL;
+  const char *what = cmd->kind == MH_IMAP_CMD_SORT     ? "Sort"
+                     : cmd->kind == MH_IMAP_CMD_THREAD ? "Thread"
+                                                       : "Search";
+
+  if (!require_selected (s, cmd, out))
+    return MH_IMAP_RUN_DONE;
+  if (cmd->search_charset != NULL
+      && g_ascii_strcasecmp (cmd->search_charset, "UTF-8") != 0
+      && g_ascii_strcasecmp (cmd->search_charset, "US-ASCII") != 0)
+    {
+      /* RFC 9051 6.4.4: an unknown charset gets NO [BADCHARSET (list)]. */
+      mh_imap__tagged (out, cmd, "NO", "BADCHARSET (US-ASCII UTF-8)",
+                       "Unsupported charset");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (cmd->search == NULL)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing search criteria");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (search_uses_modseq (cmd->search))
+    s->enabled |= MH_IMAP_ENABLED_CONDSTORE; /* RFC 7162 3.1 */
+
+  gboolean save = (cmd->search_return & MH_IMAP_RETURN_SAVE) != 0;
+  g_autoptr (GArray) idx
+      = mh_imap__search (s->store, store_folder (s), s->view, cmd->search,
+                         s->saved_uids, &error);
+  if (idx != NULL && cmd->kind == MH_IMAP_CMD_SORT
+      && !mh_imap__sort (s->store, store_folder (s), s->view, cmd->sort, idx,
+                         &error))
+    g_clear_pointer (&idx, g_array_unref);
+  if (idx == NULL)
+    {
+      if (save)
+        {
+          /* RFC 5182 2.1: a failed search leaves an empty result. */
+          g_clear_pointer (&s->saved_uids, g_array_unref);
+          s->saved_uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+        }
+      if (error != NULL && error->domain == MH_IMAP_ERROR)
+        mh_imap__tagged (out, cmd, "BAD", NULL, error->message);
+      else
+        tagged_store_error (out, cmd, error);
+      return MH_IMAP_RUN_DONE;
+    }
+  if (save)
+    search_save (s, cmd, idx);
+
+  if (cmd->kind == MH_IMAP_CMD_THREAD)
+    {
+      gsize mark = out->len;
+      g_string_append (out, "* THREAD ");
+      if (!mh_imap__thread (s->store, store_folder (s), s->view, cmd->thread,
+                            idx, cmd->uid, out, &error))
+        {
+          g_string_truncate (out, mark);
+          tagged_store_error (out, cmd, error);
+          return MH_IMAP_RUN_DONE;
+        }
+      /* "* THREAD" with no threads has no trailing space (RFC 5256). */
+      if (out->len == mark + 9)
+        g_string_truncate (out, mark + 8);
+      g_string_append (out, "\r\n");
+    }
+  else if (!(save && (cmd->search_return & ~MH_IMAP_RETURN_SAVE) == 0
+             && cmd->esearch))
+    /* RETURN (SAVE) alone answers nothing but the tagged OK (RFC 5182
+     * 2.1). */
+    mh_imap__search_format (out, cmd, s->view, idx,
+                            (s->enabled & MH_IMAP_ENABLED_REV2) != 0);
+  tagged_printf (out, cmd, "OK", NULL, "%s completed", what);
+  return MH_IMAP_RUN_DONE;
+}
+
+/* ---- QUOTA (RFC 9208) -------------------------------------------------- */
+
+/* Usage and limits of the account; FALSE after writing NO. */
+static gboolean
+quota_usage (MhImapSession *s, const MhImapCommand *cmd, GString *out,
+             MhQuotaUsage *u)
+{
+  g_autoptr (GError) error = NULL;
+  memset (u, 0, sizeof *u);
+  u->version = 1;
+  if (s->quota != NULL)
+    {
+      if (mh_quota_get_account (s->quota, s->account, u, &error))
+        return TRUE;
+      mh_log_warning (LOG_SVC, s->account, NULL, "quota: %s",
+                      error->message);
+      g_clear_error (&error);
+    }
+  /* No quota layer (or the account unknown to it): usage, no limits. */
+  if (!mh_store_get_usage (s->store, &u->bytes, &u->messages, &error))
+    {
+      tagged_store_error (out, cmd, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+quota_has_limits (const MhQuotaUsage *u)
+{
+  return u->bytes_limit > 0 || u->messages_limit > 0;
+}
+
+/* "* QUOTA "" (STORAGE used limit MESSAGE used limit)": only the limited
+ * resources (RFC 9208 5.1); STORAGE in units of 1024 octets. */
+static void
+append_quota (GString *out, const MhQuotaUsage *u)
+{
+  g_string_append (out, "* QUOTA \"\" (");
+  if (u->bytes_limit > 0)
+    g_string_append_printf (out,
+                            "STORAGE %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT,
+                            (u->bytes + 1023) / 1024, u->bytes_limit / 1024);
+  if (u->messages_limit > 0)
+    g_string_append_printf (out,
+                            "%sMESSAGE %" G_GUINT64_FORMAT
+                            " %" G_GUINT64_FORMAT,
+                            u->bytes_limit > 0 ? " " : "", u->messages,
+                            u->messages_limit);
+  g_string_append (out, ")\r\n");
+}
+
+MhImapRun
+mh_imap__cmd_quota (MhImapSession *s, const MhImapCommand *cmd,
+                    GString *out)
+{
+  MhQuotaUsage u;
+
+  switch (cmd->kind)
+    {
+    case MH_IMAP_CMD_SETQUOTA:
+      /* RFC 9208 4.3: users may not change their own limits; admins use
+       * mhctl quota set. */
+      mh_imap__tagged (out, cmd, "NO", "NOPERM",
+                       "Quota limits are set by the administrator");
+      return MH_IMAP_RUN_DONE;
+    case MH_IMAP_CMD_GETQUOTA:
+      if (cmd->mailbox != NULL && cmd->mailbox[0] != '\0')
+        {
+          mh_imap__tagged (out, cmd, "NO", "NONEXISTENT",
+                           "No such quota root (the only one is \"\")");
+          return MH_IMAP_RUN_DONE;
+        }
+      if (!quota_usage (s, cmd, out, &u))
+        return MH_IMAP_RUN_DONE;
+      if (!quota_has_limits (&u))
+        {
+          mh_imap__tagged (out, cmd, "NO", "NONEXISTENT",
+                           "No quota limits on this account");
+          return MH_IMAP_RUN_DONE;
+        }
+      append_quota (out, &u);
+      mh_imap__tagged (out, cmd, "OK", NULL, "Getquota completed");
+      return MH_IMAP_RUN_DONE;
+    case MH_IMAP_CMD_GETQUOTAROOT:
+      {
+        g_autofree char *why = NULL;
+        g_autofree char *f = mh_imap__folder_from_wire (
+            s, cmd->mailbox ? cmd->mailbox : "", &why);
+        if (f == NULL)
+          {
+            mh_imap__tagged (out, cmd, "NO", "CANNOT",
+                             why ? why : "Invalid mailbox name");
+            return MH_IMAP_RUN_DONE;
+          }
+        if (!mh_store_folder_exists (s->store, f))
+          {
+            mh_imap__tagged (out, cmd, "NO", "NONEXISTENT",
+                             "Mailbox doesn't exist");
+            return MH_IMAP_RUN_DONE;
+          }
+        if (!quota_usage (s, cmd, out, &u))
+          return MH_IMAP_RUN_DONE;
+        g_string_append (out, "* QUOTAROOT ");
+        mh_imap__append_folder (s, out, f);
+        if (quota_has_limits (&u))
+          {
+            g_string_append (out, " \"\"\r\n");
+            append_quota (out, &u);
+          }
+        else
+          g_string_append (out, "\r\n");
+        mh_imap__tagged (out, cmd, "OK", NULL, "Getquotaroot completed");
+        return MH_IMAP_RUN_DONE;
+      }
+    default:
+      mh_imap__tagged (out, cmd, "BAD", NULL, "Not a quota command");
+      return MH_IMAP_RUN_DONE;
+    }
+}
+
+/* ---- METADATA (RFC 5464) ----------------------------------------------- */
+
+/* DATA/index/DOMAIN/USER/imap-metadata (and .lock); NULL for an account
+ * name without '@'. */
+static char *
+metadata_path (MhImapSession *s, const char *suffix)
+{
+  const char *at = s->account ? strrchr (s->account, '@') : NULL;
+  if (at == NULL || at == s->account || at[1] == '\0' || s->data_dir == NULL)
+    return NULL;
+  g_autofree char *user = g_strndup (s->account, (gsize) (at - s->account));
+  g_autofree char *domain = g_ascii_strdown (at + 1, -1);
+  if (strchr (user, '/') || strchr (domain, '/') || strcmp (user, "..") == 0
+      || strcmp (domain, "..") == 0 || strcmp (user, ".") == 0
+      || strcmp (domain, ".") == 0)
+    return NULL;
+  g_autofree char *name = g_strconcat ("imap-metadata", suffix, NULL);
+  return g_build_filename (s->data_dir, "index", domain, user, name, NULL);
+}
+
+/* Key: "MAILBOX\tentry" ("" for the server). */
+static int
+key_cmp (gconstpointer a, gconstpointer b, gpointer unused)
+{
+  return strcmp (a, b);
+}
+
+static GTree *
+metadata_new (void)
+{
+  return g_tree_new_full (key_cmp, NULL, g_free,
+                          (GDestroyNotify) g_bytes_unref);
+}
+
+static GTree *
+metadata_load (const char *path, GError **error)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  GTree *t = metadata_new ();
+  g_autoptr (GError) local = NULL;
+
+  if (!g_file_get_contents (path, &data, &len, &local))
+    {
+      if (g_error_matches (local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return t;
+      g_propagate_error (error, g_steal_pointer (&local));
+      g_tree_unref (t);
+      return NULL;
+    }
+  g_autoptr (GBytes) b = g_bytes_new_take (g_steal_pointer (&data), len);
+  g_autoptr (GVariant) v
+      = g_variant_new_from_bytes (G_VARIANT_TYPE ("a{say}"), b, FALSE);
+  /* The file is ours, but a torn or foreign file must not crash us:
+   * normal form checks every offset. */
+  g_autoptr (GVariant) nv = g_variant_get_normal_form (v);
+  GVariantIter it;
+  const char *key;
+  GVariant *val;
+  g_variant_iter_init (&it, nv);
+  while (g_variant_iter_next (&it, "{&s@ay}", &key, &val))
+    {
+      gsize n = 0;
+      const void *p = g_variant_get_fixed_array (val, &n, 1);
+      g_tree_insert (t, g_strdup (key), g_bytes_new (p, n));
+      g_variant_unref (val);
+    }
+  return t;
+}
+
+static gboolean
+metadata_save_one (gpointer key, gpointer value, gpointer data)
+{
+  GVariantBuilder *b = data;
+  gsize n = 0;
+  const void *p = g_bytes_get_data (value, &n);
+  g_variant_builder_add (
+      b, "{s@ay}", (const char *) key,
+      g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, p, n, 1));
+  return FALSE;
+}
+
+static gboolean
+metadata_save (const char *path, GTree *t, GError **error)
+{
+  GVariantBuilder b;
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a{say}"));
+  g_tree_foreach (t, metadata_save_one, &b);
+  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_builder_end (&b));
+  return g_file_set_contents_full (path, g_variant_get_data (v),
+                                   (gssize) g_variant_get_size (v),
+                                   G_FILE_SET_CONTENTS_CONSISTENT
+                                       | G_FILE_SET_CONTENTS_DURABLE,
+                                   0600, error);
+}
+
+/* RFC 5464 3.2: "/private/..." or "/shared/...", no "*" or "%", no empty
+ * component, no trailing "/", printable ASCII. Lower-cased into *out. */
+static gboolean
+metadata_entry_valid (const char *e, char **out, char **why)
+{
+  if (g_ascii_strncasecmp (e, "/private/", 9) != 0
+      && g_ascii_strncasecmp (e, "/shared/", 8) != 0)
+    {
+      *why = g_strdup_printf ("Entry %s must start with /private/ or "
+                              "/shared/",
+                              e);
+      return FALSE;
+    }
+  gsize len = strlen (e);
+  if (len > MH_LIMIT_IMAP_METADATA_ENTRY_MAX)
+    {
+      *why = g_strdup ("Entry name too long");
+      return FALSE;
+    }
+  for (gsize i = 0; i < len; i++)
+    {
+      guchar c = (guchar) e[i];
+      if (c <= 0x20 || c >= 0x7f || c == '*' || c == '%'
+          || (c == '/' && (e[i + 1] == '/' || e[i + 1] == '\0')))
+        {
+          *why = g_strdup_printf ("Invalid entry name %s", e);
+          return FALSE;
+        }
+    }
+  *out = g_ascii_strdown (e, -1);
+  return TRUE;
+}
+
+/* The store name of the METADATA mailbox ("" for the server), or NULL
+ * after writing NO. */
+static char *
+metadata_mailbox (MhImapSession *s, const MhImapCommand *cmd, GString *out)
+{
+  if (cmd->mailbox == NULL || cmd->mailbox[0] == '\0')
+    return g_strdup ("");
+  g_autofree char *why = NULL;
+  char *f = mh_imap__folder_from_wire (s, cmd->mailbox, &why);
+  if (f == NULL)
+    {
+      mh_imap__tagged (out, cmd, "NO", "CANNOT",
+                       why ? why : "Invalid mailbox name");
+      return NULL;
+    }
+  if (!mh_store_folder_exists (s->store, f))
+    {
+      mh_imap__tagged (out, cmd, "NO", "NONEXISTENT",
+                       "Mailbox doesn't exist");
+      g_free (f);
+      return NULL;
+    }
+  if (g_ascii_strcasecmp (f, "INBOX") == 0)
+    {
+      g_free (f);
+      f = g_strdup ("INBOX");
+    }
+  return f;
+}
+
+static void
+metadata_append_mailbox (MhImapSession *s, GString *out, const char *mbox)
+{
+  if (mbox[0] == '\0')
+    g_string_append (out, "\"\"");
+  else
+    mh_imap__append_folder (s, out, mbox);
+}
+
+typedef struct
+{
+  const char *prefix; /* "MBOX\t/entry/" */
+  gsize plen;
+  gint depth;
+  guint64 maxsize;
+  guint64 longest;
+  GString *line;
+  guint n;
+  gboolean utf8;
+} MetaWalk;
+
+static void
+meta_emit (MetaWalk *w, const char *entry, GBytes *value)
+{
+  gsize n = value ? g_bytes_get_size (value) : 0;
+  if (value != NULL && w->maxsize > 0 && n > w->maxsize)
+    {
+      /* RFC 5464 4.2.1: left out; the tagged OK says how long. */
+      w->longest = MAX (w->longest, n);
+      return;
+    }
+  if (w->n++ > 0)
+    g_string_append_c (w->line, ' ');
+  g_string_append (w->line, entry);
+  g_string_append_c (w->line, ' ');
+  if (value == NULL)
+    g_string_append (w->line, "NIL");
+  else
+    {
+      const char *p = g_bytes_get_data (value, NULL);
+      if (memchr (p, '\0', n) != NULL)
+        {
+          /* RFC 5464 5: binary values travel as literal8. */
+          g_string_append_printf (w->line, "~{%" G_GSIZE_FORMAT "}\r\n", n);
+          g_string_append_len (w->line, p, (gssize) n);
+        }
+      else
+        mh_imap_append_nstring (w->line, p, (gssize) n, w->utf8);
+    }
+}
+
+static gboolean
+meta_walk_one (gpointer key, gpointer value, gpointer data)
+{
+  MetaWalk *w = data;
+  const char *k = key;
+  if (strncmp (k, w->prefix, w->plen) != 0)
+    return TRUE; /* past the prefix in sorted order: stop */
+  const char *rest = k + w->plen;
+  if (w->depth == 1 && strchr (rest, '/') != NULL)
+    return FALSE;
+  meta_emit (w, strchr (k, '\t') + 1, value);
+  return FALSE;
+}
+
+static void
+metadata_get (MhImapSession *s, const MhImapCommand *cmd, GString *out,
+              GTree *t, const char *mbox)
+{
+  MetaWalk w = { .depth = cmd->metadata_depth,
+                 .maxsize = cmd->metadata_maxsize,
+                 .line = g_string_new (NULL),
+                 .utf8 = mh_imap__utf8 (s) };
+  g_autoptr (GPtrArray) seen = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; cmd->strings != NULL && cmd->strings[i] != NULL; i++)
+    {
+      g_autofree char *entry = NULL;
+      g_autofree char *why = NULL;
+      if (!metadata_entry_valid (cmd->strings[i], &entry, &why))
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL, why);
+          g_string_free (w.line, TRUE);
+          return;
+        }
+      gboolean dup = FALSE;
+      for (guint k = 0; k < seen->len && !dup; k++)
+        dup = strcmp (seen->pdata[k], entry) == 0;
+      if (dup)
+        continue;
+      g_ptr_array_add (seen, g_strdup (entry));
+      g_autofree char *key = g_strconcat (mbox, "\t", entry, NULL);
+      GBytes *v = g_tree_lookup (t, key);
+      if (v == NULL && mbox[0] == '\0'
+          && strcmp (entry, "/shared/admin") == 0)
+        {
+          /* RFC 5464 3.2.1.1: how to reach the administrator. */
+          const char *at = strrchr (s->account ? s->account : "", '@');
+          g_autofree char *admin = g_strdup_printf (
+              "mailto:postmaster@%s", at ? at + 1 : "localhost");
+          g_autoptr (GBytes) ab = g_bytes_new (admin, strlen (admin));
+          meta_emit (&w, entry, ab);
+        }
+      else if (v != NULL || w.depth == 0)
+        meta_emit (&w, entry, v); /* NIL for a missing entry */
+      if (w.depth != 0)
+        {
+          g_autofree char *prefix = g_strconcat (key, "/", NULL);
+          w.prefix = prefix;
+          w.plen = strlen (prefix);
+          g_tree_foreach (t, meta_walk_one, &w);
+          /* g_tree_foreach walks from the start: fine for the small
+           * per-account trees this is (MH_LIMIT_IMAP_METADATA_ENTRIES). */
+          w.prefix = NULL;
+        }
+    }
+  if (w.n > 0)
+    {
+      g_string_append (out, "* METADATA ");
+      metadata_append_mailbox (s, out, mbox);
+      g_string_append (out, " (");
+      g_string_append_len (out, w.line->str, (gssize) w.line->len);
+      g_string_append (out, ")\r\n");
+    }
+  g_string_free (w.line, TRUE);
+  if (w.longest > 0)
+    {
+      g_autofree char *code = g_strdup_printf (
+          "METADATA LONGENTRIES %" G_GUINT64_FORMAT, w.longest);
+      mh_imap__tagged (out, cmd, "OK", code, "Getmetadata completed");
+    }
+  else
+    mh_imap__tagged (out, cmd, "OK", NULL, "Getmetadata completed");
+}
+
+typedef struct
+{
+  guint64 total;
+  guint count;
+} MetaCount;
+
+static gboolean
+meta_count_one (gpointer key, gpointer value, gpointer data)
+{
+  MetaCount *c = data;
+  c->count++;
+  c->total += strlen (key) + g_bytes_get_size (value);
+  return FALSE;
+}
+
+static void
+metadata_set (MhImapSession *s, const MhImapCommand *cmd, GString *out,
+              const char *mbox)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = metadata_path (s, "");
+  g_autofree char *lock = metadata_path (s, ".lock");
+
+  if (path == NULL)
+    {
+      mh_imap__tagged (out, cmd, "NO", "SERVERBUG",
+                       "No metadata storage for this account");
+      return;
+    }
+  guint n = cmd->strings ? g_strv_length (cmd->strings) : 0;
+  if (n == 0 || n % 2 != 0)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL,
+                       "SETMETADATA needs entry and value pairs");
+      return;
+    }
+  /* Validate everything first: the command is atomic (RFC 5464 4.3). */
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < n; i += 2)
+    {
+      char *entry = NULL;
+      g_autofree char *why = NULL;
+      if (!metadata_entry_valid (cmd->strings[i], &entry, &why))
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL, why);
+          return;
+        }
+      g_ptr_array_add (names, entry);
+      if (mbox[0] == '\0' && strcmp (entry, "/shared/admin") == 0)
+        {
+          mh_imap__tagged (out, cmd, "NO", "NOPERM",
+                           "/shared/admin is set by the administrator");
+          return;
+        }
+      const char *val = cmd->strings[i + 1];
+      if (val != NULL && strlen (val) > MH_LIMIT_IMAP_METADATA_VALUE_MAX)
+        {
+          g_autofree char *code
+              = g_strdup_printf ("METADATA MAXSIZE %u",
+                                 (guint) MH_LIMIT_IMAP_METADATA_VALUE_MAX);
+          mh_imap__tagged (out, cmd, "NO", code, "Value too long");
+          return;
+        }
+    }
+
+  g_autofree char *dir = g_path_get_dirname (path);
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      tagged_printf (out, cmd, "NO", "SERVERBUG", "Cannot create %s: %s",
+                     dir, g_strerror (errno));
+      return;
+    }
+  int fd = g_open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || flock (fd, LOCK_EX) != 0)
+    {
+      tagged_printf (out, cmd, "NO", "SERVERBUG", "Cannot lock %s: %s", lock,
+                     g_strerror (errno));
+      if (fd >= 0)
+        close (fd);
+      return;
+    }
+  GTree *t = metadata_load (path, &error);
+  if (t == NULL)
+    {
+      close (fd);
+      tagged_printf (out, cmd, "NO", "SERVERBUG", "Cannot read metadata: %s",
+                     error->message);
+      return;
+    }
+  for (guint i = 0; i < n; i += 2)
+    {
+      char *key = g_strconcat (mbox, "\t", names->pdata[i / 2], NULL);
+      const char *val = cmd->strings[i + 1];
+      if (val == NULL)
+        {
+          g_tree_remove (t, key);
+          g_free (key);
+        }
+      else
+        g_tree_insert (t, key, g_bytes_new (val, strlen (val)));
+    }
+  MetaCount c = { 0 };
+  g_tree_foreach (t, meta_count_one, &c);
+  if (c.count > MH_LIMIT_IMAP_METADATA_ENTRIES_MAX
+      || c.total > MH_LIMIT_IMAP_METADATA_TOTAL_MAX)
+    {
+      /* RFC 5464 4.3: [METADATA TOOMANY], nothing changed. */
+      g_tree_unref (t);
+      close (fd);
+      mh_imap__tagged (out, cmd, "NO", "METADATA TOOMANY",
+                       "Too many metadata entries");
+      return;
+    }
+  gboolean ok = metadata_save (path, t, &error);
+  g_tree_unref (t);
+  close (fd); /* drops the lock */
+  if (!ok)
+    {
+      tagged_printf (out, cmd, "NO", "SERVERBUG", "Cannot save metadata: %s",
+                     error->message);
+      return;
+    }
+  mh_imap__tagged (out, cmd, "OK", NULL, "Setmetadata completed");
+}
+
+MhImapRun
+mh_imap__cmd_metadata (MhImapSession *s, const MhImapCommand *cmd,
+                       GString *out)
+{
+  g_autofree char *mbox = metadata_mailbox (s, cmd, out);
+  if (mbox == NULL)
+    return MH_IMAP_RUN_DONE;
+  if (cmd->kind == MH_IMAP_CMD_SETMETADATA)
+    {
+      metadata_set (s, cmd, out, mbox);
+      return MH_IMAP_RUN_DONE;
+    }
+  if (cmd->strings == NULL || cmd->strings[0] == NULL)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing entry names");
+      return MH_IMAP_RUN_DONE;
+    }
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = metadata_path (s, "");
+  GTree *t = path ? metadata_load (path, &error) : metadata_new ();
+  if (t == NULL)
+    {
+      tagged_printf (out, cmd, "NO", "SERVERBUG", "Cannot read metadata: %s",
+                     error->message);
+      return MH_IMAP_RUN_DONE;
+    }
+  metadata_get (s, cmd, out, t, mbox);
+  g_tree_unref (t);
+  return MH_IMAP_RUN_DONE;
+}
+
+/* ---- NOTIFY (RFC 5465) ------------------------------------------------- */
+
+void
+mh_imap__notify_free (MhImapNotify *n)
+{
+  if (n == NULL)
+    return;
+  g_clear_pointer (&n->groups, g_ptr_array_unref);
+  g_free (n);
+}
+
+static void
+notify_group_free (gpointer p)
+{
+  MhImapNotifyGroup *g = p;
+  g_strfreev (g->mailboxes);
+  g_free (g->message_new_atts);
+  g_free (g);
+}
+
+/* A tiny tokenizer over NOTIFY's raw argument text: atoms, quoted
+ * strings, "(" and ")". Literals were already folded in by the engine
+ * only as raw text, so a mailbox given as a literal is not supported:
+ * such a command gets BAD naming it. */
+typedef struct
+{
+  const char *p;
+  const char *end;
+} Tok;
+
+static void
+tok_ws (Tok *t)
+{
+  while (t->p < t->end && *t->p == ' ')
+    t->p++;
+}
+
+static gboolean
+tok_char (Tok *t, char c)
+{
+  tok_ws (t);
+  if (t->p < t->end && *t->p == c)
+    {
+      t->p++;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* An atom or a quoted string; NULL if neither is next. */
+static char *
+tok_string (Tok *t)
+{
+  tok_ws (t);
+  if (t->p >= t->end)
+    return NULL;
+  if (*t->p == '"')
+    {
+      GString *s = g_string_new (NULL);
+      t->p++;
+      while (t->p < t->end && *t->p != '"')
+        {
+          if (*t->p == '\\' && t->p + 1 < t->end)
+            t->p++;
+          g_string_append_c (s, *t->p++);
+        }
+      if (t->p >= t->end)
+        {
+          g_string_free (s, TRUE);
+          return NULL;
+        }
+      t->p++;
+      return g_string_free (s, FALSE);
+    }
+  const char *st = t->p;
+  while (t->p < t->end && *t->p != ' ' && *t->p != '(' && *t->p != ')'
+         && *t->p != '"' && *t->p != '{')
+    t->p++;
+  if (t->p == st)
+    return NULL;
+  return g_strndup (st, (gsize) (t->p - st));
+}
+
+#define NOTIFY_SUPPORTED                                                      \
+  "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange "     \
+  "MailboxMetadataChange ServerMetadataChange"
+
+static const struct
+{
+  const char *name;
+  MhImapNotifyEvents ev;
+} notify_events[] = {
+  { "MessageNew", MH_IMAP_NOTIFY_MESSAGE_NEW },
+  { "MessageExpunge", MH_IMAP_NOTIFY_MESSAGE_EXPUNGE },
+  { "FlagChange", MH_IMAP_NOTIFY_FLAG_CHANGE },
+  { "MailboxName", MH_IMAP_NOTIFY_MAILBOX_NAME },
+  { "SubscriptionChange", MH_IMAP_NOTIFY_SUBSCRIPTION_CHANGE },
+  { "MailboxMetadataChange", MH_IMAP_NOTIFY_MAILBOX_METADATA_CHANGE },
+  { "ServerMetadataChange", MH_IMAP_NOTIFY_SERVER_METADATA_CHANGE },
+};
+
+/* Parses one "(filter events)" group. On error sets *bad (BAD text) or
+ * *badevent (NO [BADEVENT]). */
+static MhImapNotifyGroup *
+notify_parse_group (MhImapSession *s, Tok *t, char **bad, gboolean *badevent)
+{
+  g_autofree char *filter = tok_string (t);
+  MhImapNotifyGroup *g = g_new0 (MhImapNotifyGroup, 1);
+  g_autoptr (GPtrArray) boxes = g_ptr_array_new_with_free_func (g_free);
+
+  if (filter == NULL)
+    goto syntax;
+  if (g_ascii_strcasecmp (filter, "SELECTED") == 0)
+    g->filter = MH_IMAP_NOTIFY_SELECTED;
+  else if (g_ascii_strcasecmp (filter, "SELECTED-DELAYED") == 0)
+    g->filter = MH_IMAP_NOTIFY_SELECTED_DELAYED;
+  else if (g_ascii_strcasecmp (filter, "INBOXES") == 0)
+    g->filter = MH_IMAP_NOTIFY_INBOXES;
+  else if (g_ascii_strcasecmp (filter, "PERSONAL") == 0)
+    g->filter = MH_IMAP_NOTIFY_PERSONAL;
+  else if (g_ascii_strcasecmp (filter, "SUBSCRIBED") == 0)
+    g->filter = MH_IMAP_NOTIFY_SUBSCRIBED;
+  else if (g_ascii_strcasecmp (filter, "SUBTREE") == 0
+           || g_ascii_strcasecmp (filter, "MAILBOXES") == 0)
+    {
+      g->filter = g_ascii_toupper (filter[0]) == 'S' ? MH_IMAP_NOTIFY_SUBTREE
+                                                     : MH_IMAP_NOTIFY_MAILBOXES;
+      gboolean list = tok_char (t, '(');
+      do
+        {
+          g_autofree char *wire = tok_string (t);
+          g_autofree char *why = NULL;
+          if (wire == NULL)
+            {
+              if (list && boxes->len > 0)
+                break;
+              goto syntax;
+            }
+          char *f = mh_imap__folder_from_wire (s, wire, &why);
+          if (f == NULL)
+            {
+              *bad = g_strdup_printf ("NOTIFY: bad mailbox name %s: %s", wire,
+                                      why ? why : "invalid");
+              goto fail;
+            }
+          g_ptr_array_add (boxes, f);
+        }
+      while (list && !tok_char (t, ')'));
+      g_ptr_array_add (boxes, NULL);
+      g->mailboxes = (char **) g_ptr_array_free (g_steal_pointer (&boxes),
+                                                 FALSE);
+    }
+  else
+    {
+      *bad = g_strdup_printf ("NOTIFY: unknown mailbox filter %s", filter);
+      goto fail;
+    }
+
+  if (tok_char (t, '('))
+    {
+      while (!tok_char (t, ')'))
+        {
+          g_autofree char *ev = tok_string (t);
+          if (ev == NULL)
+            goto syntax;
+          guint k;
+          for (k = 0; k < G_N_ELEMENTS (notify_events); k++)
+            if (g_ascii_strcasecmp (ev, notify_events[k].name) == 0)
+              break;
+          if (k == G_N_ELEMENTS (notify_events))
+            {
+              /* AnnotationChange (no ANNOTATE here) and unknown events:
+               * RFC 5465 5: NO [BADEVENT (what we support)]. */
+              *badevent = TRUE;
+              goto fail;
+            }
+          g->events |= notify_events[k].ev;
+          if (notify_events[k].ev == MH_IMAP_NOTIFY_MESSAGE_NEW
+              && tok_char (t, '('))
+            {
+              /* MessageNew (fetch-att ...): kept as simple item names. */
+              g_autoptr (GPtrArray) atts = g_ptr_array_new_with_free_func (
+                  g_free);
+              while (!tok_char (t, ')'))
+                {
+                  char *a = tok_string (t);
+                  if (a == NULL)
+                    goto syntax;
+                  g_ptr_array_add (atts, a);
+                }
+              g_free (g->message_new_atts);
+              g_ptr_array_add (atts, NULL);
+              g->message_new_atts
+                  = (char **) g_ptr_array_free (g_steal_pointer (&atts), FALSE);
+            }
+        }
+    }
+  else
+    {
+      g_autofree char *none = tok_string (t);
+      if (none == NULL || g_ascii_strcasecmp (none, "NONE") != 0)
+        goto syntax;
+    }
+  return g;
+
+syntax:
+  *bad = g_strdup ("NOTIFY: syntax error in an event group");
+fail:
+  notify_group_free (g);
+  return NULL;
+}
+
+MhImapRun
+mh_imap__cmd_notify (MhImapSession *s, const MhImapCommand *cmd,
+                     GString *out)
+{
+  const char *arg = cmd->strings ? cmd->strings[0] : NULL;
+  Tok t = { arg ? arg : "", (arg ? arg : "") + (arg ? strlen (arg) : 0) };
+  g_autofree char *verb = tok_string (&t);
+
+  if (verb != NULL && g_ascii_strcasecmp (verb, "NONE") == 0)
+    {
+      tok_ws (&t);
+      if (t.p != t.end)
+        {
+          mh_imap__tagged (out, cmd, "BAD", NULL,
+                           "NOTIFY NONE takes no arguments");
+          return MH_IMAP_RUN_DONE;
+        }
+      g_clear_pointer (&s->notify, mh_imap__notify_free);
+      mh_imap__tagged (out, cmd, "OK", NULL, "NOTIFY completed");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (verb == NULL || g_ascii_strcasecmp (verb, "SET") != 0)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL,
+                       "NOTIFY needs SET or NONE");
+      return MH_IMAP_RUN_DONE;
+    }
+
+  MhImapNotify *n = g_new0 (MhImapNotify, 1);
+  n->groups = g_ptr_array_new_with_free_func (notify_group_free);
+  g_autofree char *bad = NULL;
+  gboolean badevent = FALSE;
+  gboolean have_selected = FALSE;
+  const char *save = t.p;
+  g_autofree char *word = tok_string (&t);
+  if (word != NULL && g_ascii_strcasecmp (word, "STATUS") == 0)
+    n->status = TRUE;
+  else
+    t.p = save;
+  while (tok_char (&t, '('))
+    {
+      MhImapNotifyGroup *g = notify_parse_group (s, &t, &bad, &badevent);
+      if (g == NULL)
+        break;
+      if (!tok_char (&t, ')'))
+        {
+          notify_group_free (g);
+          bad = g_strdup ("NOTIFY: missing ) after an event group");
+          break;
+        }
+      MhImapNotifyEvents msg = MH_IMAP_NOTIFY_MESSAGE_NEW
+                               | MH_IMAP_NOTIFY_MESSAGE_EXPUNGE;
+      /* RFC 5465 5: MessageNew and MessageExpunge go together, and
+       * FlagChange needs them. */
+      if ((g->events & msg) != 0 && (g->events & msg) != msg)
+        bad = g_strdup ("NOTIFY: MessageNew and MessageExpunge must be "
+                        "given together");
+      else if ((g->events & MH_IMAP_NOTIFY_FLAG_CHANGE)
+               && (g->events & msg) != msg)
+        bad = g_strdup ("NOTIFY: FlagChange needs MessageNew and "
+                        "MessageExpunge");
+      else if (g->message_new_atts != NULL
+               && g->filter != MH_IMAP_NOTIFY_SELECTED
+               && g->filter != MH_IMAP_NOTIFY_SELECTED_DELAYED)
+        bad = g_strdup ("NOTIFY: MessageNew fetch attributes are only "
+                        "allowed for SELECTED");
+      else if (g->filter == MH_IMAP_NOTIFY_SELECTED
+               || g->filter == MH_IMAP_NOTIFY_SELECTED_DELAYED)
+        {
+          if (have_selected)
+            bad = g_strdup ("NOTIFY: SELECTED given twice");
+          have_selected = TRUE;
+        }
+      g_ptr_array_add (n->groups, g);
+      if (bad != NULL)
+        break;
+    }
+  tok_ws (&t);
+  if (bad == NULL && !badevent && (t.p != t.end || n->groups->len == 0))
+    bad = g_strdup ("NOTIFY SET: expected event groups");
+  if (badevent)
+    {
+      mh_imap__notify_free (n);
+      mh_imap__tagged (out, cmd, "NO", "BADEVENT (" NOTIFY_SUPPORTED ")",
+                       "Unsupported NOTIFY event");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (bad != NULL)
+    {
+      mh_imap__notify_free (n);
+      mh_imap__tagged (out, cmd, "BAD", NULL, bad);
+      return MH_IMAP_RUN_DONE;
+    }
+
+  if (n->status)
+    {
+      /* RFC 5465 3.1: STATUS for every mailbox of the non-selected groups
+       * that the client asked to watch, now. */
+      g_auto (GStrv) all = mh_store_folder_list (s->store, NULL);
+      g_auto (GStrv) subs = NULL;
+      for (guint i = 0; all != NULL && all[i] != NULL; i++)
+        {
+          gboolean want = FALSE;
+          for (guint k = 0; k < n->groups->len && !want; k++)
+            {
+              MhImapNotifyGroup *g = n->groups->pdata[k];
+              if (g->events == 0)
+                continue;
+              switch (g->filter)
+                {
+                case MH_IMAP_NOTIFY_PERSONAL:
+                  want = TRUE;
+                  break;
+                case MH_IMAP_NOTIFY_INBOXES:
+                  want = g_ascii_strcasecmp (all[i], "INBOX") == 0;
+                  break;
+                case MH_IMAP_NOTIFY_SUBSCRIBED:
+                  if (subs == NULL)
+                    subs = mh_store_subscriptions (s->store, NULL);
+                  want = subs != NULL
+                         && g_strv_contains ((const char *const *) subs,
+                                             all[i]);
+                  break;
+                case MH_IMAP_NOTIFY_MAILBOXES:
+                case MH_IMAP_NOTIFY_SUBTREE:
+                  for (guint m = 0; g->mailboxes && g->mailboxes[m]; m++)
+                    {
+                      gsize l = strlen (g->mailboxes[m]);
+                      if (g_ascii_strcasecmp (all[i], g->mailboxes[m]) == 0
+                          || (g->filter == MH_IMAP_NOTIFY_SUBTREE
+                              && strncmp (all[i], g->mailboxes[m], l) == 0
+                              && all[i][l] == '.'))
+                        want = TRUE;
+                    }
+                  break;
+                default:
+                  break;
+                }
+            }
+          if (!want || (s->folder && strcmp (s->folder, all[i]) == 0))
+            continue;
+          MhStoreStatus st = { .version = 1 };
+          if (!mh_store_folder_status (s->store, all[i], &st, NULL))
+            continue;
+          g_string_append (out, "* STATUS ");
+          mh_imap__append_folder (s, out, all[i]);
+          g_string_append_printf (out, " (MESSAGES %u UIDNEXT %u UIDVALIDITY "
+                                       "%u UNSEEN %u",
+                                  st.messages, st.uidnext, st.uidvalidity,
+                                  st.unseen);
+          if (condstore_on (s))
+            g_string_append_printf (out, " HIGHESTMODSEQ %" G_GUINT64_FORMAT,
+                                    st.highestmodseq);
+          g_string_append (out, ")\r\n");
+        }
+    }
+  g_clear_pointer (&s->notify, mh_imap__notify_free);
+  s->notify = n;
+  mh_imap__tagged (out, cmd, "OK", NULL, "NOTIFY completed");
+  return MH_IMAP_RUN_DONE;
+}
