@@ -306,11 +306,13 @@ typedef struct _MhImapSearchKey MhImapSearchKey;
  * @type: the key
  * @children: (element-type MhImapSearchKey): operands of AND (any
  *   number), OR (two) and NOT (one); %NULL otherwise
- * @header: field name for HEADER
+ * @header: field name for HEADER; for MODSEQ the entry name
+ *   ("/flags/\\seen") when one was given, else %NULL
  * @string: the string of FROM/TO/CC/BCC/SUBJECT/HEADER/BODY/TEXT, in
  *   UTF-8 (the parser converts from the given charset; US-ASCII and
  *   UTF-8 are accepted, others give BADCHARSET), and the keyword of
- *   KEYWORD/UNKEYWORD
+ *   KEYWORD/UNKEYWORD; for MODSEQ the entry type ("priv", "shared" or
+ *   "all", lower-cased) when an entry name was given
  * @date: for date keys: the day as days since 1970-01-01 (the parser
  *   checks "d-Mon-yyyy"); hosts compare dates in the message's or the
  *   server's time zone as RFC 9051 6.4.4 says
@@ -523,7 +525,9 @@ typedef struct
  *   %NULL for NIL; %NULL @strings for "ID NIL"); GETMETADATA entry
  *   names; SETMETADATA entry names and values as pairs (value %NULL for
  *   NIL); SETQUOTA resource names and limits as pairs; NOTIFY's raw
- *   argument text as one string
+ *   argument text as one string; CREATE's USE attributes (RFC 6154
+ *   CREATE-SPECIAL-USE) as written ("\\Sent"), %NULL without USE; CREATE's special-use attributes from
+ *   "(USE (\\Sent ...))" (RFC 6154 3), %NULL when none were given
  * @metadata_maxsize: GETMETADATA (MAXSIZE n), 0 if absent
  * @metadata_depth: GETMETADATA (DEPTH 0|1|infinity): 0, 1 or -1
  * @mechanism: AUTHENTICATE mechanism (upper-cased)
@@ -531,7 +535,9 @@ typedef struct
  *   still base64 ("=" for an empty one)
  * @user: LOGIN user name
  * @password: LOGIN password (wiped when the command is freed)
- * @line: AUTH_RESPONSE: the client's line ("*" cancels)
+ * @line: AUTH_RESPONSE: the client's line ("*" cancels); DONE: %NULL
+ *   when the client sent "DONE", else what it sent instead (the IDLE
+ *   still ends; the host answers the IDLE with BAD "Expected DONE")
  * @compress: COMPRESS mechanism (upper-cased)
  *
  * A parsed command. Fields not listed for a kind are zero/%NULL.
@@ -774,6 +780,18 @@ MH_API MhImapState mh_imap_engine_get_state (MhImapEngine *e);
  * Lets quoted strings carry UTF-8 (RFC 6855).
  */
 MH_API void mh_imap_engine_set_utf8 (MhImapEngine *e, gboolean enabled);
+
+/**
+ * mh_imap_engine_set_literal_minus:
+ * @e: an engine
+ * @enabled: %TRUE when the host advertises LITERAL- rather than LITERAL+
+ *
+ * With LITERAL- (RFC 7888), a non-synchronising literal over 4096 bytes
+ * gets a tagged BAD and the session ends (its bytes follow anyway).
+ * Otherwise non-synchronising literals have the same limits as others.
+ */
+MH_API void mh_imap_engine_set_literal_minus (MhImapEngine *e,
+                                              gboolean enabled);
 
 /**
  * mh_imap_engine_write:
