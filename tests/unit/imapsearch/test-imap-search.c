@@ -1,0 +1,967 @@
+/* Unit tests of lib/server/imap-search.c: every SEARCH key against a real
+ * MhStore in a temp dir, SORT keys, THREAD (ORDEREDSUBJECT, REFERENCES),
+ * the SEARCH/SORT/ESEARCH lines, SEARCHRES saving, and the text helpers
+ * (RFC 5256 base subject, RFC 2047 decoding, Date: parsing). TZ is set
+ * to UTC before anything reads it, so the internal-date days are fixed. */
+#include "mh-test.h"
+#include "server/imap-private.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- Search program builders ------------------------------------------- */
+
+static void key_free (gpointer p);
+
+static MhImapSearchKey *
+key (MhImapSearchKeyType type)
+{
+  MhImapSearchKey *k = g_new0 (MhImapSearchKey, 1);
+  k->type = type;
+  return k;
+}
+
+static MhImapSearchKey *
+key_str (MhImapSearchKeyType type, const char *s)
+{
+  MhImapSearchKey *k = key (type);
+  k->string = g_strdup (s);
+  return k;
+}
+
+static MhImapSearchKey *
+key_num (MhImapSearchKeyType type, guint64 n)
+{
+  MhImapSearchKey *k = key (type);
+  k->number = n;
+  return k;
+}
+
+static gint64
+day (int y, int m, int d)
+{
+  GDate *a = g_date_new_dmy ((GDateDay) d, (GDateMonth) m, (GDateYear) y);
+  GDate *e = g_date_new_dmy (1, G_DATE_JANUARY, 1970);
+  gint64 r = (gint64) g_date_get_julian (a) - (gint64) g_date_get_julian (e);
+  g_date_free (a);
+  g_date_free (e);
+  return r;
+}
+
+static MhImapSearchKey *
+key_date (MhImapSearchKeyType type, int y, int m, int d)
+{
+  MhImapSearchKey *k = key (type);
+  k->date = day (y, m, d);
+  return k;
+}
+
+static MhImapSearchKey *
+key_header (const char *name, const char *s)
+{
+  MhImapSearchKey *k = key_str (MH_IMAP_SEARCH_HEADER, s);
+  k->header = g_strdup (name);
+  return k;
+}
+
+/* A set "a:b,c" given as pairs; 0 stands for "*". */
+static MhImapSearchKey *
+key_set (MhImapSearchKeyType type, const guint32 *pairs, guint n)
+{
+  MhImapSearchKey *k = key (type);
+  k->set = g_new0 (MhImapSeqSet, 1);
+  k->set->ranges = g_array_new (FALSE, FALSE, sizeof (MhImapRange));
+  for (guint i = 0; i < n; i++)
+    {
+      MhImapRange r = { pairs[2 * i] ? pairs[2 * i] : MH_IMAP_STAR,
+                        pairs[2 * i + 1] ? pairs[2 * i + 1] : MH_IMAP_STAR };
+      g_array_append_val (k->set->ranges, r);
+    }
+  return k;
+}
+
+static MhImapSearchKey *
+key_saved (MhImapSearchKeyType type)
+{
+  MhImapSearchKey *k = key (type);
+  k->set = g_new0 (MhImapSeqSet, 1);
+  k->set->saved = TRUE;
+  return k;
+}
+
+static MhImapSearchKey *
+key_op (MhImapSearchKeyType type, MhImapSearchKey *a, MhImapSearchKey *b)
+{
+  MhImapSearchKey *k = key (type);
+  k->children = g_ptr_array_new_with_free_func (key_free);
+  g_ptr_array_add (k->children, a);
+  if (b)
+    g_ptr_array_add (k->children, b);
+  return k;
+}
+
+static void
+key_free (gpointer p)
+{
+  MhImapSearchKey *k = p;
+  if (k == NULL)
+    return;
+  if (k->children)
+    g_ptr_array_unref (k->children);
+  g_free (k->header);
+  g_free (k->string);
+  if (k->set)
+    {
+      if (k->set->ranges)
+        g_array_unref (k->set->ranges);
+      g_free (k->set);
+    }
+  g_free (k);
+}
+
+/* ---- Fixture ------------------------------------------------------------ */
+
+static const char m1[] =
+  "From: Alice Example <alice@example.org>\n"
+  "To: bob@example.net\n"
+  "Subject: Hello there\n"
+  "Date: Mon, 2 Nov 2026 10:00:00 +0000\n"
+  "Message-ID: <m1@example.org>\n"
+  "\n"
+  "Body line one\n";
+
+static const char m2[] =
+  "From: =?ISO-8859-1?Q?Andr=E9?= <andre@example.fr>\n"
+  "To: zed@example.org\n"
+  "Cc: carol@example.net\n"
+  "Subject: =?ISO-8859-1?Q?Caf=E9_cr=E8me?=\n"
+  "Date: Tue, 3 Nov 2026 23:30:00 -0500\n"
+  "Message-ID: <m2@example.fr>\n"
+  "MIME-Version: 1.0\n"
+  "Content-Type: text/plain; charset=ISO-8859-1\n"
+  "Content-Transfer-Encoding: quoted-printable\n"
+  "\n"
+  "Voil=E0 le r=E9sum=E9 du\n"
+  " projet.\n";
+
+static const char m3[] =
+  "From: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.de>\n"
+  "To: \"Anna\" <anna@example.de>\n"
+  "Subject: =?UTF-8?B?R3LDvMOfZQ==?= aus\n"
+  " =?UTF-8?Q?K=C3=B6ln?=\n"
+  "Date: Wed, 4 Nov 2026 01:00:00 +0200\n"
+  "X-Custom: foo bar\n"
+  "MIME-Version: 1.0\n"
+  "Content-Type: multipart/mixed; boundary=\"B\"\n"
+  "\n"
+  "--B\n"
+  "Content-Type: text/plain; charset=utf-8\n"
+  "Content-Transfer-Encoding: base64\n"
+  "\n"
+  "R3LDvMOfZSB2b24gZGVyIFN0cmHDn2Uu\n"
+  "--B\n"
+  "Content-Type: application/octet-stream\n"
+  "Content-Transfer-Encoding: base64\n"
+  "\n"
+  "c2VjcmV0d29yZA==\n"
+  "--B--\n";
+
+/* No Date: its sent date is the internal date. */
+static const char m4_head[] =
+  "From: Yann <aaron@example.com>\n"
+  "Bcc: dave@example.com\n"
+  "Subject: Fwd: Zebra\n"
+  "\n";
+
+static const char m5[] =
+  "From: Carol <carol@example.net>\n"
+  "To: alice@example.org\n"
+  "Subject: Re: Hello there\n"
+  "Date: Thu, 5 Nov 2026 09:00:00 +0000\n"
+  "Message-ID: <m5@example.net>\n"
+  "In-Reply-To: <m1@example.org>\n"
+  "\n"
+  "I agree.\n";
+
+typedef struct
+{
+  char *dir;
+  MhStore *store;
+  MhStoreView *view;
+  guint64 m2_modseq;
+} Fx;
+
+static gint64
+noon (int d)
+{
+  GDateTime *t = g_date_time_new_utc (2026, 11, d, 12, 0, 0);
+  gint64 r = g_date_time_to_unix (t);
+  g_date_time_unref (t);
+  return r;
+}
+
+static guint32
+deliver (MhStore *s, const char *folder, const char *text, MhStoreFlags fl,
+         const char *const *kw, gint64 date)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) b = g_bytes_new (text, strlen (text));
+  guint32 uid = 0;
+  if (!mh_store_deliver (s, folder, b, fl, kw, date, &uid, &error))
+    fail_msg ("deliver: %s", error->message);
+  return uid;
+}
+
+static int
+setup (void **state)
+{
+  Fx *fx = g_new0 (Fx, 1);
+  fx->dir = mh_test_mkdtemp ();
+  g_autofree char *md = g_build_filename (fx->dir, "mail", NULL);
+  g_autofree char *ix = g_build_filename (fx->dir, "index", NULL);
+  g_autoptr (GError) error = NULL;
+  fx->store = mh_store_open (md, ix, MH_STORE_OPEN_CREATE, &error);
+  assert_non_null (fx->store);
+  /* UID 1 is expunged so UIDs (2..6) differ from sequence numbers. */
+  guint32 gone = deliver (fx->store, NULL, m1, 0, NULL, noon (1));
+  assert_true (mh_store_expunge (fx->store, NULL, &gone, 1, FALSE, NULL,
+                                 &error));
+  const char *work[] = { "$Work", NULL };
+  deliver (fx->store, NULL, m1, MH_STORE_FLAG_SEEN, NULL, noon (2));
+  deliver (fx->store, NULL, m2, 0, NULL, noon (3));
+  deliver (fx->store, NULL, m3, MH_STORE_FLAG_DELETED | MH_STORE_FLAG_SEEN,
+           work, noon (4));
+  GString *m4 = g_string_new (m4_head);
+  for (int i = 0; i < 100; i++)
+    g_string_append (m4, "A line of padding to make this message large.\n");
+  deliver (fx->store, NULL, m4->str, MH_STORE_FLAG_DRAFT, NULL, noon (5));
+  g_string_free (m4, TRUE);
+  deliver (fx->store, NULL, m5, 0, work, noon (6));
+  /* m2's flags change last: it holds the highest MODSEQ. */
+  guint32 u2 = 3;
+  assert_true (mh_store_set_flags (fx->store, NULL, &u2, 1,
+                                   MH_STORE_FLAGS_ADD,
+                                   MH_STORE_FLAG_FLAGGED
+                                     | MH_STORE_FLAG_ANSWERED,
+                                   NULL, 0, NULL, &error));
+  fx->view = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_non_null (fx->view);
+  assert_int_equal (mh_store_view_get_count (fx->view), 5);
+  assert_int_equal (mh_store_view_get_uid (fx->view, 0), 2);
+  fx->m2_modseq = mh_store_view_get_modseq (fx->view, 1);
+  *state = fx;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  Fx *fx = *state;
+  mh_store_view_unref (fx->view);
+  mh_store_unref (fx->store);
+  mh_test_rmtree (fx->dir);
+  g_free (fx->dir);
+  g_free (fx);
+  return 0;
+}
+
+/* Runs @k (taking it) and returns the sequence numbers, "1 3". */
+static char *
+run (Fx *fx, MhImapSearchKey *k, const GArray *saved)
+{
+  g_autoptr (GError) error = NULL;
+  GArray *r = mh_imap__search (fx->store, NULL, fx->view, k, saved, &error);
+  key_free (k);
+  if (r == NULL)
+    fail_msg ("search: %s", error->message);
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < r->len; i++)
+    g_string_append_printf (s, "%s%u", i ? " " : "",
+                            g_array_index (r, guint, i) + 1);
+  g_array_unref (r);
+  return g_string_free (s, FALSE);
+}
+
+#define SEARCH_IS(fx, k, want)                                               \
+  do                                                                         \
+    {                                                                        \
+      g_autofree char *got_ = run ((fx), (k), NULL);                         \
+      assert_string_equal (got_, (want));                                    \
+    }                                                                        \
+  while (0)
+
+/* ---- SEARCH ------------------------------------------------------------- */
+
+static void
+test_flags (void **state)
+{
+  Fx *fx = *state;
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_ALL), "1 2 3 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_SEEN), "1 3");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_UNSEEN), "2 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_FLAGGED), "2");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_UNFLAGGED), "1 3 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_ANSWERED), "2");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_UNANSWERED), "1 3 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_DELETED), "3");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_UNDELETED), "1 2 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_DRAFT), "4");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_UNDRAFT), "1 2 3 5");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_KEYWORD, "$work"), "3 5");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_UNKEYWORD, "$Work"), "1 2 4");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_KEYWORD, "$Other"), "");
+  /* The first read-write select claimed \Recent for every message. */
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_RECENT), "1 2 3 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_NEW), "2 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_OLD), "");
+  g_autoptr (GError) error = NULL;
+  MhStoreView *again = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_non_null (again);
+  MhStoreView *first = fx->view;
+  fx->view = again;
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_RECENT), "");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_NEW), "");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_OLD), "1 2 3 4 5");
+  fx->view = first;
+  mh_store_view_unref (again);
+}
+
+static void
+test_forwarded_keyword (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint32 u = 6;
+  assert_true (mh_store_set_flags (fx->store, NULL, &u, 1,
+                                   MH_STORE_FLAGS_ADD,
+                                   MH_STORE_FLAG_FORWARDED, NULL, 0, NULL,
+                                   &error));
+  MhStoreView *v = mh_store_select (fx->store, NULL, FALSE, &error);
+  MhStoreView *old = fx->view;
+  fx->view = v;
+  /* $Forwarded is Maildir's 'P' flag, searched as a keyword. */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_KEYWORD, "$Forwarded"), "5");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_UNKEYWORD, "$forwarded"),
+             "1 2 3 4");
+  fx->view = old;
+  mh_store_view_unref (v);
+}
+
+static void
+test_sets (void **state)
+{
+  Fx *fx = *state;
+  const guint32 a[] = { 2, 3 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, a, 1), "2 3");
+  const guint32 b[] = { 4, 0, 1, 1 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, b, 2), "1 4 5");
+  /* "7:*" is "5:7": the last message (RFC 9051 9, seq-range). */
+  const guint32 c[] = { 7, 0 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, c, 1), "5");
+  const guint32 rev[] = { 3, 2 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, rev, 1), "2 3");
+  /* UIDs are 2..6. */
+  const guint32 u[] = { 3, 4 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_UID, u, 1), "2 3");
+  const guint32 u2[] = { 10, 0 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_UID, u2, 1), "5");
+  const guint32 u3[] = { 1, 1 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_UID, u3, 1), "");
+  /* "$" is the saved result, by UID. */
+  g_autoptr (GArray) saved = g_array_new (FALSE, FALSE, sizeof (guint32));
+  guint32 s1 = 3, s2 = 6, s3 = 99;
+  g_array_append_val (saved, s1);
+  g_array_append_val (saved, s2);
+  g_array_append_val (saved, s3);
+  g_autofree char *r1 = run (fx, key_saved (MH_IMAP_SEARCH_SEQSET), saved);
+  assert_string_equal (r1, "2 5");
+  g_autofree char *r2 = run (fx, key_op (MH_IMAP_SEARCH_AND,
+                                         key_saved (MH_IMAP_SEARCH_UID),
+                                         key (MH_IMAP_SEARCH_UNSEEN)),
+                             saved);
+  assert_string_equal (r2, "2 5");
+  g_autofree char *r3 = run (fx, key_saved (MH_IMAP_SEARCH_SEQSET), NULL);
+  assert_string_equal (r3, "");
+}
+
+static void
+test_boolean (void **state)
+{
+  Fx *fx = *state;
+  SEARCH_IS (fx, key_op (MH_IMAP_SEARCH_OR, key (MH_IMAP_SEARCH_FLAGGED),
+                         key (MH_IMAP_SEARCH_DRAFT)),
+             "2 4");
+  SEARCH_IS (fx, key_op (MH_IMAP_SEARCH_NOT,
+                         key_op (MH_IMAP_SEARCH_OR, key (MH_IMAP_SEARCH_SEEN),
+                                 key (MH_IMAP_SEARCH_DELETED)),
+                         NULL),
+             "2 4 5");
+  /* OR (SEEN NOT DELETED) (UNSEEN KEYWORD $Work) */
+  SEARCH_IS (
+    fx,
+    key_op (MH_IMAP_SEARCH_OR,
+            key_op (MH_IMAP_SEARCH_AND, key (MH_IMAP_SEARCH_SEEN),
+                    key_op (MH_IMAP_SEARCH_NOT, key (MH_IMAP_SEARCH_DELETED),
+                            NULL)),
+            key_op (MH_IMAP_SEARCH_AND, key (MH_IMAP_SEARCH_UNSEEN),
+                    key_str (MH_IMAP_SEARCH_KEYWORD, "$Work"))),
+    "1 5");
+  /* Costly and cheap keys mixed: NOT (OR BODY x FROM y) AND UNSEEN. */
+  SEARCH_IS (fx,
+             key_op (MH_IMAP_SEARCH_AND,
+                     key_op (MH_IMAP_SEARCH_NOT,
+                             key_op (MH_IMAP_SEARCH_OR,
+                                     key_str (MH_IMAP_SEARCH_BODY, "agree"),
+                                     key_str (MH_IMAP_SEARCH_FROM, "yann")),
+                             NULL),
+                     key (MH_IMAP_SEARCH_UNSEEN)),
+             "2");
+  /* NOT NOT */
+  SEARCH_IS (fx,
+             key_op (MH_IMAP_SEARCH_NOT,
+                     key_op (MH_IMAP_SEARCH_NOT, key (MH_IMAP_SEARCH_DRAFT),
+                             NULL),
+                     NULL),
+             "4");
+  /* An empty AND (the root with no keys left) matches everything. */
+  MhImapSearchKey *empty = key (MH_IMAP_SEARCH_AND);
+  empty->children = g_ptr_array_new_with_free_func (key_free);
+  SEARCH_IS (fx, empty, "1 2 3 4 5");
+}
+
+static void
+test_headers (void **state)
+{
+  Fx *fx = *state;
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_FROM, "alice"), "1");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_FROM, "example"), "1 2 3 4 5");
+  /* ISO-8859-1 encoded word, matched case-insensitively in UTF-8. */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_FROM, "ANDRÉ"), "2");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_FROM, "zoë"), "3");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "café CRÈME"), "2");
+  /* UTF-8 words across a folded line; ß folds to ss. */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "grüße aus köln"), "3");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "GRÜSSE"), "3");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "hello"), "1 5");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, ""), "1 2 3 4 5");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_TO, "bob@"), "1");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_TO, "anna"), "3");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_CC, "carol"), "2");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BCC, "dave"), "4");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BCC, "nobody"), "");
+  /* A header the store does not cache: read from the header block. */
+  SEARCH_IS (fx, key_header ("X-Custom", "BAR"), "3");
+  SEARCH_IS (fx, key_header ("x-custom", ""), "3");
+  SEARCH_IS (fx, key_header ("Message-ID", ""), "1 2 5");
+  SEARCH_IS (fx, key_header ("In-Reply-To", "m1@example"), "5");
+  SEARCH_IS (fx, key_header ("X-Missing", ""), "");
+  SEARCH_IS (fx, key_op (MH_IMAP_SEARCH_NOT, key_header ("Date", ""), NULL),
+             "4");
+}
+
+static void
+test_body_text (void **state)
+{
+  Fx *fx = *state;
+  /* Quoted-printable ISO-8859-1, decoded and converted. */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BODY, "RÉSUMÉ"), "2");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BODY, "voilà"), "2");
+  /* base64 UTF-8 text part. */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BODY, "straße"), "3");
+  /* An attachment is not text. */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BODY, "secretword"), "");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BODY, "body line"), "1");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BODY, "hello"), "");
+  /* TEXT: the header fields too (decoded). */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_TEXT, "hello"), "1 5");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_TEXT, "x-custom"), "3");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_TEXT, "crème"), "2");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_TEXT, "padding"), "4");
+  /* Two body keys share one read of the message. */
+  SEARCH_IS (fx, key_op (MH_IMAP_SEARCH_AND,
+                         key_str (MH_IMAP_SEARCH_BODY, "agree"),
+                         key_str (MH_IMAP_SEARCH_TEXT, "carol")),
+             "5");
+}
+
+static void
+test_dates_sizes (void **state)
+{
+  Fx *fx = *state;
+  /* Internal dates: noon UTC on Nov 2..6. */
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_ON, 2026, 11, 4), "3");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_BEFORE, 2026, 11, 4), "1 2");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SINCE, 2026, 11, 5), "4 5");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SAVEDON, 2026, 11, 4), "3");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SAVEDBEFORE, 2026, 11, 3), "1");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SAVEDSINCE, 2026, 11, 6), "5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_SAVEDATESUPPORTED), "1 2 3 4 5");
+  /* Sent dates, each in its own zone: m2 says Nov 3 (-0500) although it
+   * is Nov 4 in UTC; m3 says Nov 4 (+0200), Nov 3 in UTC. m4 has no
+   * Date: its internal date (Nov 5) counts. */
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SENTON, 2026, 11, 3), "2");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SENTON, 2026, 11, 4), "3");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SENTBEFORE, 2026, 11, 4), "1 2");
+  SEARCH_IS (fx, key_date (MH_IMAP_SEARCH_SENTSINCE, 2026, 11, 5), "4 5");
+  /* OLDER/YOUNGER against now. */
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  guint64 to_4 = (guint64) (now - noon (4));
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_OLDER, to_4), "1 2 3");
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_YOUNGER, to_4 - 60), "4 5");
+  /* Sizes: RFC822.SIZE of each message. */
+  guint64 sz[5];
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (MhStoreMessage) msg = mh_store_message_get (
+        fx->store, NULL, mh_store_view_get_uid (fx->view, i), &error);
+      assert_non_null (msg);
+      sz[i] = mh_store_message_get_rfc822_size (msg);
+    }
+  assert_true (sz[3] > 4000); /* m4 is the padded one */
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_LARGER, 4000), "4");
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_LARGER, sz[3]), "");
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_SMALLER, sz[0] + 1),
+             sz[4] <= sz[0] ? "1 5" : "1");
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_SMALLER, sz[0]),
+             sz[4] < sz[0] ? "5" : "");
+  /* MODSEQ: m2 changed last. */
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_MODSEQ, fx->m2_modseq), "2");
+  SEARCH_IS (fx, key_num (MH_IMAP_SEARCH_MODSEQ, 1), "1 2 3 4 5");
+}
+
+static void
+test_expunged_and_errors (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  /* Another session expunges m3 after our view was taken: it matches
+   * nothing, not even NOT FROM. Flag keys still answer from the view. */
+  guint32 u = 4;
+  assert_true (mh_store_expunge (fx->store, NULL, &u, 1, FALSE, NULL,
+                                 &error));
+  SEARCH_IS (fx, key_op (MH_IMAP_SEARCH_NOT,
+                         key_str (MH_IMAP_SEARCH_FROM, "nobody"), NULL),
+             "1 2 4 5");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_BODY, "e"), "1 2 4 5");
+  SEARCH_IS (fx, key (MH_IMAP_SEARCH_DELETED), "3");
+  /* A malformed program is refused with a message naming the fault. */
+  MhImapSearchKey *bad = key (MH_IMAP_SEARCH_OR);
+  bad->children = g_ptr_array_new_with_free_func (key_free);
+  g_ptr_array_add (bad->children, key (MH_IMAP_SEARCH_ALL));
+  GArray *r = mh_imap__search (fx->store, NULL, fx->view, bad, NULL, &error);
+  assert_null (r);
+  mh_test_assert_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_SYNTAX, "OR",
+                        "2", NULL);
+  g_clear_error (&error);
+  key_free (bad);
+  MhImapSearchKey *deep = key (MH_IMAP_SEARCH_ALL);
+  for (int i = 0; i < 300; i++)
+    deep = key_op (MH_IMAP_SEARCH_NOT, deep, NULL);
+  r = mh_imap__search (fx->store, NULL, fx->view, deep, NULL, &error);
+  assert_null (r);
+  mh_test_assert_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_LIMIT, "nested",
+                        NULL);
+  key_free (deep);
+}
+
+/* ---- SORT --------------------------------------------------------------- */
+
+static char *
+sort (Fx *fx, const MhImapSortCriterion *c, guint n)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GArray) crit = g_array_new (FALSE, FALSE,
+                                         sizeof (MhImapSortCriterion));
+  g_array_append_vals (crit, c, n);
+  MhImapSearchKey *all = key (MH_IMAP_SEARCH_ALL);
+  g_autoptr (GArray) idx = mh_imap__search (fx->store, NULL, fx->view, all,
+                                            NULL, &error);
+  key_free (all);
+  assert_non_null (idx);
+  if (!mh_imap__sort (fx->store, NULL, fx->view, crit, idx, &error))
+    fail_msg ("sort: %s", error->message);
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; i < idx->len; i++)
+    g_string_append_printf (s, "%s%u", i ? " " : "",
+                            g_array_index (idx, guint, i) + 1);
+  return g_string_free (s, FALSE);
+}
+
+#define SORT_IS(fx, want, ...)                                               \
+  do                                                                         \
+    {                                                                        \
+      const MhImapSortCriterion c_[] = { __VA_ARGS__ };                      \
+      g_autofree char *got_ = sort ((fx), c_, G_N_ELEMENTS (c_));            \
+      assert_string_equal (got_, (want));                                    \
+    }                                                                        \
+  while (0)
+
+static void
+test_sort (void **state)
+{
+  Fx *fx = *state;
+  SORT_IS (fx, "1 2 3 4 5", { MH_IMAP_SORT_ARRIVAL, FALSE });
+  SORT_IS (fx, "5 4 3 2 1", { MH_IMAP_SORT_ARRIVAL, TRUE });
+  /* UTC: m1 Nov 2 10:00, m3 Nov 3 23:00, m2 Nov 4 04:30, m5 Nov 5 09:00,
+   * m4 (internal date) Nov 5 12:00. */
+  SORT_IS (fx, "1 3 2 5 4", { MH_IMAP_SORT_DATE, FALSE });
+  /* Base subjects: café crème, grüße aus köln, hello there (x2),
+   * zebra. */
+  SORT_IS (fx, "2 3 1 5 4", { MH_IMAP_SORT_SUBJECT, FALSE });
+  SORT_IS (fx, "2 3 5 1 4", { MH_IMAP_SORT_SUBJECT, FALSE },
+           { MH_IMAP_SORT_DATE, TRUE });
+  SORT_IS (fx, "4 1 5 3 2", { MH_IMAP_SORT_SUBJECT, TRUE });
+  /* addr-mailbox: aaron, alice, andre, carol, zoe. */
+  SORT_IS (fx, "4 1 2 5 3", { MH_IMAP_SORT_FROM, FALSE });
+  /* Display names: Alice Example, André, Carol, Yann, Zoë. */
+  SORT_IS (fx, "1 2 5 4 3", { MH_IMAP_SORT_DISPLAYFROM, FALSE });
+  /* To: (none), alice, anna, bob, zed. */
+  SORT_IS (fx, "4 5 3 1 2", { MH_IMAP_SORT_TO, FALSE });
+  /* DISPLAYTO: "", alice@example.org, Anna, bob@example.net, zed@... */
+  SORT_IS (fx, "4 5 3 1 2", { MH_IMAP_SORT_DISPLAYTO, FALSE });
+  /* Cc: only m2 has one; ties keep sequence order, even reversed. */
+  SORT_IS (fx, "1 3 4 5 2", { MH_IMAP_SORT_CC, FALSE });
+  SORT_IS (fx, "2 1 3 4 5", { MH_IMAP_SORT_CC, TRUE });
+  /* SIZE: m4 is the largest. */
+  g_autofree char *bysize = NULL;
+  {
+    const MhImapSortCriterion c = { MH_IMAP_SORT_SIZE, TRUE };
+    bysize = sort (fx, &c, 1);
+  }
+  assert_true (g_str_has_prefix (bysize, "4 "));
+}
+
+/* ---- THREAD ------------------------------------------------------------- */
+
+static void
+thread_msg (MhStore *s, int n, const char *id, const char *refs,
+            const char *irt, const char *subject)
+{
+  GString *m = g_string_new ("From: t@example.org\n");
+  if (id)
+    g_string_append_printf (m, "Message-ID: <%s@x>\n", id);
+  if (refs)
+    g_string_append_printf (m, "References: %s\n", refs);
+  if (irt)
+    g_string_append_printf (m, "In-Reply-To: %s\n", irt);
+  g_string_append_printf (m, "Subject: %s\n", subject);
+  g_string_append_printf (m, "Date: Sun, %d Nov 2026 08:00:00 +0000\n", n);
+  g_string_append (m, "\nx\n");
+  deliver (s, "Threads", m->str, 0, NULL, noon (n));
+  g_string_free (m, TRUE);
+}
+
+static char *
+thread (Fx *fx, MhImapThreadAlgorithm algo, gboolean uid)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, "Threads", FALSE,
+                                               &error);
+  assert_non_null (v);
+  MhImapSearchKey *all = key (MH_IMAP_SEARCH_ALL);
+  g_autoptr (GArray) idx = mh_imap__search (fx->store, "Threads", v, all,
+                                            NULL, &error);
+  key_free (all);
+  GString *out = g_string_new (NULL);
+  if (!mh_imap__thread (fx->store, "Threads", v, algo, idx, uid, out,
+                        &error))
+    fail_msg ("thread: %s", error->message);
+  return g_string_free (out, FALSE);
+}
+
+static void
+test_thread (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, "Threads", &error));
+  g_autofree char *none = thread (fx, MH_IMAP_THREAD_REFERENCES, FALSE);
+  assert_string_equal (none, "");
+  /* 1 <a>; 2 <b> replies to a; 3 <c> to b; 4 <d> to a; 5 "Other";
+   * 6 and 7 reply to a message we do not have; 8 "Re: Other" without
+   * references; 9 "Plan" again, without a Message-ID. */
+  thread_msg (fx->store, 1, "a", NULL, NULL, "Plan");
+  thread_msg (fx->store, 2, "b", "<a@x>", "<a@x>", "Re: Plan");
+  thread_msg (fx->store, 3, "c", "<a@x> <b@x>", NULL, "Re: Plan");
+  thread_msg (fx->store, 4, "d", NULL, "<a@x> (sent by someone)",
+              "Re: Plan");
+  thread_msg (fx->store, 5, "e", NULL, NULL, "Other");
+  thread_msg (fx->store, 6, "f", "<missing@x>", NULL, "Lost parent");
+  thread_msg (fx->store, 7, "g", "<missing@x>", NULL, "Re: Lost parent");
+  thread_msg (fx->store, 8, "h", NULL, NULL, "Re: Other");
+  thread_msg (fx->store, 9, NULL, NULL, NULL, "Plan");
+  g_autofree char *refs = thread (fx, MH_IMAP_THREAD_REFERENCES, FALSE);
+  assert_string_equal (refs, "((1 (2 3)(4))(9))(5 8)((6)(7))");
+  g_autofree char *ord = thread (fx, MH_IMAP_THREAD_ORDEREDSUBJECT, FALSE);
+  assert_string_equal (ord, "(1 (2)(3)(4)(9))(5 8)(6 7)");
+  g_autofree char *uids = thread (fx, MH_IMAP_THREAD_ORDEREDSUBJECT, TRUE);
+  assert_string_equal (uids, "(1 (2)(3)(4)(9))(5 8)(6 7)");
+}
+
+static void
+test_thread_loops_and_dups (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, "Threads", &error));
+  /* 1 and 2 reference each other (a loop); 3 duplicates 1's ID; 4 has a
+   * long chain of unknown references ending at 2. */
+  thread_msg (fx->store, 1, "p", "<q@x>", NULL, "A");
+  thread_msg (fx->store, 2, "q", "<p@x>", NULL, "B");
+  thread_msg (fx->store, 3, "p", NULL, NULL, "C");
+  thread_msg (fx->store, 4, "r", "<x1@x> <x2@x> <q@x>", NULL, "D");
+  g_autofree char *refs = thread (fx, MH_IMAP_THREAD_REFERENCES, FALSE);
+  /* 1 is linked under 2 first (2's References); 2 then cannot go under
+   * 1 (a loop) and stays a root with 1 and 4 below. */
+  assert_string_equal (refs, "(2 (1)(4))(3)");
+}
+
+/* ---- Responses ---------------------------------------------------------- */
+
+static char *
+format (Fx *fx, MhImapCommandKind kind, gboolean uid, gboolean esearch,
+        MhImapSearchReturn ret, gboolean rev2, MhImapSearchKey *prog,
+        const guint *idx, guint n)
+{
+  MhImapCommand cmd = { 0 };
+  cmd.tag = (char *) "a1";
+  cmd.kind = kind;
+  cmd.uid = uid;
+  cmd.esearch = esearch;
+  cmd.search_return = ret;
+  cmd.search = prog;
+  g_autoptr (GArray) a = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_array_append_vals (a, idx, n);
+  GString *out = g_string_new (NULL);
+  mh_imap__search_format (out, &cmd, fx->view, a, rev2);
+  key_free (prog);
+  return g_string_free (out, FALSE);
+}
+
+static void
+test_format (void **state)
+{
+  Fx *fx = *state;
+  const guint idx[] = { 0, 1, 2, 4 };
+  const guint none[] = { 0 };
+  g_autofree char *a = format (fx, MH_IMAP_CMD_SEARCH, FALSE, FALSE, 0,
+                               FALSE, key (MH_IMAP_SEARCH_ALL), idx, 4);
+  assert_string_equal (a, "* SEARCH 1 2 3 5\r\n");
+  g_autofree char *b = format (fx, MH_IMAP_CMD_SEARCH, TRUE, FALSE, 0,
+                               FALSE, key (MH_IMAP_SEARCH_ALL), idx, 4);
+  assert_string_equal (b, "* SEARCH 2 3 4 6\r\n");
+  g_autofree char *c = format (fx, MH_IMAP_CMD_SEARCH, FALSE, FALSE, 0,
+                               FALSE, key (MH_IMAP_SEARCH_ALL), none, 0);
+  assert_string_equal (c, "* SEARCH\r\n");
+  /* RFC 7162 3.1.5: the highest MODSEQ of the matches (m2's). */
+  g_autofree char *d = format (
+    fx, MH_IMAP_CMD_SEARCH, FALSE, FALSE, 0, FALSE,
+    key_op (MH_IMAP_SEARCH_AND, key_num (MH_IMAP_SEARCH_MODSEQ, 1), NULL),
+    idx, 4);
+  g_autofree char *dw = g_strdup_printf (
+    "* SEARCH 1 2 3 5 (MODSEQ %" G_GUINT64_FORMAT ")\r\n", fx->m2_modseq);
+  assert_string_equal (d, dw);
+  g_autofree char *d0 = format (fx, MH_IMAP_CMD_SEARCH, FALSE, FALSE, 0,
+                                FALSE, key_num (MH_IMAP_SEARCH_MODSEQ, 1),
+                                none, 0);
+  assert_string_equal (d0, "* SEARCH\r\n");
+  /* ESEARCH (RFC 4731). */
+  g_autofree char *e = format (
+    fx, MH_IMAP_CMD_SEARCH, TRUE, TRUE,
+    MH_IMAP_RETURN_MIN | MH_IMAP_RETURN_MAX | MH_IMAP_RETURN_COUNT
+      | MH_IMAP_RETURN_ALL,
+    FALSE, key (MH_IMAP_SEARCH_ALL), idx, 4);
+  assert_string_equal (
+    e, "* ESEARCH (TAG \"a1\") UID MIN 2 MAX 6 COUNT 4 ALL 2:4,6\r\n");
+  g_autofree char *f = format (fx, MH_IMAP_CMD_SEARCH, FALSE, TRUE,
+                               MH_IMAP_RETURN_COUNT, FALSE,
+                               key (MH_IMAP_SEARCH_ALL), none, 0);
+  assert_string_equal (f, "* ESEARCH (TAG \"a1\") COUNT 0\r\n");
+  g_autofree char *g = format (fx, MH_IMAP_CMD_SEARCH, FALSE, TRUE,
+                               MH_IMAP_RETURN_MIN | MH_IMAP_RETURN_ALL,
+                               FALSE, key (MH_IMAP_SEARCH_ALL), none, 0);
+  assert_string_equal (g, "* ESEARCH (TAG \"a1\")\r\n");
+  /* IMAP4rev2: ESEARCH, ALL when no RETURN was given. */
+  g_autofree char *h = format (fx, MH_IMAP_CMD_SEARCH, FALSE, FALSE, 0, TRUE,
+                               key (MH_IMAP_SEARCH_ALL), idx, 4);
+  assert_string_equal (h, "* ESEARCH (TAG \"a1\") ALL 1:3,5\r\n");
+  /* RETURN (SAVE) alone answers nothing. */
+  g_autofree char *i = format (fx, MH_IMAP_CMD_SEARCH, FALSE, TRUE,
+                               MH_IMAP_RETURN_SAVE, FALSE,
+                               key (MH_IMAP_SEARCH_ALL), idx, 4);
+  assert_string_equal (i, "");
+  g_autofree char *j = format (
+    fx, MH_IMAP_CMD_SEARCH, FALSE, TRUE,
+    MH_IMAP_RETURN_SAVE | MH_IMAP_RETURN_MIN, FALSE,
+    key_num (MH_IMAP_SEARCH_MODSEQ, 1), idx + 2, 2);
+  g_autofree char *jw = g_strdup_printf (
+    "* ESEARCH (TAG \"a1\") MIN 3 MODSEQ %" G_GUINT64_FORMAT "\r\n",
+    mh_store_view_get_modseq (fx->view, 2));
+  assert_string_equal (j, jw);
+  /* SORT keeps its order. */
+  const guint sorted[] = { 4, 0, 1, 2 };
+  g_autofree char *k = format (fx, MH_IMAP_CMD_SORT, FALSE, FALSE, 0, TRUE,
+                               key (MH_IMAP_SEARCH_ALL), sorted, 4);
+  assert_string_equal (k, "* SORT 5 1 2 3\r\n");
+  g_autofree char *l = format (fx, MH_IMAP_CMD_SORT, TRUE, TRUE,
+                               MH_IMAP_RETURN_ALL | MH_IMAP_RETURN_MIN
+                                 | MH_IMAP_RETURN_MAX,
+                               FALSE, key (MH_IMAP_SEARCH_ALL), sorted, 4);
+  assert_string_equal (l,
+                       "* ESEARCH (TAG \"a1\") UID MIN 6 MAX 4 ALL 6,2:4\r\n");
+}
+
+static void
+test_save (void **state)
+{
+  Fx *fx = *state;
+  GArray *saved = NULL;
+  const guint idx[] = { 4, 0, 2 };
+  g_autoptr (GArray) a = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_array_append_vals (a, idx, 3);
+  mh_imap__search_save (&saved, fx->view, a, MH_IMAP_RETURN_SAVE);
+  assert_int_equal (saved->len, 3);
+  assert_int_equal (g_array_index (saved, guint32, 0), 2);
+  assert_int_equal (g_array_index (saved, guint32, 1), 4);
+  assert_int_equal (g_array_index (saved, guint32, 2), 6);
+  mh_imap__search_save (&saved, fx->view, a,
+                        MH_IMAP_RETURN_SAVE | MH_IMAP_RETURN_MAX);
+  assert_int_equal (saved->len, 1);
+  assert_int_equal (g_array_index (saved, guint32, 0), 6);
+  mh_imap__search_save (&saved, fx->view, a,
+                        MH_IMAP_RETURN_SAVE | MH_IMAP_RETURN_MIN
+                          | MH_IMAP_RETURN_COUNT);
+  assert_int_equal (saved->len, 3);
+  g_array_set_size (a, 0);
+  mh_imap__search_save (&saved, fx->view, a, MH_IMAP_RETURN_SAVE);
+  assert_int_equal (saved->len, 0);
+  g_array_unref (saved);
+}
+
+/* ---- Text helpers -------------------------------------------------------- */
+
+static void
+base_is (const char *raw, const char *want, gboolean want_refwd)
+{
+  gboolean refwd = !want_refwd;
+  g_autofree char *got = mh_imap__base_subject (raw, &refwd);
+  if (strcmp (got, want) != 0 || refwd != want_refwd)
+    fail_msg ("base subject of \"%s\": got \"%s\" (%d), want \"%s\" (%d)",
+              raw, got, refwd, want, want_refwd);
+}
+
+static void
+test_base_subject (void **state)
+{
+  (void) state;
+  base_is ("Hello", "Hello", FALSE);
+  base_is ("Re: Hello", "Hello", TRUE);
+  base_is ("RE: re: Fwd: FW: fw: Hello", "Hello", TRUE);
+  base_is ("Re[2]: Hello", "Hello", TRUE);
+  base_is ("Re [list]: Hello", "Hello", TRUE);
+  base_is ("[list] Re: Hello", "Hello", TRUE);
+  base_is ("[list] [tag] Hello", "Hello", FALSE);
+  base_is ("[list]", "[list]", FALSE);
+  base_is ("[list] ", "[list]", FALSE);
+  base_is ("Hello (fwd)", "Hello", TRUE);
+  base_is ("Hello (FWD) (fwd)  ", "Hello", TRUE);
+  base_is ("[Fwd: Re: Hello]", "Hello", TRUE);
+  base_is ("Re: [fwd: [list] Re: Hello (fwd)]", "Hello", TRUE);
+  /* A leading blob goes when something remains (step 4). */
+  base_is ("[fwd: Hello] tail", "tail", FALSE);
+  base_is ("  Hello \t  world  ", "Hello world", FALSE);
+  base_is ("Re:", "", TRUE);
+  base_is ("Reply: hi", "Reply: hi", FALSE);
+  base_is ("Fwd:Re:x", "x", TRUE);
+  base_is ("Re: Re:  (fwd)", "", TRUE);
+  base_is ("=?UTF-8?Q?Re=3A_caf=C3=A9?=", "café", TRUE);
+  base_is ("=?ISO-8859-1?Q?Fwd:_M=FCnchen?= (fwd)", "München", TRUE);
+  base_is ("Re: Hello\r\n there", "Hello there", TRUE);
+  base_is ("", "", FALSE);
+}
+
+static void
+test_decode (void **state)
+{
+  (void) state;
+  g_autofree char *a = mh_imap__decode_header (
+    "=?ISO-8859-1?Q?Andr=E9?= <a@b>");
+  assert_string_equal (a, "André <a@b>");
+  g_autofree char *b = mh_imap__decode_header (
+    "=?UTF-8?B?R3LDvMOfZQ==?=\r\n =?UTF-8?Q?_K=C3=B6ln?=");
+  assert_string_equal (b, "Grüße Köln");
+  /* Raw 8-bit Latin-1 still comes out as valid UTF-8. */
+  g_autofree char *c = mh_imap__decode_header ("caf\xe9");
+  assert_true (g_utf8_validate (c, -1, NULL));
+  g_autofree char *f1 = mh_imap__fold ("STRASSE", -1);
+  g_autofree char *f2 = mh_imap__fold ("straße", -1);
+  assert_string_equal (f1, f2);
+  g_autofree char *f3 = mh_imap__fold ("Caf\xc3\xa9", -1);   /* é */
+  g_autofree char *f4 = mh_imap__fold ("CAFE\xcc\x81", -1);  /* E + ́ */
+  assert_string_equal (f3, f4);
+  g_autofree char *ad = mh_imap__address_sort_key (
+    "\"Zed\" <Zed.Z@Example.org>, b@c", FALSE);
+  assert_string_equal (ad, "Zed.Z");
+  g_autofree char *dn = mh_imap__address_sort_key (
+    "=?ISO-8859-1?Q?Andr=E9?= <a@b>", TRUE);
+  assert_string_equal (dn, "André");
+  g_autofree char *da = mh_imap__address_sort_key ("<a@b>", TRUE);
+  assert_string_equal (da, "a@b");
+  g_autofree char *gr = mh_imap__address_sort_key (
+    "team: x@y, z@w;", FALSE);
+  assert_string_equal (gr, "x");
+  g_autofree char *no = mh_imap__address_sort_key ("", FALSE);
+  assert_string_equal (no, "");
+}
+
+static void
+test_parse_date (void **state)
+{
+  (void) state;
+  gint64 utc = 0, d = 0;
+  assert_true (mh_imap__parse_date ("Tue, 3 Nov 2026 23:30:00 -0500", &utc,
+                                    &d));
+  assert_int_equal (d, day (2026, 11, 3));
+  GDateTime *t = g_date_time_new_utc (2026, 11, 4, 4, 30, 0);
+  assert_int_equal (utc, g_date_time_to_unix (t));
+  g_date_time_unref (t);
+  /* No weekday, two-digit year, obsolete zone name. */
+  assert_true (mh_imap__parse_date ("4 Nov 26 01:00 EST", &utc, &d));
+  assert_int_equal (d, day (2026, 11, 4));
+  assert_false (mh_imap__parse_date ("not a date", &utc, &d));
+  assert_false (mh_imap__parse_date ("", &utc, &d));
+  assert_false (mh_imap__parse_date (NULL, &utc, &d));
+  assert_int_equal (mh_imap__local_day (noon (4)), day (2026, 11, 4));
+}
+
+int
+main (void)
+{
+  /* Internal-date days are taken in the server's zone: fix it. */
+  g_setenv ("TZ", "UTC", TRUE);
+  tzset ();
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_flags, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_forwarded_keyword, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_sets, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_boolean, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_headers, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_body_text, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_dates_sizes, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_expunged_and_errors, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_sort, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_thread, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_thread_loops_and_dups, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_format, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_save, setup, teardown),
+    cmocka_unit_test (test_base_subject),
+    cmocka_unit_test (test_decode),
+    cmocka_unit_test (test_parse_date),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
