@@ -525,8 +525,7 @@ typedef struct
  *   %NULL for NIL; %NULL @strings for "ID NIL"); GETMETADATA entry
  *   names; SETMETADATA entry names and values as pairs (value %NULL for
  *   NIL); SETQUOTA resource names and limits as pairs; NOTIFY's raw
- *   argument text as one string; CREATE's USE attributes (RFC 6154
- *   CREATE-SPECIAL-USE) as written ("\\Sent"), %NULL without USE; CREATE's special-use attributes from
+ *   argument text as one string; CREATE's special-use attributes from
  *   "(USE (\\Sent ...))" (RFC 6154 3), %NULL when none were given
  * @metadata_maxsize: GETMETADATA (MAXSIZE n), 0 if absent
  * @metadata_depth: GETMETADATA (DEPTH 0|1|infinity): 0, 1 or -1

@@ -10,6 +10,8 @@
 #include <mailhost/quota.h>
 #include <mailhost/auth.h>
 #include <mailhost/smtp.h>
+#include <mailhost/imap.h>
 #include <mailhost/delivery.h>
 #include <mailhost/server.h>
 #include <mailhost/lmtp.h>
+#include <mailhost/imapd.h>
