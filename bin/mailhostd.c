@@ -10,7 +10,7 @@
 #include "mh-server-main.h"
 
 /* Registers every service built into this program. Later issues add
- * their services here (imap, pop3, managesieve). */
+ * their services here (pop3, managesieve). */
 static gboolean
 register_services (MhServer *server, MhConfig *config, GError **error)
 {
@@ -25,7 +25,8 @@ register_services (MhServer *server, MhConfig *config, GError **error)
   return mh_server_register_lmtp_service (server, delivery, error)
          && mh_server_register_smtp_service (server, delivery, auth, error)
          && mh_server_register_submission_service (server, delivery, auth,
-                                                   error);
+                                                   error)
+         && mh_server_register_imap_service (server, delivery, auth, error);
 }
 
 int

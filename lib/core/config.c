@@ -125,6 +125,17 @@ static const KeySpec schema[] = {
   { "quota", "warn_from", T_STRING, NULL, 0, 0, NULL },
   { "quota", "maildirsize", T_BOOL, "true", 0, 0, NULL },
 
+  /* [imap] (also read by [imaps]; lib/server/imap.c, README.md, IMAP) */
+  { "imap", "plaintext_auth_loopback", T_BOOL, "true", 0, 0, NULL },
+  /* defaults as in limits.h (MH_LIMIT_IMAP_*: expressions, so spelt out) */
+  { "imap", "max_line", T_SIZE, "64k", 1024, 1 << 24, NULL },
+  { "imap", "max_literal", T_SIZE, "64k", 1024, (gint64) 1 << 30, NULL },
+  { "imap", "max_command", T_SIZE, "256k", 4096, (gint64) 1 << 30, NULL },
+  { "imap", "max_pending", T_INT, STR (MH_LIMIT_IMAP_PENDING_MAX), 1, 1000,
+    NULL },
+  { "imap", "max_bad_commands", T_INT, STR (MH_LIMIT_IMAP_BAD_MAX), 1, 10000,
+    NULL },
+
   /* every service section */
   { SVC, "enabled", T_BOOL, "false", 0, 0, NULL },
   { SVC, "listen", T_LIST, NULL, 0, 0, NULL },       /* "*:PORT" */
@@ -175,6 +186,11 @@ section_known (const char *section)
 static const KeySpec *
 find_key (const char *section, const char *key)
 {
+  /* a service's own keys ([imap] plaintext_auth_loopback) first */
+  for (gsize i = 0; i < G_N_ELEMENTS (schema); i++)
+    if (strcmp (schema[i].section, section) == 0
+        && strcmp (schema[i].key, key) == 0)
+      return &schema[i];
   const char *sec = find_service (section) ? SVC : section;
   for (gsize i = 0; i < G_N_ELEMENTS (schema); i++)
     if (strcmp (schema[i].section, sec) == 0
@@ -572,8 +588,8 @@ mh_config_to_data (MhConfig *config)
   for (gsize i = 0; i < G_N_ELEMENTS (schema); i++)
     {
       const KeySpec *s = &schema[i];
-      if (strcmp (s->section, SVC) == 0)
-        continue;
+      if (strcmp (s->section, SVC) == 0 || find_service (s->section))
+        continue; /* printed with their service below */
       if (last == NULL || strcmp (last, s->section) != 0)
         g_string_append_printf (out, "%s[%s]\n", last ? "\n" : "",
                                 s->section);
@@ -588,7 +604,8 @@ mh_config_to_data (MhConfig *config)
     {
       g_string_append_printf (out, "\n[%s]\n", svc->name);
       for (gsize i = 0; i < G_N_ELEMENTS (schema); i++)
-        if (strcmp (schema[i].section, SVC) == 0)
+        if (strcmp (schema[i].section, SVC) == 0
+            || strcmp (schema[i].section, svc->name) == 0)
           {
             const char *v
                 = mh_config_get_string (config, svc->name, schema[i].key);

@@ -1,0 +1,1597 @@
+/* lib/server imap.c: the IMAP service ("imap" on 143 with STARTTLS,
+ * "imaps" on 993 with implicit TLS) over lib/server, the IMAP engine of
+ * lib/proto/imap and the account stores of lib/delivery (README.md, IMAP).
+ *
+ * Design notes
+ * - The engine owns the protocol (framing, literals, syntax, which
+ *   commands are valid in which state) and answers BAD itself; this file
+ *   is the host glue of imap-private.h: it pulls MhImapCommands, runs
+ *   each on the worker pool, hands the response bytes back to the engine
+ *   on the main loop, and keeps the session state (login, selected
+ *   mailbox, enabled extensions).
+ * - One command per session at a time. While a command runs (a worker
+ *   job, a throttle delay, a response waiting for the client to read) no
+ *   further command is taken from the engine; the engine keeps at most
+ *   max_pending parsed commands and then stops reading, so a pipelining
+ *   client is held by TCP, not by our memory.
+ * - States of a connection here: IDLE (between commands), JOB (a worker
+ *   job or a delayed reply of this session is pending: the main loop does
+ *   not touch MhImapSession then), MORE (a handler returned
+ *   MH_IMAP_RUN_MORE: it is called again once the engine's output fell
+ *   below MH_IMAP_CHUNK, i.e. once the client read; a client that stops
+ *   reading stops the handler, and lib/server stops draining the engine
+ *   at MH_LIMIT_OUTPUT_BUFFER), AUTH (an AUTHENTICATE exchange waits for
+ *   the client's next line) and IDLING (the IDLE command: the next line
+ *   is DONE; store changes wake the session).
+ * - Untagged updates (mh_imap__sync_view) go before the tagged line of
+ *   every command run in the selected state, so a client sees what other
+ *   sessions, processes (mh-deliver, mh-lmtpd) and tools (mutt) changed.
+ *   The view of the store is a snapshot; the status counters tell cheaply
+ *   whether anything changed, and only then is the folder read again and
+ *   compared UID by UID. RFC 9051 7.5.1: no EXPUNGE during FETCH, STORE
+ *   and SEARCH (the UID forms may); then the old view stays until a
+ *   command that allows them.
+ * - IDLE: one MhStoreWatch (an inotify descriptor on the account's index
+ *   and the folder's new/ and cur/) per account and folder, shared by
+ *   every session idling there, polled by the main loop. A change marks
+ *   the sessions and each runs one sync job. inotify instances are a
+ *   per-user kernel limit (fs.inotify.max_user_instances), hence the
+ *   sharing; a session costs one pointer in the watch's list.
+ * - Authentication: LOGIN and AUTHENTICATE PLAIN/LOGIN (SASL-IR) through
+ *   lib/auth as lmtp.c does it: the SASL decoding on the main loop, the
+ *   password hash on a worker, the throttle's delay as a timer. A
+ *   password travels in clear text only over TLS, from loopback when
+ *   [imap] plaintext_auth_loopback (Dovecot's rule: local connections
+ *   count as secure), or anywhere with [auth] allow_plaintext. Otherwise
+ *   LOGINDISABLED is advertised, no AUTH= mechanism is, and LOGIN gets
+ *   NO [PRIVACYREQUIRED].
+ * - Handlers of imap-message.c are referenced weakly: the service runs
+ *   (and advertises only what works) before that file is in the build,
+ *   and a command without its handler gets NO [CANNOT].
+ * - Memory per idle session: this struct, the engine's buffers, the
+ *   store view of the selected folder (a few bytes per message), one
+ *   pointer in a shared watch. No thread, no main context of its own.
+ */
+#include "server-private.h"
+#include "imap-private.h"
+#include "mailhost/delivery.h"
+#include "mailhost/imapd.h"
+
+#include <glib-unix.h>
+#include <string.h>
+
+/* Until imap-message.c is part of the build these resolve to NULL. */
+#pragma weak mh_imap__cmd_fetch
+#pragma weak mh_imap__cmd_store
+#pragma weak mh_imap__cmd_copy
+#pragma weak mh_imap__cmd_expunge
+#pragma weak mh_imap__cmd_close
+#pragma weak mh_imap__cmd_append
+#pragma weak mh_imap__cmd_search
+#pragma weak mh_imap__cmd_quota
+#pragma weak mh_imap__cmd_metadata
+#pragma weak mh_imap__cmd_notify
+
+#define SVC_OF(im) (mh_server_session_get_service ((im)->session))
+#define ID_OF(im) (mh_server_session_get_id ((im)->session))
+#define PEER_OF(im) (mh_server_session_get_peer ((im)->session))
+
+typedef struct
+{
+  gint refcount;
+  MhDelivery *delivery;
+  MhAuthenticator *auth;
+  MhImapLimits limits;
+  gboolean plaintext_loopback;
+  char *data_dir;
+  GHashTable *watches; /* "account\037folder" -> SharedWatch (main loop) */
+} ImapService;
+
+typedef enum
+{
+  BUSY_NONE,
+  BUSY_JOB,   /* worker job or delayed reply pending */
+  BUSY_MORE,  /* handler wants to go on once the client read */
+  BUSY_AUTH,  /* AUTHENTICATE waits for the client's response line */
+} Busy;
+
+typedef struct _SharedWatch SharedWatch;
+
+typedef struct
+{
+  ImapService *svc;
+  MhServerSession *session; /* borrowed: the session owns us */
+  MhImapEngine *e;
+  MhImapSession s;
+  Busy busy;
+  MhImapCommand *cmd;        /* the command running (JOB, MORE, AUTH) */
+  MhImapHandler handler;     /* its handler, for MORE */
+  MhSaslServer *sasl;        /* AUTHENTICATE exchange */
+  gboolean idling;
+  gboolean idle_dirty;       /* the store changed while idling */
+  SharedWatch *watch;
+  gboolean compressing;
+} Imap;
+
+struct _SharedWatch
+{
+  ImapService *svc;
+  char *key;
+  MhStoreWatch *watch;
+  GSource *source;
+  GPtrArray *sessions; /* Imap*, borrowed */
+};
+
+static void
+imap_service_unref (gpointer data)
+{
+  ImapService *svc = data;
+  if (svc == NULL || !g_atomic_int_dec_and_test (&svc->refcount))
+    return;
+  mh_delivery_unref (svc->delivery);
+  mh_authenticator_unref (svc->auth);
+  g_free (svc->data_dir);
+  g_hash_table_unref (svc->watches);
+  g_free (svc);
+}
+
+/* ---- helpers for the handlers (imap-private.h) -------------------------- */
+
+void
+mh_imap__tagged (GString *out, const MhImapCommand *cmd, const char *status,
+                 const char *code, const char *text)
+{
+  g_string_append (out, cmd->tag);
+  g_string_append_c (out, ' ');
+  g_string_append (out, status);
+  if (code != NULL && *code)
+    g_string_append_printf (out, " [%s]", code);
+  g_string_append_c (out, ' ');
+  /* Text may come from an error message: never let it break the line. */
+  for (const char *p = text && *text ? text : status; *p; p++)
+    g_string_append_c (out, (guchar) *p < 0x20 ? ' ' : *p);
+  g_string_append (out, "\r\n");
+}
+
+gboolean
+mh_imap__utf8 (MhImapSession *s)
+{
+  return (s->enabled & (MH_IMAP_ENABLED_UTF8 | MH_IMAP_ENABLED_REV2)) != 0;
+}
+
+/* Modified UTF-7 (RFC 3501 5.1.3): printable ASCII stands for itself,
+ * "&" is "&-", everything else is UTF-16BE in base64 with ',' for '/'
+ * between "&" and "-". */
+static const char b64[]
+    = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+static char *
+mutf7_encode (const char *utf8)
+{
+  GString *out = g_string_new (NULL);
+  const char *p = utf8;
+  while (*p)
+    {
+      gunichar c = g_utf8_get_char (p);
+      if (c >= 0x20 && c <= 0x7e)
+        {
+          g_string_append (out, c == '&' ? "&-" : (char[]){ (char) c, 0 });
+          p++;
+          continue;
+        }
+      /* A run of characters outside printable ASCII. */
+      GArray *u16 = g_array_new (FALSE, FALSE, sizeof (guint8));
+      while (*p && !((c = g_utf8_get_char (p)) >= 0x20 && c <= 0x7e))
+        {
+          gunichar2 units[2];
+          int n = 1;
+          if (c >= 0x10000)
+            {
+              units[0] = (gunichar2) (0xd800 + ((c - 0x10000) >> 10));
+              units[1] = (gunichar2) (0xdc00 + ((c - 0x10000) & 0x3ff));
+              n = 2;
+            }
+          else
+            units[0] = (gunichar2) c;
+          for (int i = 0; i < n; i++)
+            {
+              guint8 b[2] = { (guint8) (units[i] >> 8),
+                              (guint8) (units[i] & 0xff) };
+              g_array_append_vals (u16, b, 2);
+            }
+          p = g_utf8_next_char (p);
+        }
+      g_string_append_c (out, '&');
+      guint32 bits = 0;
+      int nbits = 0;
+      for (guint i = 0; i < u16->len; i++)
+        {
+          bits = (bits << 8) | g_array_index (u16, guint8, i);
+          nbits += 8;
+          while (nbits >= 6)
+            {
+              nbits -= 6;
+              g_string_append_c (out, b64[(bits >> nbits) & 0x3f]);
+            }
+        }
+      if (nbits > 0)
+        g_string_append_c (out, b64[(bits << (6 - nbits)) & 0x3f]);
+      g_string_append_c (out, '-');
+      g_array_unref (u16);
+    }
+  return g_string_free (out, FALSE);
+}
+
+static int
+b64_value (char c)
+{
+  const char *p = c ? strchr (b64, c) : NULL;
+  return p ? (int) (p - b64) : -1;
+}
+
+/* NULL if @s is not canonical modified UTF-7. */
+static char *
+mutf7_decode (const char *s)
+{
+  g_autoptr (GString) out = g_string_new (NULL);
+  while (*s)
+    {
+      guchar c = (guchar) *s;
+      if (c < 0x20 || c > 0x7e)
+        return NULL;
+      if (c != '&')
+        {
+          g_string_append_c (out, (char) c);
+          s++;
+          continue;
+        }
+      s++;
+      if (*s == '-')
+        {
+          g_string_append_c (out, '&');
+          s++;
+          continue;
+        }
+      GArray *units = g_array_new (FALSE, FALSE, sizeof (gunichar2));
+      guint32 bits = 0;
+      int nbits = 0;
+      int v;
+      while ((v = b64_value (*s)) >= 0)
+        {
+          bits = (bits << 6) | (guint32) v;
+          nbits += 6;
+          if (nbits >= 16)
+            {
+              nbits -= 16;
+              gunichar2 u = (gunichar2) ((bits >> nbits) & 0xffff);
+              g_array_append_val (units, u);
+            }
+          s++;
+        }
+      gboolean ok = *s == '-' && units->len > 0 && nbits < 6
+                    && (bits & ((1u << nbits) - 1)) == 0;
+      char *dec = NULL;
+      if (ok)
+        dec = g_utf16_to_utf8 ((gunichar2 *) units->data, units->len, NULL,
+                               NULL, NULL);
+      g_array_unref (units);
+      if (dec == NULL)
+        return NULL;
+      /* Printable ASCII must not be encoded (canonical form only). */
+      for (const char *q = dec; *q; q = g_utf8_next_char (q))
+        {
+          gunichar u = g_utf8_get_char (q);
+          if (u >= 0x20 && u <= 0x7e)
+            {
+              g_free (dec);
+              return NULL;
+            }
+        }
+      g_string_append (out, dec);
+      g_free (dec);
+      s++;
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+char *
+mh_imap__folder_from_wire (MhImapSession *s, const char *wire,
+                           char **why_out)
+{
+  char *name;
+  if (mh_imap__utf8 (s))
+    {
+      if (!g_utf8_validate (wire, -1, NULL))
+        {
+          *why_out = g_strdup ("mailbox name is not valid UTF-8");
+          return NULL;
+        }
+      name = g_strdup (wire);
+    }
+  else
+    {
+      name = mutf7_decode (wire);
+      if (name == NULL)
+        {
+          *why_out = g_strdup_printf (
+              "mailbox name '%s' is not valid modified UTF-7 (RFC 3501 "
+              "5.1.3): write '&' as '&-'",
+              wire);
+          return NULL;
+        }
+    }
+  /* INBOX is case-insensitive, also as the parent of its children. */
+  if (g_ascii_strncasecmp (name, "INBOX", 5) == 0
+      && (name[5] == '\0' || name[5] == '.'))
+    memcpy (name, "INBOX", 5);
+  return name;
+}
+
+void
+mh_imap__append_folder (MhImapSession *s, GString *out, const char *folder)
+{
+  if (mh_imap__utf8 (s))
+    {
+      mh_imap_append_astring (out, folder, -1, TRUE);
+      return;
+    }
+  g_autofree char *wire = mutf7_encode (folder);
+  mh_imap_append_astring (out, wire, -1, FALSE);
+}
+
+/* ---- untagged updates --------------------------------------------------- */
+
+static void
+append_flags (MhImapSession *s, GString *out, MhStoreView *view, guint i)
+{
+  static const struct
+  {
+    MhStoreFlags flag;
+    const char *name;
+  } names[] = {
+    { MH_STORE_FLAG_SEEN, "\\Seen" },
+    { MH_STORE_FLAG_ANSWERED, "\\Answered" },
+    { MH_STORE_FLAG_FLAGGED, "\\Flagged" },
+    { MH_STORE_FLAG_DELETED, "\\Deleted" },
+    { MH_STORE_FLAG_DRAFT, "\\Draft" },
+    { MH_STORE_FLAG_FORWARDED, "$Forwarded" },
+  };
+  MhStoreFlags f = mh_store_view_get_flags (view, i);
+  gboolean first = TRUE;
+  g_string_append_c (out, '(');
+  for (gsize k = 0; k < G_N_ELEMENTS (names); k++)
+    if (f & names[k].flag)
+      {
+        if (!first)
+          g_string_append_c (out, ' ');
+        g_string_append (out, names[k].name);
+        first = FALSE;
+      }
+  g_auto (GStrv) kw = mh_store_view_get_keywords (view, i);
+  for (char **k = kw; k && *k; k++)
+    {
+      if (!first)
+        g_string_append_c (out, ' ');
+      g_string_append (out, *k);
+      first = FALSE;
+    }
+  if (!(s->enabled & MH_IMAP_ENABLED_REV2)
+      && mh_store_view_is_recent (view, i))
+    g_string_append (out, first ? "\\Recent" : " \\Recent");
+  g_string_append_c (out, ')');
+}
+
+static void
+append_fetch_flags (MhImapSession *s, GString *out, MhStoreView *view,
+                    guint i, guint seq)
+{
+  g_string_append_printf (out, "* %u FETCH (", seq);
+  if (s->enabled & MH_IMAP_ENABLED_QRESYNC)
+    g_string_append_printf (out, "UID %u ", mh_store_view_get_uid (view, i));
+  g_string_append (out, "FLAGS ");
+  append_flags (s, out, view, i);
+  if (s->enabled & (MH_IMAP_ENABLED_CONDSTORE | MH_IMAP_ENABLED_QRESYNC))
+    g_string_append_printf (out, " MODSEQ (%" G_GUINT64_FORMAT ")",
+                            mh_store_view_get_modseq (view, i));
+  g_string_append (out, ")\r\n");
+}
+
+static gboolean
+same_strv (char **a, char **b)
+{
+  guint na = a ? g_strv_length (a) : 0, nb = b ? g_strv_length (b) : 0;
+  if (na != nb)
+    return FALSE;
+  for (guint i = 0; i < na; i++)
+    if (!g_strv_contains ((const char *const *) b, a[i]))
+      return FALSE;
+  return TRUE;
+}
+
+static guint
+count_recent (MhStoreView *view)
+{
+  guint n = 0, count = mh_store_view_get_count (view);
+  for (guint i = 0; i < count; i++)
+    if (mh_store_view_is_recent (view, i))
+      n++;
+  return n;
+}
+
+gboolean
+mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
+                    GError **error)
+{
+  if (s->folder == NULL || s->view == NULL || s->store == NULL)
+    return TRUE;
+  MhStoreStatus now = { .version = 1 }, then = { .version = 1 };
+  if (!mh_store_folder_status (s->store, s->folder, &now, error))
+    return FALSE;
+  mh_store_view_get_status (s->view, &then);
+  if (now.highestmodseq == then.highestmodseq && now.uidnext == then.uidnext
+      && now.messages == then.messages && now.uidvalidity == then.uidvalidity)
+    return TRUE;
+
+  g_autoptr (MhStoreView) fresh
+      = mh_store_select (s->store, s->folder, !s->read_only, error);
+  if (fresh == NULL)
+    return FALSE;
+  MhStoreView *old = s->view;
+  guint n_old = mh_store_view_get_count (old);
+  guint n_new = mh_store_view_get_count (fresh);
+  g_autoptr (GArray) gone = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autoptr (GArray) changed = g_array_new (FALSE, FALSE, sizeof (guint));
+  guint i = 0, j = 0, added = 0;
+  while (i < n_old || j < n_new)
+    {
+      guint32 ou = i < n_old ? mh_store_view_get_uid (old, i) : G_MAXUINT32;
+      guint32 nu = j < n_new ? mh_store_view_get_uid (fresh, j) : G_MAXUINT32;
+      if (i < n_old && ou < nu)
+        {
+          g_array_append_val (gone, i);
+          i++;
+        }
+      else if (j < n_new && nu < ou)
+        {
+          added++;
+          j++;
+        }
+      else
+        {
+          if (mh_store_view_get_modseq (old, i)
+                  != mh_store_view_get_modseq (fresh, j)
+              || mh_store_view_get_flags (old, i)
+                     != mh_store_view_get_flags (fresh, j))
+            g_array_append_val (changed, j);
+          i++;
+          j++;
+        }
+    }
+
+  if (gone->len > 0 && !allow_expunge)
+    {
+      /* Keep the client's numbering: report flag changes by the old
+       * sequence numbers, the rest at the next command that may. */
+      for (guint k = 0; k < changed->len; k++)
+        {
+          guint nj = g_array_index (changed, guint, k);
+          gint oi = mh_store_view_find (old, mh_store_view_get_uid (fresh,
+                                                                    nj));
+          if (oi >= 0)
+            append_fetch_flags (s, out, fresh, nj, (guint) oi + 1);
+        }
+      return TRUE;
+    }
+
+  if (gone->len > 0)
+    {
+      if (s->enabled & MH_IMAP_ENABLED_QRESYNC)
+        {
+          g_autofree guint32 *uids = g_new (guint32, gone->len);
+          for (guint k = 0; k < gone->len; k++)
+            uids[k] = mh_store_view_get_uid (old,
+                                             g_array_index (gone, guint, k));
+          g_autofree char *set = mh_imap_seqset_format (uids, gone->len);
+          g_string_append_printf (out, "* VANISHED %s\r\n", set);
+        }
+      else
+        /* Highest first: each number is still right when it is read. */
+        for (guint k = gone->len; k-- > 0;)
+          g_string_append_printf (out, "* %u EXPUNGE\r\n",
+                                  g_array_index (gone, guint, k) + 1);
+    }
+
+  g_auto (GStrv) kw_old = mh_store_view_get_folder_keywords (old);
+  g_auto (GStrv) kw_new = mh_store_view_get_folder_keywords (fresh);
+  if (!same_strv (kw_old, kw_new))
+    {
+      GString *kw = g_string_new (NULL);
+      for (char **k = kw_new; k && *k; k++)
+        g_string_append_printf (kw, " %s", *k);
+      g_string_append_printf (out,
+                              "* FLAGS (\\Answered \\Flagged \\Deleted "
+                              "\\Seen \\Draft $Forwarded%s)\r\n",
+                              kw->str);
+      if (!s->read_only)
+        g_string_append_printf (out,
+                                "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
+                                "\\Deleted \\Seen \\Draft $Forwarded%s "
+                                "\\*)] Flags permitted\r\n",
+                                kw->str);
+      g_string_free (kw, TRUE);
+    }
+
+  if (added > 0 || gone->len > 0)
+    g_string_append_printf (out, "* %u EXISTS\r\n", n_new);
+  if (!(s->enabled & MH_IMAP_ENABLED_REV2)
+      && (added > 0 || count_recent (old) != count_recent (fresh)))
+    g_string_append_printf (out, "* %u RECENT\r\n", count_recent (fresh));
+
+  for (guint k = 0; k < changed->len; k++)
+    {
+      guint nj = g_array_index (changed, guint, k);
+      append_fetch_flags (s, out, fresh, nj, nj + 1);
+    }
+
+  mh_store_view_unref (s->view);
+  s->view = g_steal_pointer (&fresh);
+  s->known_modseq = MAX (s->known_modseq, now.highestmodseq);
+  return TRUE;
+}
+
+/* ---- capabilities ------------------------------------------------------- */
+
+/* What a capability needs beyond this file and imap-mailbox.c. */
+typedef enum
+{
+  NEED_NONE,
+  NEED_MESSAGE, /* FETCH, STORE, COPY/MOVE, EXPUNGE, CLOSE, APPEND */
+  NEED_SEARCH,
+  NEED_QUOTA,
+  NEED_METADATA,
+  NEED_NOTIFY,
+} Need;
+
+static gboolean
+have (Need need)
+{
+  gboolean message = mh_imap__cmd_fetch != NULL && mh_imap__cmd_store != NULL
+                     && mh_imap__cmd_copy != NULL
+                     && mh_imap__cmd_expunge != NULL
+                     && mh_imap__cmd_close != NULL
+                     && mh_imap__cmd_append != NULL;
+  switch (need)
+    {
+    case NEED_NONE:
+      return TRUE;
+    case NEED_MESSAGE:
+      return message;
+    case NEED_SEARCH:
+      return message && mh_imap__cmd_search != NULL;
+    case NEED_QUOTA:
+      return mh_imap__cmd_quota != NULL;
+    case NEED_METADATA:
+      return mh_imap__cmd_metadata != NULL;
+    case NEED_NOTIFY:
+      return mh_imap__cmd_notify != NULL;
+    }
+  return FALSE;
+}
+
+static const struct
+{
+  const char *name;
+  Need need;
+} caps[] = {
+  { "IMAP4rev1", NEED_NONE },
+  { "IMAP4rev2", NEED_SEARCH }, /* rev2 includes MOVE, UIDPLUS, ESEARCH */
+  { "SASL-IR", NEED_NONE },
+  { "ID", NEED_NONE },
+  { "ENABLE", NEED_NONE },
+  { "IDLE", NEED_NONE },
+  { "LITERAL+", NEED_NONE },
+  { "NAMESPACE", NEED_NONE },
+  { "UIDPLUS", NEED_MESSAGE },
+  { "MOVE", NEED_MESSAGE },
+  { "UNSELECT", NEED_MESSAGE },
+  { "CHILDREN", NEED_NONE },
+  { "LIST-EXTENDED", NEED_NONE },
+  { "LIST-STATUS", NEED_NONE },
+  { "SPECIAL-USE", NEED_NONE },
+  { "CREATE-SPECIAL-USE", NEED_NONE },
+  { "CONDSTORE", NEED_MESSAGE },
+  { "QRESYNC", NEED_MESSAGE },
+  { "ESEARCH", NEED_SEARCH },
+  { "SEARCHRES", NEED_SEARCH },
+  { "SORT", NEED_SEARCH },
+  { "SORT=DISPLAY", NEED_SEARCH },
+  { "THREAD=REFERENCES", NEED_SEARCH },
+  { "THREAD=ORDEREDSUBJECT", NEED_SEARCH },
+  { "QUOTA", NEED_QUOTA },
+  { "QUOTA=RES-STORAGE", NEED_QUOTA },
+  { "QUOTA=RES-MESSAGE", NEED_QUOTA },
+  { "APPENDLIMIT=", NEED_MESSAGE }, /* the number is appended */
+  { "BINARY", NEED_MESSAGE },
+  { "STATUS=SIZE", NEED_NONE },
+  { "SAVEDATE", NEED_MESSAGE },
+  { "UTF8=ACCEPT", NEED_NONE },
+  { "NOTIFY", NEED_NOTIFY },
+  { "METADATA", NEED_METADATA },
+  { "COMPRESS=DEFLATE", NEED_NONE },
+};
+
+/* A password may cross this connection in clear (see the notes). */
+static gboolean
+secure_enough (Imap *im)
+{
+  if (mh_server_session_is_tls (im->session))
+    return TRUE;
+  if (mh_authenticator_plaintext_allowed (im->svc->auth, FALSE))
+    return TRUE;
+  const char *ip = mh_server_session_get_peer_ip (im->session);
+  if (!im->svc->plaintext_loopback || ip == NULL)
+    return FALSE;
+  g_autoptr (GInetAddress) a = g_inet_address_new_from_string (ip);
+  return a != NULL && g_inet_address_get_is_loopback (a);
+}
+
+static char *
+capability_list (Imap *im)
+{
+  GString *c = g_string_new (NULL);
+  gboolean authed = im->s.account != NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS (caps); i++)
+    {
+      if (!have (caps[i].need))
+        continue;
+      /* Before login: the base, TLS and login capabilities (and SASL-IR,
+       * ID, ENABLE, IDLE, LITERAL+ which clients look for early). */
+      if (!authed && i > 6)
+        break;
+      if (c->len)
+        g_string_append_c (c, ' ');
+      g_string_append (c, caps[i].name);
+      if (g_str_has_suffix (caps[i].name, "="))
+        g_string_append_printf (c, "%" G_GUINT64_FORMAT,
+                                im->svc->limits.max_append);
+    }
+  if (!authed)
+    {
+      if (mh_server_session_can_start_tls (im->session))
+        g_string_append (c, " STARTTLS");
+      gboolean ok = secure_enough (im);
+      g_auto (GStrv) mechs = mh_authenticator_list_mechanisms (im->svc->auth,
+                                                               ok);
+      for (char **m = mechs; *m; m++)
+        g_string_append_printf (c, " AUTH=%s", *m);
+      if (!ok)
+        g_string_append (c, " LOGINDISABLED");
+    }
+  return g_string_free (c, FALSE);
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static void watch_leave (Imap *im);
+
+static gpointer
+imap_new (MhServerSession *session, gpointer user_data)
+{
+  ImapService *svc = user_data;
+  Imap *im = g_new0 (Imap, 1);
+  im->svc = svc;
+  im->session = session;
+  im->e = mh_imap_engine_new (&svc->limits);
+  im->s.tls_active = mh_server_session_is_tls (session);
+  im->s.append_limit = svc->limits.max_append;
+  im->s.data_dir = svc->data_dir; /* lives as long as the service */
+  g_autofree char *caps_now = capability_list (im);
+  g_autofree char *greeting
+      = g_strdup_printf ("[CAPABILITY %s] libmailhost ready", caps_now);
+  mh_imap_engine_greet (im->e, greeting);
+  return im;
+}
+
+static void
+session_forget_mailbox (MhImapSession *s)
+{
+  g_clear_pointer (&s->folder, g_free);
+  g_clear_pointer (&s->view, mh_store_view_unref);
+  g_clear_pointer (&s->saved_uids, g_array_unref);
+  s->read_only = FALSE;
+  s->known_modseq = 0;
+}
+
+static void
+imap_free (gpointer engine)
+{
+  Imap *im = engine;
+  watch_leave (im);
+  if (im->s.cursor_free && im->s.cursor)
+    im->s.cursor_free (im->s.cursor);
+  session_forget_mailbox (&im->s);
+  g_free (im->s.account);
+  g_clear_pointer (&im->s.store, mh_store_unref);
+  mh_imap_command_free (im->cmd);
+  g_clear_pointer (&im->sasl, mh_sasl_server_unref);
+  mh_imap_engine_unref (im->e);
+  g_free (im);
+}
+
+static gsize
+imap_feed (gpointer engine, const guint8 *data, gsize len)
+{
+  return mh_imap_engine_feed (((Imap *) engine)->e, data, len);
+}
+
+static gsize
+imap_peek (gpointer engine, const guint8 **data_out)
+{
+  return mh_imap_engine_peek_output (((Imap *) engine)->e, data_out);
+}
+
+static void
+imap_consume (gpointer engine, gsize len)
+{
+  mh_imap_engine_consume_output (((Imap *) engine)->e, len);
+}
+
+static gboolean
+imap_is_closing (gpointer engine)
+{
+  return mh_imap_engine_is_closing (((Imap *) engine)->e);
+}
+
+static gboolean
+imap_is_closed (gpointer engine)
+{
+  Imap *im = engine;
+  /* Closed once BYE went out and nothing of ours still runs. */
+  return mh_imap_engine_is_closing (im->e) && im->busy != BUSY_JOB;
+}
+
+static gboolean
+imap_want_read (gpointer engine)
+{
+  return mh_imap_engine_want_read (((Imap *) engine)->e);
+}
+
+static void
+finish_command (Imap *im)
+{
+  g_clear_pointer (&im->cmd, mh_imap_command_free);
+  im->handler = NULL;
+  im->busy = BUSY_NONE;
+}
+
+/* Applies what a handler asked for (imap-private.h). */
+static void
+apply_session_changes (Imap *im)
+{
+  MhImapSession *s = &im->s;
+  if (s->set_state)
+    {
+      mh_imap_engine_set_state (im->e, s->new_state);
+      s->set_state = FALSE;
+    }
+  mh_imap_engine_set_utf8 (im->e, mh_imap__utf8 (s));
+  if (s->logout)
+    {
+      s->logout = FALSE;
+      mh_imap_engine_bye (im->e, "Logging out");
+    }
+}
+
+/* ---- IDLE watches ------------------------------------------------------- */
+
+static void
+shared_watch_free (gpointer data)
+{
+  SharedWatch *w = data;
+  if (w->source)
+    {
+      g_source_destroy (w->source);
+      g_source_unref (w->source);
+    }
+  mh_store_watch_free (w->watch);
+  g_ptr_array_unref (w->sessions);
+  g_free (w->key);
+  g_free (w);
+}
+
+static gboolean
+watch_ready (gint fd, GIOCondition cond, gpointer data)
+{
+  SharedWatch *w = data;
+  mh_store_watch_wait (w->watch, 0); /* consume the events */
+  for (guint i = 0; i < w->sessions->len; i++)
+    {
+      Imap *im = g_ptr_array_index (w->sessions, i);
+      im->idle_dirty = TRUE;
+      mh_server_session_kick (im->session);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+watch_join (Imap *im, GError **error)
+{
+  g_autofree char *key = g_strdup_printf (
+      "%s\037%s", im->s.account, im->s.folder ? im->s.folder : "");
+  SharedWatch *w = g_hash_table_lookup (im->svc->watches, key);
+  if (w == NULL)
+    {
+      MhStoreWatch *sw = mh_store_watch_new (im->s.store, im->s.folder,
+                                             error);
+      if (sw == NULL)
+        return FALSE;
+      w = g_new0 (SharedWatch, 1);
+      w->svc = im->svc;
+      w->key = g_steal_pointer (&key);
+      w->watch = sw;
+      w->sessions = g_ptr_array_new ();
+      w->source = g_unix_fd_source_new (mh_store_watch_get_fd (sw), G_IO_IN);
+      g_source_set_callback (w->source, G_SOURCE_FUNC (watch_ready), w, NULL);
+      g_source_set_static_name (w->source, "mh-imap-idle");
+      g_source_attach (w->source, g_main_context_get_thread_default ());
+      g_hash_table_insert (im->svc->watches, w->key, w);
+    }
+  g_ptr_array_add (w->sessions, im);
+  im->watch = w;
+  return TRUE;
+}
+
+static void
+watch_leave (Imap *im)
+{
+  SharedWatch *w = im->watch;
+  if (w == NULL)
+    return;
+  im->watch = NULL;
+  g_ptr_array_remove_fast (w->sessions, im);
+  if (w->sessions->len == 0)
+    g_hash_table_remove (w->svc->watches, w->key); /* frees w */
+}
+
+/* ---- running handlers --------------------------------------------------- */
+
+typedef struct
+{
+  Imap *im;                 /* only this job touches im->s while it runs */
+  const MhImapCommand *cmd; /* im->cmd, or NULL for an IDLE sync */
+  MhImapHandler handler;    /* NULL: sync only (NOOP, CHECK, IDLE) */
+  const char *ok_text;      /* tagged OK text when there is no handler */
+  GString *out;
+  MhImapRun run;
+} CmdJob;
+
+static void
+cmd_job_free (gpointer data)
+{
+  CmdJob *j = data;
+  if (j->out)
+    g_string_free (j->out, TRUE);
+  g_free (j);
+}
+
+/* RFC 9051 7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH
+ * (their UID forms may); SORT and THREAD are treated as SEARCH. */
+static gboolean
+expunge_allowed (const MhImapCommand *cmd)
+{
+  if (cmd == NULL || cmd->uid)
+    return TRUE;
+  switch (cmd->kind)
+    {
+    case MH_IMAP_CMD_FETCH:
+    case MH_IMAP_CMD_STORE:
+    case MH_IMAP_CMD_SEARCH:
+    case MH_IMAP_CMD_SORT:
+    case MH_IMAP_CMD_THREAD:
+      return FALSE;
+    default:
+      return TRUE;
+    }
+}
+
+static void
+cmd_job (gpointer data)
+{
+  CmdJob *j = data;
+  MhImapSession *s = &j->im->s;
+  g_autoptr (GError) error = NULL;
+  gsize tag_at;
+
+  if (j->handler != NULL)
+    {
+      j->run = j->handler (s, j->cmd, j->out);
+      if (j->run == MH_IMAP_RUN_MORE)
+        return;
+      /* The handler's last line is its tagged reply: updates go before
+       * it. SELECT and EXAMINE made a fresh view already. */
+      if (j->cmd->kind == MH_IMAP_CMD_SELECT
+          || j->cmd->kind == MH_IMAP_CMD_EXAMINE || s->folder == NULL)
+        return;
+      tag_at = j->out->len >= 2 ? j->out->len - 2 : 0;
+      while (tag_at > 0 && j->out->str[tag_at - 1] != '\n')
+        tag_at--;
+    }
+  else
+    tag_at = j->out->len;
+
+  GString *upd = g_string_new (NULL);
+  if (!mh_imap__sync_view (s, upd, expunge_allowed (j->cmd), &error))
+    {
+      if (g_error_matches (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND))
+        {
+          /* The mailbox is gone (deleted or renamed elsewhere). */
+          session_forget_mailbox (s);
+          s->set_state = TRUE;
+          s->new_state = MH_IMAP_STATE_AUTHENTICATED;
+          g_string_append (upd, "* OK [CLOSED] The selected mailbox was "
+                                "deleted or renamed by another session\r\n");
+        }
+      else
+        mh_log_warning ("imap", NULL, NULL, "%s: cannot update %s: %s",
+                        s->account, s->folder, error->message);
+    }
+  g_string_insert_len (j->out, (gssize) tag_at, upd->str, (gssize) upd->len);
+  g_string_free (upd, TRUE);
+  if (j->handler == NULL && j->cmd != NULL)
+    mh_imap__tagged (j->out, j->cmd, "OK", NULL, j->ok_text);
+}
+
+static void handle_events_now (Imap *im);
+
+static void
+cmd_done (MhServerSession *session, gpointer data, gpointer user_data)
+{
+  Imap *im = user_data;
+  CmdJob *j = data;
+  mh_imap_engine_write (im->e, (const guint8 *) j->out->str, j->out->len);
+  if (j->run == MH_IMAP_RUN_MORE)
+    {
+      im->busy = BUSY_MORE;
+      return; /* handle_events goes on once the client read */
+    }
+  apply_session_changes (im);
+  if (j->cmd == NULL)
+    im->busy = BUSY_NONE; /* an IDLE update; IDLE goes on */
+  else
+    finish_command (im);
+}
+
+static void
+run_job (Imap *im, const MhImapCommand *cmd, MhImapHandler handler,
+         const char *ok_text)
+{
+  CmdJob *j = g_new0 (CmdJob, 1);
+  j->im = im;
+  j->cmd = cmd;
+  j->handler = handler;
+  j->ok_text = ok_text;
+  j->out = g_string_new (NULL);
+  im->busy = BUSY_JOB;
+  mh_server_session_run_blocking (im->session, cmd_job, j, cmd_job_free,
+                                  cmd_done, im);
+}
+
+/* ---- LOGIN and AUTHENTICATE --------------------------------------------- */
+
+typedef struct
+{
+  ImapService *svc;
+  char *user;                /* LOGIN */
+  char *password;            /* LOGIN, wiped */
+  MhSaslCredentials *creds;  /* AUTHENTICATE */
+  char *service;
+  char *peer_ip;
+  /* out */
+  MhAccountInfo *account;
+  MhStore *store;
+  guint delay_ms;
+  GError *error;
+} AuthJob;
+
+static void
+auth_job_free (gpointer data)
+{
+  AuthJob *j = data;
+  imap_service_unref (j->svc);
+  g_free (j->user);
+  if (j->password)
+    {
+      mh_core__wipe (j->password, strlen (j->password));
+      g_free (j->password);
+    }
+  mh_sasl_credentials_free (j->creds);
+  g_free (j->service);
+  g_free (j->peer_ip);
+  g_clear_pointer (&j->account, mh_account_info_unref);
+  g_clear_pointer (&j->store, mh_store_unref);
+  g_clear_error (&j->error);
+  g_free (j);
+}
+
+static void
+auth_job (gpointer data)
+{
+  AuthJob *j = data;
+  gint64 now = g_get_monotonic_time ();
+  if (j->creds)
+    j->account = mh_authenticator_check (j->svc->auth, j->creds, j->service,
+                                         j->peer_ip, now, &j->delay_ms,
+                                         &j->error);
+  else
+    j->account = mh_authenticator_check_password (
+        j->svc->auth, j->user, j->password, j->service, j->peer_ip, now,
+        &j->delay_ms, &j->error);
+  if (j->account == NULL)
+    return;
+  /* Opening the store is disk work too: do it here, not at SELECT. */
+  j->store = mh_delivery_get_store (
+      j->svc->delivery, mh_account_info_get_ascii_address (j->account),
+      &j->error);
+  if (j->store == NULL)
+    g_clear_pointer (&j->account, mh_account_info_unref);
+}
+
+/* The tagged reply for a failed exchange or check. */
+static void
+auth_reply_error (Imap *im, const MhImapCommand *cmd, const GError *error)
+{
+  const char *status = "NO", *code = "AUTHENTICATIONFAILED";
+  const char *text = "Authentication failed";
+  if (error->domain == MH_AUTH_ERROR)
+    switch ((MhAuthError) error->code)
+      {
+      case MH_AUTH_ERROR_ENCRYPTION_REQUIRED:
+        code = "PRIVACYREQUIRED", text = error->message;
+        break;
+      case MH_AUTH_ERROR_MECHANISM:
+        code = "CANNOT", text = error->message;
+        break;
+      case MH_AUTH_ERROR_MALFORMED:
+      case MH_AUTH_ERROR_TOO_LONG:
+      case MH_AUTH_ERROR_TOO_MANY_STEPS:
+      case MH_AUTH_ERROR_STATE:
+        status = "BAD", code = NULL, text = error->message;
+        break;
+      case MH_AUTH_ERROR_CANCELLED:
+        /* RFC 9051 6.2.2: a cancelled exchange gets BAD */
+        status = "BAD", code = NULL, text = "AUTHENTICATE cancelled";
+        break;
+      case MH_AUTH_ERROR_UNAVAILABLE:
+        code = "UNAVAILABLE",
+        text = "Temporary authentication failure, try again later";
+        break;
+      case MH_AUTH_ERROR_AUTHZID:
+        code = "AUTHORIZATIONFAILED",
+        text = "Not allowed to act as that user";
+        break;
+      default: /* FAILED, DISABLED: never say which */
+        break;
+      }
+  else if (error->domain != MH_AUTH_ERROR)
+    {
+      /* the account's store could not be opened */
+      code = "UNAVAILABLE";
+      text = "Your mailbox cannot be opened now, try again later";
+      mh_log_error (SVC_OF (im), ID_OF (im), PEER_OF (im), "login: %s",
+                    error->message);
+    }
+  mh_imap_engine_tagged (im->e, cmd, status, code, text);
+}
+
+static void
+auth_finish (MhServerSession *session, gpointer data, gpointer user_data)
+{
+  Imap *im = user_data;
+  AuthJob *j = data;
+  gboolean authenticate = im->cmd->kind == MH_IMAP_CMD_AUTHENTICATE;
+  if (j->account != NULL && mh_server_session_is_connected (session))
+    {
+      MhImapSession *s = &im->s;
+      s->account = g_strdup (mh_account_info_get_ascii_address (j->account));
+      s->store = g_steal_pointer (&j->store);
+      s->directory = mh_delivery_get_directory (im->svc->delivery);
+      mh_imap_engine_set_state (im->e, MH_IMAP_STATE_AUTHENTICATED);
+      g_autofree char *c = capability_list (im);
+      g_autofree char *code = g_strdup_printf ("CAPABILITY %s", c);
+      mh_imap_engine_tagged (im->e, im->cmd, "OK", code, "Logged in");
+      mh_log_info (SVC_OF (im), ID_OF (im), PEER_OF (im), "login %s",
+                   s->account);
+    }
+  else if (j->error != NULL)
+    auth_reply_error (im, im->cmd, j->error);
+  if (authenticate)
+    mh_imap_engine_auth_done (im->e);
+  finish_command (im);
+}
+
+static void
+auth_done (MhServerSession *session, gpointer data, gpointer user_data)
+{
+  AuthJob *j = data;
+  if (j->delay_ms == 0)
+    {
+      auth_finish (session, j, user_data);
+      return;
+    }
+  /* Success and failure alike wait (lib/auth); the job data is freed
+   * after this returns, so the outcome moves to a timer of its own. */
+  AuthJob *later = g_new0 (AuthJob, 1);
+  later->svc = j->svc;
+  g_atomic_int_inc (&later->svc->refcount);
+  later->account = g_steal_pointer (&j->account);
+  later->store = g_steal_pointer (&j->store);
+  later->error = g_steal_pointer (&j->error);
+  mh_server_session_call_later (session, j->delay_ms, auth_finish, later,
+                                auth_job_free, user_data);
+}
+
+static void
+start_auth_job (Imap *im, AuthJob *j)
+{
+  j->svc = im->svc;
+  g_atomic_int_inc (&j->svc->refcount);
+  j->service = g_strdup (SVC_OF (im));
+  j->peer_ip = g_strdup (mh_server_session_get_peer_ip (im->session));
+  im->busy = BUSY_JOB;
+  mh_server_session_run_blocking (im->session, auth_job, j, auth_job_free,
+                                  auth_done, im);
+}
+
+static void
+do_login (Imap *im, MhImapCommand *cmd)
+{
+  if (!secure_enough (im))
+    {
+      mh_imap_engine_tagged (im->e, cmd, "NO", "PRIVACYREQUIRED",
+                             "Plaintext authentication is disabled on this "
+                             "connection; use STARTTLS or port 993 first");
+      mh_imap_command_free (cmd);
+      return;
+    }
+  if (cmd->user == NULL || cmd->password == NULL)
+    {
+      mh_imap_engine_tagged (im->e, cmd, "BAD", NULL,
+                             "LOGIN needs a user name and a password");
+      mh_imap_command_free (cmd);
+      return;
+    }
+  AuthJob *j = g_new0 (AuthJob, 1);
+  j->user = g_strdup (cmd->user);
+  j->password = g_strdup (cmd->password);
+  im->cmd = cmd;
+  start_auth_job (im, j);
+}
+
+/* AUTHENTICATE (@first) and each AUTH_RESPONSE line. */
+static void
+do_authenticate (Imap *im, MhImapCommand *cmd, gboolean first)
+{
+  g_autoptr (GError) error = NULL;
+  MhSaslStatus status;
+  if (first)
+    {
+      im->cmd = cmd;
+      g_clear_pointer (&im->sasl, mh_sasl_server_unref);
+      im->sasl = mh_authenticator_sasl_new (im->svc->auth, cmd->mechanism,
+                                            secure_enough (im), &error);
+      if (im->sasl == NULL)
+        {
+          auth_reply_error (im, cmd, error);
+          mh_imap_engine_auth_done (im->e);
+          finish_command (im);
+          return;
+        }
+      const char *ir = cmd->initial_response;
+      status = mh_sasl_server_start (im->sasl, ir, ir ? strlen (ir) : 0,
+                                     &error);
+    }
+  else
+    {
+      /* im->cmd stays the AUTHENTICATE: its tag ends the exchange */
+      g_autoptr (MhImapCommand) resp = cmd;
+      const char *line = resp->line ? resp->line : "";
+      if (im->sasl == NULL)
+        return; /* cannot happen: BUSY_AUTH implies an exchange */
+      if (strcmp (line, "*") == 0)
+        {
+          g_set_error_literal (&error, MH_AUTH_ERROR,
+                               MH_AUTH_ERROR_CANCELLED, "cancelled");
+          status = MH_SASL_STATUS_FAILED;
+        }
+      else
+        status = mh_sasl_server_feed (im->sasl, line, strlen (line),
+                                      &error);
+    }
+  switch (status)
+    {
+    case MH_SASL_STATUS_CHALLENGE:
+      im->busy = BUSY_AUTH;
+      mh_imap_engine_continuation (im->e,
+                                   mh_sasl_server_get_challenge (im->sasl));
+      return;
+    case MH_SASL_STATUS_FAILED:
+      g_clear_pointer (&im->sasl, mh_sasl_server_unref);
+      auth_reply_error (im, im->cmd, error);
+      mh_imap_engine_auth_done (im->e);
+      finish_command (im);
+      return;
+    case MH_SASL_STATUS_DONE:
+      break;
+    }
+  AuthJob *j = g_new0 (AuthJob, 1);
+  j->creds = mh_sasl_credentials_copy (
+      mh_sasl_server_get_credentials (im->sasl));
+  g_clear_pointer (&im->sasl, mh_sasl_server_unref); /* wipes its copy */
+  start_auth_job (im, j);
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static MhImapHandler
+handler_for (MhImapCommandKind kind)
+{
+  switch (kind)
+    {
+    case MH_IMAP_CMD_SELECT:
+    case MH_IMAP_CMD_EXAMINE:
+      return mh_imap__cmd_select;
+    case MH_IMAP_CMD_LIST:
+    case MH_IMAP_CMD_LSUB:
+      return mh_imap__cmd_list;
+    case MH_IMAP_CMD_NAMESPACE:
+      return mh_imap__cmd_namespace;
+    case MH_IMAP_CMD_STATUS:
+      return mh_imap__cmd_status;
+    case MH_IMAP_CMD_CREATE:
+      return mh_imap__cmd_create;
+    case MH_IMAP_CMD_DELETE:
+      return mh_imap__cmd_delete;
+    case MH_IMAP_CMD_RENAME:
+      return mh_imap__cmd_rename;
+    case MH_IMAP_CMD_SUBSCRIBE:
+    case MH_IMAP_CMD_UNSUBSCRIBE:
+      return mh_imap__cmd_subscribe;
+    case MH_IMAP_CMD_ENABLE:
+      return mh_imap__cmd_enable;
+    case MH_IMAP_CMD_ID:
+      return mh_imap__cmd_id;
+    case MH_IMAP_CMD_FETCH:
+      return mh_imap__cmd_fetch;
+    case MH_IMAP_CMD_STORE:
+      return mh_imap__cmd_store;
+    case MH_IMAP_CMD_COPY:
+    case MH_IMAP_CMD_MOVE:
+      return mh_imap__cmd_copy;
+    case MH_IMAP_CMD_EXPUNGE:
+      return mh_imap__cmd_expunge;
+    case MH_IMAP_CMD_CLOSE:
+    case MH_IMAP_CMD_UNSELECT:
+      return mh_imap__cmd_close;
+    case MH_IMAP_CMD_APPEND:
+      return mh_imap__cmd_append;
+    case MH_IMAP_CMD_SEARCH:
+    case MH_IMAP_CMD_SORT:
+    case MH_IMAP_CMD_THREAD:
+      return mh_imap__cmd_search;
+    case MH_IMAP_CMD_GETQUOTA:
+    case MH_IMAP_CMD_GETQUOTAROOT:
+    case MH_IMAP_CMD_SETQUOTA:
+      return mh_imap__cmd_quota;
+    case MH_IMAP_CMD_GETMETADATA:
+    case MH_IMAP_CMD_SETMETADATA:
+      return mh_imap__cmd_metadata;
+    case MH_IMAP_CMD_NOTIFY:
+      return mh_imap__cmd_notify;
+    default:
+      return NULL;
+    }
+}
+
+static void
+do_idle (Imap *im, MhImapCommand *cmd)
+{
+  g_autoptr (GError) error = NULL;
+  if (im->s.store == NULL || !watch_join (im, &error))
+    {
+      mh_imap_engine_tagged (im->e, cmd, "NO", "SERVERBUG",
+                             error ? error->message
+                                   : "IDLE needs a logged-in session");
+      mh_imap_command_free (cmd);
+      return;
+    }
+  im->cmd = cmd;
+  im->idling = TRUE;
+  im->idle_dirty = TRUE; /* report what changed before IDLE at once */
+  mh_imap_engine_continuation (im->e, "idling");
+}
+
+static void
+do_done (Imap *im, MhImapCommand *cmd)
+{
+  watch_leave (im);
+  im->idling = FALSE;
+  im->idle_dirty = FALSE;
+  mh_imap_command_free (im->cmd); /* the IDLE; DONE carries its tag */
+  im->cmd = cmd;
+  if (cmd->line != NULL)
+    {
+      /* the engine ended the IDLE on another line than DONE */
+      mh_imap_engine_tagged (im->e, cmd, "BAD", NULL, "Expected DONE");
+      finish_command (im);
+      return;
+    }
+  run_job (im, cmd, NULL, "IDLE terminated");
+}
+
+static void
+dispatch (Imap *im, MhImapCommand *cmd)
+{
+  MhServerSession *session = im->session;
+  switch (cmd->kind)
+    {
+    case MH_IMAP_CMD_CAPABILITY:
+      {
+        g_autofree char *c = capability_list (im);
+        g_autofree char *line = g_strdup_printf ("* CAPABILITY %s\r\n", c);
+        mh_imap_engine_write (im->e, (const guint8 *) line, strlen (line));
+        mh_imap_engine_tagged (im->e, cmd, "OK", NULL,
+                               "Capability completed");
+        break;
+      }
+    case MH_IMAP_CMD_LOGOUT:
+      mh_imap_engine_bye (im->e, "Logging out");
+      mh_imap_engine_tagged (im->e, cmd, "OK", NULL, "Logout completed");
+      break;
+    case MH_IMAP_CMD_STARTTLS:
+      if (!mh_server_session_can_start_tls (session))
+        {
+          mh_imap_engine_tagged (im->e, cmd, "BAD", NULL,
+                                 mh_server_session_is_tls (session)
+                                     ? "TLS is already active"
+                                     : "STARTTLS is not offered here");
+          break;
+        }
+      mh_imap_engine_tagged (im->e, cmd, "OK", NULL,
+                             "Begin TLS negotiation now");
+      if (!mh_server_session_start_tls (session, NULL))
+        mh_log_warning (SVC_OF (im), ID_OF (im), PEER_OF (im),
+                        "STARTTLS failed to start");
+      break;
+    case MH_IMAP_CMD_COMPRESS:
+      if (im->compressing)
+        mh_imap_engine_tagged (im->e, cmd, "NO", "COMPRESSIONACTIVE",
+                               "DEFLATE is already active");
+      else if (g_ascii_strcasecmp (cmd->compress ? cmd->compress : "",
+                                   "DEFLATE")
+               != 0)
+        mh_imap_engine_tagged (im->e, cmd, "BAD", NULL,
+                               "Unknown compression mechanism; only "
+                               "DEFLATE is supported");
+      else
+        {
+          mh_imap_engine_tagged (im->e, cmd, "OK", NULL, "DEFLATE active");
+          mh_imap_engine_start_compress (im->e);
+          im->compressing = TRUE;
+        }
+      break;
+    case MH_IMAP_CMD_LOGIN:
+      do_login (im, cmd);
+      return; /* cmd taken */
+    case MH_IMAP_CMD_AUTHENTICATE:
+      do_authenticate (im, cmd, TRUE);
+      return;
+    case MH_IMAP_CMD_AUTH_RESPONSE:
+      if (im->busy == BUSY_AUTH)
+        {
+          im->busy = BUSY_NONE;
+          do_authenticate (im, cmd, FALSE);
+          return;
+        }
+      mh_imap_engine_tagged (im->e, cmd, "BAD", NULL,
+                             "No AUTHENTICATE in progress");
+      break;
+    case MH_IMAP_CMD_IDLE:
+      do_idle (im, cmd);
+      return;
+    case MH_IMAP_CMD_DONE:
+      if (im->idling)
+        {
+          do_done (im, cmd);
+          return;
+        }
+      mh_imap_engine_tagged (im->e, cmd, "BAD", NULL, "DONE without IDLE");
+      break;
+    case MH_IMAP_CMD_NOOP:
+    case MH_IMAP_CMD_CHECK:
+      im->cmd = cmd;
+      run_job (im, cmd, NULL,
+               cmd->kind == MH_IMAP_CMD_NOOP ? "NOOP completed"
+                                             : "CHECK completed");
+      return;
+    default:
+      {
+        MhImapHandler h = handler_for (cmd->kind);
+        if (h == NULL)
+          {
+            g_autofree char *text = g_strdup_printf (
+                "%s is not available on this server yet", cmd->name);
+            mh_imap_engine_tagged (im->e, cmd, "NO", "CANNOT", text);
+            break;
+          }
+        im->cmd = cmd;
+        im->handler = h;
+        run_job (im, cmd, h, NULL);
+        return;
+      }
+    }
+  mh_imap_command_free (cmd);
+}
+
+static void
+handle_events_now (Imap *im)
+{
+  while (!mh_imap_engine_is_closing (im->e))
+    {
+      switch (im->busy)
+        {
+        case BUSY_JOB:
+          return;
+        case BUSY_MORE:
+          /* Go on only when the client has read most of the last part. */
+          if (mh_imap_engine_output_size (im->e) >= MH_IMAP_CHUNK)
+            return;
+          {
+            CmdJob *j = g_new0 (CmdJob, 1);
+            j->im = im;
+            j->cmd = im->cmd;
+            j->handler = im->handler;
+            j->out = g_string_new (NULL);
+            im->busy = BUSY_JOB;
+            mh_server_session_run_blocking (im->session, cmd_job, j,
+                                            cmd_job_free, cmd_done, im);
+          }
+          return;
+        case BUSY_AUTH:
+        case BUSY_NONE:
+          break;
+        }
+      if (im->idling && im->idle_dirty && im->s.folder != NULL)
+        {
+          im->idle_dirty = FALSE;
+          run_job (im, NULL, NULL, NULL);
+          return;
+        }
+      MhImapCommand *cmd = mh_imap_engine_next_command (im->e);
+      if (cmd == NULL)
+        return;
+      if (im->busy == BUSY_AUTH && cmd->kind != MH_IMAP_CMD_AUTH_RESPONSE)
+        {
+          /* The engine reads the line after a challenge as the response;
+           * anything else means the exchange is over. */
+          g_clear_pointer (&im->sasl, mh_sasl_server_unref);
+          finish_command (im);
+          mh_imap_engine_auth_done (im->e);
+        }
+      dispatch (im, cmd);
+    }
+}
+
+static void
+imap_handle_events (gpointer engine, MhServerSession *session,
+                    gpointer user_data)
+{
+  handle_events_now (engine);
+}
+
+static void
+imap_tls_started (gpointer engine, MhServerSession *session,
+                  gpointer user_data)
+{
+  Imap *im = engine;
+  im->s.tls_active = TRUE;
+  mh_imap_engine_starttls_done (im->e);
+}
+
+static const char *
+imap_goodbye (MhServerGoodbye reason, gpointer user_data)
+{
+  switch (reason)
+    {
+    case MH_SERVER_GOODBYE_TOO_MANY_CONNECTIONS:
+      return "* BYE [UNAVAILABLE] Too many connections\r\n";
+    case MH_SERVER_GOODBYE_TOO_MANY_FROM_IP:
+      return "* BYE [UNAVAILABLE] Too many connections from your address"
+             "\r\n";
+    case MH_SERVER_GOODBYE_IDLE_TIMEOUT:
+      return "* BYE Autologout; idle for too long\r\n";
+    case MH_SERVER_GOODBYE_COMMAND_TIMEOUT:
+      return "* BYE Command timeout\r\n";
+    case MH_SERVER_GOODBYE_SHUTDOWN:
+      return "* BYE [UNAVAILABLE] Server shutting down\r\n";
+    }
+  return NULL;
+}
+
+static void
+imap_engine_goodbye (gpointer engine, MhServerSession *session,
+                     MhServerGoodbye reason, gpointer user_data)
+{
+  Imap *im = engine;
+  mh_imap_engine_bye (im->e, reason == MH_SERVER_GOODBYE_SHUTDOWN
+                                 ? "[UNAVAILABLE] Server shutting down"
+                             : reason == MH_SERVER_GOODBYE_IDLE_TIMEOUT
+                                 ? "Autologout; idle for too long"
+                                 : "Command timeout");
+}
+
+static const MhService imap_service = {
+  .version = MH_SERVICE_VERSION,
+  .engine_new = imap_new,
+  .engine_free = imap_free,
+  .feed = imap_feed,
+  .peek_output = imap_peek,
+  .consume_output = imap_consume,
+  .is_closing = imap_is_closing,
+  .is_closed = imap_is_closed,
+  .handle_events = imap_handle_events,
+  .tls_started = imap_tls_started,
+  .goodbye = imap_goodbye,
+  .engine_goodbye = imap_engine_goodbye,
+  .want_read = imap_want_read,
+};
+
+gboolean
+mh_server_register_imap_service (MhServer *server, MhDelivery *delivery,
+                                 MhAuthenticator *auth, GError **error)
+{
+  g_return_val_if_fail (server != NULL && delivery != NULL && auth != NULL,
+                        FALSE);
+  ImapService *svc = g_new0 (ImapService, 1);
+  svc->refcount = 1;
+  svc->delivery = mh_delivery_ref (delivery);
+  svc->auth = mh_authenticator_ref (auth);
+  svc->watches = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                        shared_watch_free);
+  MhConfig *config = mh_delivery_get_config (delivery);
+  svc->data_dir = g_strdup (mh_config_get_string (config, "general",
+                                                  "data_dir"));
+  svc->plaintext_loopback
+      = mh_config_get_bool (config, "imap", "plaintext_auth_loopback");
+  /* Engine limits: [imap] keys (the schema range-checks them) and the
+   * message size limit for APPEND (APPENDLIMIT). */
+  svc->limits.version = 1;
+  svc->limits.max_line = (guint) mh_config_get_int (config, "imap",
+                                                    "max_line");
+  svc->limits.max_literal
+      = (guint64) mh_config_get_int (config, "imap", "max_literal");
+  svc->limits.max_append
+      = (guint64) mh_config_get_int (config, "limits", "max_message_size");
+  svc->limits.max_command
+      = (guint64) mh_config_get_int (config, "imap", "max_command");
+  svc->limits.max_pending
+      = (guint) mh_config_get_int (config, "imap", "max_pending");
+  svc->limits.max_bad_commands
+      = (guint) mh_config_get_int (config, "imap", "max_bad_commands");
+
+  /* One service object for both names: they share the IDLE watches. */
+  g_atomic_int_inc (&svc->refcount);
+  if (!mh_server_register_service (server, "imap", &imap_service, svc,
+                                   imap_service_unref, error))
+    {
+      imap_service_unref (svc); /* the extra reference, not taken */
+      imap_service_unref (svc);
+      return FALSE;
+    }
+  if (!mh_server_register_service (server, "imaps", &imap_service, svc,
+                                   imap_service_unref, error))
+    {
+      imap_service_unref (svc);
+      return FALSE;
+    }
+  return TRUE;
+}
