@@ -47,6 +47,19 @@
 
 #define LOG_SVC "imap"
 
+/* imap-fetch.c and imap-search.c are other engineers' files that land
+ * separately: referenced weakly, so this file links (and its FLAGS/UID
+ * FETCH, STORE, COPY, ... work) before they do; without them FETCH of
+ * message data and SEARCH answer NO [CANNOT]. */
+#pragma weak mh_imap__fetch_one
+#pragma weak mh_imap__fetch_sets_seen
+#pragma weak mh_imap__search
+#pragma weak mh_imap__sort
+#pragma weak mh_imap__thread
+#pragma weak mh_imap__search_format
+#pragma weak mh_imap__search_save
+#pragma weak mh_imap__search_uses_modseq
+
 /* ---- Sets -------------------------------------------------------------- */
 
 typedef struct
@@ -446,7 +459,8 @@ parse_flags (char **list, MhStoreFlags *flags_out, GPtrArray *keywords,
  * says whether the folder has any keyword (saves an allocation per
  * message when it has none). */
 static void
-append_flags (GString *out, MhStoreView *view, guint idx, gboolean has_kw)
+append_flags (GString *out, MhStoreView *view, guint idx, gboolean has_kw,
+              gboolean rev2)
 {
   MhStoreFlags f = mh_store_view_get_flags (view, idx);
   gsize start = out->len;
@@ -463,7 +477,8 @@ append_flags (GString *out, MhStoreView *view, guint idx, gboolean has_kw)
     g_string_append (out, "\\Seen ");
   if (f & MH_STORE_FLAG_DRAFT)
     g_string_append (out, "\\Draft ");
-  if (mh_store_view_is_recent (view, idx))
+  /* \Recent is gone from IMAP4rev2 (RFC 9051 appendix E). */
+  if (!rev2 && mh_store_view_is_recent (view, idx))
     g_string_append (out, "\\Recent ");
   if (f & MH_STORE_FLAG_FORWARDED)
     g_string_append (out, "$Forwarded ");
@@ -553,7 +568,10 @@ typedef struct
   gboolean has_kw;
   gboolean add_uid;
   gboolean add_modseq;
+  gboolean rev2;
+  guint sent;
   gboolean failed_expunged;
+  gboolean failed_cte;
   char *failure;
 } FetchCursor;
 
@@ -619,7 +637,7 @@ render_cheap (FetchCursor *c, MhImapSession *s, const GPtrArray *atts,
     g_string_append_printf (out, "UID %u ", mh_store_view_get_uid (v, idx));
   if (want_flags)
     {
-      append_flags (out, v, idx, c->has_kw);
+      append_flags (out, v, idx, c->has_kw, c->rev2);
       g_string_append_c (out, ' ');
     }
   if (want_modseq)
@@ -720,6 +738,7 @@ fetch_start (MhImapSession *s, const MhImapCommand *cmd, GString *out)
   c->cheap = fetch_is_cheap (cmd->fetch_atts);
   c->add_uid = cmd->uid;
   c->add_modseq = condstore_on (s);
+  c->rev2 = (s->enabled & MH_IMAP_ENABLED_REV2) != 0;
   s->cursor = c;
   s->cursor_free = fetch_cursor_free;
 
@@ -730,9 +749,19 @@ fetch_start (MhImapSession *s, const MhImapCommand *cmd, GString *out)
       return MH_IMAP_RUN_DONE;
     }
 
+  if (!c->cheap
+      && (mh_imap__fetch_one == NULL || mh_imap__fetch_sets_seen == NULL))
+    {
+      cursor_clear (s);
+      mh_imap__tagged (out, cmd, "NO", "CANNOT",
+                       "FETCH of message data is not available");
+      return MH_IMAP_RUN_DONE;
+    }
+
   /* \Seen first, in one store call, so the FETCH lines show it (RFC 9051
    * 6.4.5: BODY[] without .PEEK sets \Seen). */
-  if (!s->read_only && mh_imap__fetch_sets_seen (cmd->fetch_atts))
+  if (!s->read_only && !c->cheap
+      && mh_imap__fetch_sets_seen (cmd->fetch_atts))
     {
       g_autoptr (GArray) unseen = g_array_new (FALSE, FALSE, sizeof (guint32));
       for (guint i = 0; i < ranges->len; i++)
@@ -795,6 +824,7 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
     .add_uid = c->add_uid,
     .add_modseq = c->add_modseq,
     .utf8 = mh_imap__utf8 (s),
+    .rev2 = c->rev2,
   };
   guint count = view_count (s);
 
@@ -812,18 +842,28 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
                 && uid_sorted_contains (c->seen_set,
                                         mh_store_view_get_uid (s->view, i));
           if (c->cheap)
-            render_cheap (c, s, cmd->fetch_atts, i, add_flags, out);
+            {
+              render_cheap (c, s, cmd->fetch_atts, i, add_flags, out);
+              c->sent++;
+            }
           else
             {
               g_autoptr (GError) error = NULL;
               gsize before = out->len;
               args.add_flags = add_flags;
-              if (!mh_imap__fetch_one (&args, i, out, &error))
+              if (mh_imap__fetch_one (&args, i, out, &error))
+                c->sent++;
+              else
                 {
                   g_string_truncate (out, before);
-                  if (error != NULL && error->domain == MH_STORE_ERROR
-                      && error->code == MH_STORE_ERROR_NOT_FOUND)
-                    c->failed_expunged = TRUE;
+                  if (g_error_matches (error, G_IO_ERROR,
+                                       G_IO_ERROR_NOT_FOUND)
+                      || g_error_matches (error, MH_STORE_ERROR,
+                                          MH_STORE_ERROR_NOT_FOUND))
+                    c->failed_expunged = TRUE; /* skipped: RFC 9051 7.5.1 */
+                  else if (g_error_matches (error, G_IO_ERROR,
+                                            G_IO_ERROR_INVALID_DATA))
+                    c->failed_cte = TRUE;
                   else if (c->failure == NULL)
                     c->failure = g_strdup (error ? error->message
                                                  : "Internal error");
@@ -848,8 +888,12 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
 
   if (c->failure != NULL)
     mh_imap__tagged (out, cmd, "NO", "SERVERBUG", c->failure);
-  else if (c->failed_expunged)
-    /* RFC 5530: the message went away under us (another tool). */
+  else if (c->failed_cte)
+    /* RFC 3516 4.3: BINARY of a part we cannot decode. */
+    mh_imap__tagged (out, cmd, "NO", "UNKNOWN-CTE",
+                     "Unknown Content-Transfer-Encoding");
+  else if (c->failed_expunged && c->sent == 0)
+    /* RFC 5530: the messages went away under us (another tool). */
     mh_imap__tagged (out, cmd, "NO", "EXPUNGEISSUED",
                      "Some of the requested messages no longer exist");
   else
@@ -942,7 +986,8 @@ mh_imap__cmd_store (MhImapSession *s, const MhImapCommand *cmd,
                 g_string_append_printf (out, "UID %u ", uid);
               if (!cmd->store_silent)
                 {
-                  append_flags (out, s->view, j, has_kw);
+                  append_flags (out, s->view, j, has_kw,
+                                (s->enabled & MH_IMAP_ENABLED_REV2) != 0);
                   g_string_append_c (out, ' ');
                 }
               if (modseq)
@@ -1308,64 +1353,6 @@ mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
 
 /* ---- SEARCH, SORT, THREAD ---------------------------------------------- */
 
-static gboolean
-search_uses_modseq (const MhImapSearchKey *k)
-{
-  if (k == NULL)
-    return FALSE;
-  if (k->type == MH_IMAP_SEARCH_MODSEQ)
-    return TRUE;
-  for (guint i = 0; k->children != NULL && i < k->children->len; i++)
-    if (search_uses_modseq (k->children->pdata[i]))
-      return TRUE;
-  return FALSE;
-}
-
-/* RETURN (SAVE): the result is kept for "$" (RFC 5182 2.1: with MIN or
- * MAX and no ALL/COUNT only those are kept). */
-static void
-search_save (MhImapSession *s, const MhImapCommand *cmd, const GArray *idx)
-{
-  GArray *saved = g_array_new (FALSE, FALSE, sizeof (guint32));
-  MhImapSearchReturn r = cmd->search_return;
-  gboolean only_minmax = (r & (MH_IMAP_RETURN_MIN | MH_IMAP_RETURN_MAX))
-                         && !(r & (MH_IMAP_RETURN_ALL | MH_IMAP_RETURN_COUNT));
-  if (idx != NULL && idx->len > 0)
-    {
-      if (only_minmax && cmd->kind == MH_IMAP_CMD_SEARCH)
-        {
-          guint lo = G_MAXUINT, hi = 0;
-          for (guint i = 0; i < idx->len; i++)
-            {
-              guint v = g_array_index (idx, guint, i);
-              lo = MIN (lo, v);
-              hi = MAX (hi, v);
-            }
-          guint32 u;
-          if (r & MH_IMAP_RETURN_MIN)
-            {
-              u = mh_store_view_get_uid (s->view, lo);
-              g_array_append_val (saved, u);
-            }
-          if ((r & MH_IMAP_RETURN_MAX) && !((r & MH_IMAP_RETURN_MIN) && lo == hi))
-            {
-              u = mh_store_view_get_uid (s->view, hi);
-              g_array_append_val (saved, u);
-            }
-        }
-      else
-        for (guint i = 0; i < idx->len; i++)
-          {
-            guint32 u = mh_store_view_get_uid (s->view,
-                                               g_array_index (idx, guint, i));
-            g_array_append_val (saved, u);
-          }
-      g_array_sort (saved, uid_cmp);
-    }
-  g_clear_pointer (&s->saved_uids, g_array_unref);
-  s->saved_uids = saved;
-}
-
 MhImapRun
 mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
                      GString *out)
@@ -1386,12 +1373,19 @@ mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
                        "Unsupported charset");
       return MH_IMAP_RUN_DONE;
     }
+  if (mh_imap__search == NULL || mh_imap__sort == NULL
+      || mh_imap__thread == NULL || mh_imap__search_format == NULL
+      || mh_imap__search_save == NULL || mh_imap__search_uses_modseq == NULL)
+    {
+      mh_imap__tagged (out, cmd, "NO", "CANNOT", "SEARCH is not available");
+      return MH_IMAP_RUN_DONE;
+    }
   if (cmd->search == NULL)
     {
       mh_imap__tagged (out, cmd, "BAD", NULL, "Missing search criteria");
       return MH_IMAP_RUN_DONE;
     }
-  if (search_uses_modseq (cmd->search))
+  if (mh_imap__search_uses_modseq (cmd->search))
     s->enabled |= MH_IMAP_ENABLED_CONDSTORE; /* RFC 7162 3.1 */
 
   gboolean save = (cmd->search_return & MH_IMAP_RETURN_SAVE) != 0;
@@ -1417,7 +1411,7 @@ mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
       return MH_IMAP_RUN_DONE;
     }
   if (save)
-    search_save (s, cmd, idx);
+    mh_imap__search_save (&s->saved_uids, s->view, idx, cmd->search_return);
 
   if (cmd->kind == MH_IMAP_CMD_THREAD)
     {
@@ -1435,10 +1429,9 @@ mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
         g_string_truncate (out, mark + 8);
       g_string_append (out, "\r\n");
     }
-  else if (!(save && (cmd->search_return & ~MH_IMAP_RETURN_SAVE) == 0
-             && cmd->esearch))
-    /* RETURN (SAVE) alone answers nothing but the tagged OK (RFC 5182
-     * 2.1). */
+  else
+    /* (RETURN (SAVE) alone answers nothing but the tagged OK: RFC 5182
+     * 2.1; search_format knows.) */
     mh_imap__search_format (out, cmd, s->view, idx,
                             (s->enabled & MH_IMAP_ENABLED_REV2) != 0);
   tagged_printf (out, cmd, "OK", NULL, "%s completed", what);
@@ -1776,18 +1769,20 @@ meta_emit (MetaWalk *w, const char *entry, GBytes *value)
     }
 }
 
-static gboolean
-meta_walk_one (gpointer key, gpointer value, gpointer data)
+/* Emits the entries below w->prefix (sorted keys: a lower-bound walk). */
+static void
+meta_walk (MetaWalk *w, GTree *t)
 {
-  MetaWalk *w = data;
-  const char *k = key;
-  if (strncmp (k, w->prefix, w->plen) != 0)
-    return TRUE; /* past the prefix in sorted order: stop */
-  const char *rest = k + w->plen;
-  if (w->depth == 1 && strchr (rest, '/') != NULL)
-    return FALSE;
-  meta_emit (w, strchr (k, '\t') + 1, value);
-  return FALSE;
+  for (GTreeNode *nd = g_tree_lower_bound (t, w->prefix); nd != NULL;
+       nd = g_tree_node_next (nd))
+    {
+      const char *k = g_tree_node_key (nd);
+      if (strncmp (k, w->prefix, w->plen) != 0)
+        break;
+      if (w->depth == 1 && strchr (k + w->plen, '/') != NULL)
+        continue;
+      meta_emit (w, strchr (k, '\t') + 1, g_tree_node_value (nd));
+    }
 }
 
 static void
@@ -1835,9 +1830,7 @@ metadata_get (MhImapSession *s, const MhImapCommand *cmd, GString *out,
           g_autofree char *prefix = g_strconcat (key, "/", NULL);
           w.prefix = prefix;
           w.plen = strlen (prefix);
-          g_tree_foreach (t, meta_walk_one, &w);
-          /* g_tree_foreach walks from the start: fine for the small
-           * per-account trees this is (MH_LIMIT_IMAP_METADATA_ENTRIES). */
+          meta_walk (&w, t);
           w.prefix = NULL;
         }
     }
@@ -1889,8 +1882,12 @@ metadata_set (MhImapSession *s, const MhImapCommand *cmd, GString *out,
                        "No metadata storage for this account");
       return;
     }
-  guint n = cmd->strings ? g_strv_length (cmd->strings) : 0;
-  if (n == 0 || n % 2 != 0)
+  /* Pairs of entry and value; a NIL value is NULL, so the array is
+   * 2 * pairs + 1 long and is walked by pairs, not by g_strv_length. */
+  guint n = 0;
+  while (cmd->strings != NULL && cmd->strings[n] != NULL)
+    n += 2;
+  if (n == 0)
     {
       mh_imap__tagged (out, cmd, "BAD", NULL,
                        "SETMETADATA needs entry and value pairs");
