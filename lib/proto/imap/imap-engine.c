@@ -81,7 +81,8 @@ typedef enum
   B_NONE,
   B_IDLE,     /* IDLE framed; waiting for continuation() or tagged() */
   B_AUTH,     /* AUTHENTICATE or a response framed; same */
-  B_STARTTLS, /* discarding input until starttls_done() or a refusal */
+  B_STARTTLS, /* STARTTLS framed: input held until the host answers */
+  B_TLS,      /* STARTTLS accepted: input discarded until starttls_done() */
   B_COMPRESS, /* waiting for start_compress() or a refusal */
 } Block;
 
@@ -478,7 +479,8 @@ complete_command (MhImapEngine *e)
       e->block = B_AUTH;
       break;
     case MH_IMAP_CMD_STARTTLS:
-      /* whatever follows was sent in the clear: frame() drops it */
+      /* what follows was sent in the clear: held until the host says
+       * OK (then dropped) or refuses (then read as commands) */
       e->block = B_STARTTLS;
       break;
     case MH_IMAP_CMD_COMPRESS:
@@ -624,8 +626,6 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
   gsize i = 0;
   while (i < n)
     {
-      if (e->block == B_STARTTLS)
-        return n; /* pipelined after STARTTLS: discarded */
       if (!can_frame (e))
         break;
       switch (e->frame)
@@ -765,7 +765,7 @@ pump (MhImapEngine *e)
 {
   for (int guard = 0; guard < 1000000; guard++)
     {
-      if (e->closing || e->block == B_STARTTLS)
+      if (e->closing || e->block == B_TLS)
         {
           buf_reset (&e->in, FALSE);
           buf_reset (&e->zin, FALSE);
@@ -872,11 +872,13 @@ mh_imap_engine_feed (MhImapEngine *e, const guint8 *buf, gsize len)
   gsize used = 0;
   while (used < len)
     {
-      if (e->closing || e->block == B_STARTTLS)
+      if (e->closing || e->block == B_TLS)
         return len; /* discarded */
       Buf *b = e->inflate != NULL ? &e->zin : &e->in;
       gsize cap = e->inflate != NULL ? ZIN_CAP : IN_CAP;
       gsize room = cap - MIN (cap, buf_avail (b));
+      if (room == 0 && e->block == B_STARTTLS)
+        return len; /* more than IN_CAP pipelined after STARTTLS: dropped */
       if (room == 0)
         break;
       gsize take = MIN (room, len - used);
@@ -963,8 +965,18 @@ unblock_for (MhImapEngine *e, MhImapCommandKind kind, gboolean ok)
         }
       break;
     case MH_IMAP_CMD_STARTTLS:
-      if (!ok && e->block == B_STARTTLS)
-        e->block = B_NONE;
+      if (e->block == B_STARTTLS)
+        {
+          /* CVE-2011-0411: nothing sent before the handshake may be
+           * read after it */
+          e->block = ok ? B_TLS : B_NONE;
+          if (ok)
+            {
+              buf_reset (&e->in, FALSE);
+              command_reset (e);
+              e->frame = F_LINE;
+            }
+        }
       break;
     case MH_IMAP_CMD_COMPRESS:
       if (!ok && e->block == B_COMPRESS)
@@ -1119,7 +1131,7 @@ mh_imap_engine_starttls_done (MhImapEngine *e)
   buf_reset (&e->in, FALSE);
   command_reset (e);
   e->frame = F_LINE;
-  if (e->block == B_STARTTLS)
+  if (e->block == B_STARTTLS || e->block == B_TLS)
     e->block = B_NONE;
 }
 
