@@ -75,10 +75,9 @@ facts (MhDirectory *dir, MDB_txn *txn, GHashTable *cache, const char *alabel,
       if (rc == 0)
         {
           MhDomainAliasRecord da;
-          g_autofree char *what = g_strdup_printf ("domain alias '%s'",
-                                                   alabel);
-          if (!mh_domain_alias_record_decode (v.mv_data, v.mv_size, what,
-                                              &da, error))
+          if (!mh_domain_alias_record_decode_named (
+                  v.mv_data, v.mv_size,
+                  MH_RECORD_WHAT ("domain alias", alabel, NULL), &da, error))
             {
               facts_free (f);
               return NULL;
@@ -94,8 +93,9 @@ facts (MhDirectory *dir, MDB_txn *txn, GHashTable *cache, const char *alabel,
   if (rc == 0)
     {
       MhDomainRecord dom;
-      g_autofree char *what = g_strdup_printf ("domain '%s'", hosted);
-      if (!mh_domain_record_decode (v.mv_data, v.mv_size, what, &dom, error))
+      if (!mh_domain_record_decode_named (
+              v.mv_data, v.mv_size, MH_RECORD_WHAT ("domain", hosted, NULL),
+              &dom, error))
         {
           facts_free (f);
           return NULL;
@@ -165,8 +165,9 @@ import_one (MhDirectory *dir, MDB_txn *txn, GHashTable *cache,
   int rc = mdb_get (txn, dir->dbs.aliases, &k, &v);
   if (rc == 0)
     {
-      g_autofree char *what = g_strdup_printf ("alias '%s'", key);
-      if (!mh_alias_record_decode (v.mv_data, v.mv_size, what, &rec, error))
+      if (!mh_alias_record_decode_named (v.mv_data, v.mv_size,
+                                         MH_RECORD_WHAT ("alias", key, NULL),
+                                         &rec, error))
         return FALSE;
     }
   else if (rc == MDB_NOTFOUND)

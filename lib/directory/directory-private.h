@@ -173,8 +173,37 @@ GBytes *mh_account_record_encode (const MhAccountRecord *r);
 GBytes *mh_alias_record_encode (const MhAliasRecord *r);
 GBytes *mh_domain_alias_record_encode (const MhDomainAliasRecord *r);
 
+/* Names a record in a decode error: "KIND 'KEY'", or "KIND 'KEY@DOMAIN'"
+ * when @domain is set, or just KIND when @key is NULL. The text is built
+ * only when an error is, so a look-up that succeeds formats nothing (it
+ * sits on the RCPT path). */
+typedef struct
+{
+  const char *kind;   /* "account", "domain alias", ... */
+  const char *key;    /* nullable */
+  const char *domain; /* nullable */
+} MhRecordWhat;
+
+#define MH_RECORD_WHAT(kind, key, domain)                                      \
+  (&(const MhRecordWhat){ (kind), (key), (domain) })
+
 /* Decode @data (valid only in its txn; everything is copied). CORRUPT
  * naming @what on a bad or unknown-version record. */
+gboolean mh_domain_record_decode_named (const void *data, gsize len,
+                                        const MhRecordWhat *what,
+                                        MhDomainRecord *out, GError **error);
+gboolean mh_account_record_decode_named (const void *data, gsize len,
+                                         const MhRecordWhat *what,
+                                         MhAccountRecord *out, GError **error);
+gboolean mh_alias_record_decode_named (const void *data, gsize len,
+                                       const MhRecordWhat *what,
+                                       MhAliasRecord *out, GError **error);
+gboolean mh_domain_alias_record_decode_named (const void *data, gsize len,
+                                              const MhRecordWhat *what,
+                                              MhDomainAliasRecord *out,
+                                              GError **error);
+/* The same with @what already formatted ("account 'a@b'"), for callers
+ * that have the text at hand anyway. */
 gboolean mh_domain_record_decode (const void *data, gsize len,
                                   const char *what, MhDomainRecord *out,
                                   GError **error);

@@ -105,9 +105,11 @@ read_domain (MhDirectory *dir, MDB_txn *txn, const char *alabel,
   int r = get_val (dir, txn, dir->dbs.domains, alabel, &v, error);
   if (r <= 0)
     return r;
-  g_autofree char *what = g_strdup_printf ("domain '%s'", alabel);
-  return mh_domain_record_decode (v.mv_data, v.mv_size, what, out, error)
-         ? 1 : -1;
+  return mh_domain_record_decode_named (v.mv_data, v.mv_size,
+                                        MH_RECORD_WHAT ("domain", alabel, NULL),
+                                        out, error)
+             ? 1
+             : -1;
 }
 
 static int
@@ -118,9 +120,11 @@ read_account (MhDirectory *dir, MDB_txn *txn, const char *key,
   int r = get_val (dir, txn, dir->dbs.accounts, key, &v, error);
   if (r <= 0)
     return r;
-  g_autofree char *what = g_strdup_printf ("account '%s'", key);
-  return mh_account_record_decode (v.mv_data, v.mv_size, what, out, error)
-         ? 1 : -1;
+  return mh_account_record_decode_named (v.mv_data, v.mv_size,
+                                         MH_RECORD_WHAT ("account", key, NULL),
+                                         out, error)
+             ? 1
+             : -1;
 }
 
 static int
@@ -131,9 +135,11 @@ read_alias (MhDirectory *dir, MDB_txn *txn, const char *key,
   int r = get_val (dir, txn, dir->dbs.aliases, key, &v, error);
   if (r <= 0)
     return r;
-  g_autofree char *what = g_strdup_printf ("alias '%s'", key);
-  return mh_alias_record_decode (v.mv_data, v.mv_size, what, out, error)
-         ? 1 : -1;
+  return mh_alias_record_decode_named (v.mv_data, v.mv_size,
+                                       MH_RECORD_WHAT ("alias", key, NULL), out,
+                                       error)
+             ? 1
+             : -1;
 }
 
 static int
@@ -144,9 +150,11 @@ read_domain_alias (MhDirectory *dir, MDB_txn *txn, const char *alabel,
   int r = get_val (dir, txn, dir->dbs.domain_aliases, alabel, &v, error);
   if (r <= 0)
     return r;
-  g_autofree char *what = g_strdup_printf ("domain alias '%s'", alabel);
-  return mh_domain_alias_record_decode (v.mv_data, v.mv_size, what, out,
-                                        error) ? 1 : -1;
+  return mh_domain_alias_record_decode_named (
+             v.mv_data, v.mv_size,
+             MH_RECORD_WHAT ("domain alias", alabel, NULL), out, error)
+             ? 1
+             : -1;
 }
 
 /* Counts keys of @dbi starting with "alabel@". */
@@ -356,8 +364,9 @@ aliases_of_domain (MhDirectory *dir, MDB_txn *txn, const char *alabel,
     {
       g_autofree char *name = g_strndup (k.mv_data, k.mv_size);
       MhDomainAliasRecord r;
-      if (!mh_domain_alias_record_decode (v.mv_data, v.mv_size, name, &r,
-                                          error))
+      if (!mh_domain_alias_record_decode_named (
+              v.mv_data, v.mv_size, MH_RECORD_WHAT ("domain alias", name, NULL),
+              &r, error))
         {
           mdb_cursor_close (cur);
           return NULL;
@@ -436,8 +445,8 @@ domain_info_in_txn (MhDirectory *dir, MDB_txn *txn, const char *alabel,
                     const void *data, gsize len, GError **error)
 {
   MhDomainRecord rec;
-  g_autofree char *what = g_strdup_printf ("domain '%s'", alabel);
-  if (!mh_domain_record_decode (data, len, what, &rec, error))
+  if (!mh_domain_record_decode_named (
+          data, len, MH_RECORD_WHAT ("domain", alabel, NULL), &rec, error))
     return NULL;
   guint n_acc = 0, n_ali = 0;
   if (!count_prefix (dir, txn, dir->dbs.accounts, alabel, &n_acc, error)
@@ -763,8 +772,9 @@ mh_directory_domain_alias_list (MhDirectory *dir, GError **error)
     {
       g_autofree char *alias = g_strndup (k.mv_data, k.mv_size);
       MhDomainAliasRecord rec;
-      if (!mh_domain_alias_record_decode (v.mv_data, v.mv_size, alias, &rec,
-                                          error))
+      if (!mh_domain_alias_record_decode_named (
+              v.mv_data, v.mv_size,
+              MH_RECORD_WHAT ("domain alias", alias, NULL), &rec, error))
         {
           mdb_cursor_close (cur);
           mdb_txn_abort (txn);
@@ -1055,8 +1065,9 @@ decode_account (MhDirectory *dir, const char *local, const char *alabel,
                 const MDB_val *v, GPtrArray *out, GError **error)
 {
   MhAccountRecord rec;
-  g_autofree char *what = g_strdup_printf ("account '%s@%s'", local, alabel);
-  if (!mh_account_record_decode (v->mv_data, v->mv_size, what, &rec, error))
+  if (!mh_account_record_decode_named (
+          v->mv_data, v->mv_size, MH_RECORD_WHAT ("account", local, alabel),
+          &rec, error))
     return FALSE;
   g_ptr_array_add (out, mh_directory__account_info_new (local, alabel, &rec));
   return TRUE;
@@ -1708,8 +1719,9 @@ decode_alias (MhDirectory *dir, const char *local, const char *alabel,
               const MDB_val *v, GPtrArray *out, GError **error)
 {
   MhAliasRecord rec;
-  g_autofree char *what = g_strdup_printf ("alias '%s@%s'", local, alabel);
-  if (!mh_alias_record_decode (v->mv_data, v->mv_size, what, &rec, error))
+  if (!mh_alias_record_decode_named (v->mv_data, v->mv_size,
+                                     MH_RECORD_WHAT ("alias", local, alabel),
+                                     &rec, error))
     return FALSE;
   g_ptr_array_add (out, mh_directory__alias_info_new (local, alabel, &rec));
   return TRUE;

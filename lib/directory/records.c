@@ -259,10 +259,21 @@ mh_domain_alias_record_encode (const MhDomainAliasRecord *r)
   return wrap (g_variant_new (DOMAIN_ALIAS_V1, r->target, r->created));
 }
 
+/* "KIND 'KEY[@DOMAIN]'" for an error message. */
+static char *
+what_text (const MhRecordWhat *w)
+{
+  if (w->key == NULL)
+    return g_strdup (w->kind);
+  return g_strdup_printf ("%s '%s%s%s'", w->kind, w->key, w->domain ? "@" : "",
+                          w->domain ? w->domain : "");
+}
+
 /* Copies @data, checks the "(uv)" envelope and returns the inner tuple
- * if it has @type for a version we know. */
+ * if it has @type for a version we know. @w is formatted only here, on
+ * an error. */
 static GVariant *
-unwrap (const void *data, gsize len, const char *what, const char *type,
+unwrap (const void *data, gsize len, const MhRecordWhat *w, const char *type,
         GError **error)
 {
   g_autoptr (GBytes) bytes = g_bytes_new (data, len);
@@ -270,6 +281,7 @@ unwrap (const void *data, gsize len, const char *what, const char *type,
       g_variant_new_from_bytes (G_VARIANT_TYPE ("(uv)"), bytes, FALSE));
   if (!g_variant_is_normal_form (v))
     {
+      g_autofree char *what = what_text (w);
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
                    "record of %s is corrupt (not a valid record)", what);
       return NULL;
@@ -279,6 +291,7 @@ unwrap (const void *data, gsize len, const char *what, const char *type,
   g_variant_get (v, "(uv)", &version, &inner);
   if (version != MH_DIRECTORY_RECORD_VERSION)
     {
+      g_autofree char *what = what_text (w);
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
                    "record of %s has format version %u; this libmailhost "
                    "reads version %d", what, version,
@@ -287,6 +300,7 @@ unwrap (const void *data, gsize len, const char *what, const char *type,
     }
   if (!g_variant_is_of_type (inner, G_VARIANT_TYPE (type)))
     {
+      g_autofree char *what = what_text (w);
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
                    "record of %s is corrupt (type %s, expected %s)", what,
                    g_variant_get_type_string (inner), type);
@@ -296,8 +310,9 @@ unwrap (const void *data, gsize len, const char *what, const char *type,
 }
 
 gboolean
-mh_domain_record_decode (const void *data, gsize len, const char *what,
-                         MhDomainRecord *out, GError **error)
+mh_domain_record_decode_named (const void *data, gsize len,
+                               const MhRecordWhat *what, MhDomainRecord *out,
+                               GError **error)
 {
   memset (out, 0, sizeof *out);
   g_autoptr (GVariant) t = unwrap (data, len, what, DOMAIN_V1, error);
@@ -309,8 +324,9 @@ mh_domain_record_decode (const void *data, gsize len, const char *what,
 }
 
 gboolean
-mh_account_record_decode (const void *data, gsize len, const char *what,
-                          MhAccountRecord *out, GError **error)
+mh_account_record_decode_named (const void *data, gsize len,
+                                const MhRecordWhat *what, MhAccountRecord *out,
+                                GError **error)
 {
   memset (out, 0, sizeof *out);
   g_autoptr (GVariant) t = unwrap (data, len, what, ACCOUNT_V1, error);
@@ -323,8 +339,9 @@ mh_account_record_decode (const void *data, gsize len, const char *what,
 }
 
 gboolean
-mh_alias_record_decode (const void *data, gsize len, const char *what,
-                        MhAliasRecord *out, GError **error)
+mh_alias_record_decode_named (const void *data, gsize len,
+                              const MhRecordWhat *what, MhAliasRecord *out,
+                              GError **error)
 {
   memset (out, 0, sizeof *out);
   g_autoptr (GVariant) t = unwrap (data, len, what, ALIAS_V1, error);
@@ -343,8 +360,9 @@ mh_alias_record_decode (const void *data, gsize len, const char *what,
 }
 
 gboolean
-mh_domain_alias_record_decode (const void *data, gsize len, const char *what,
-                               MhDomainAliasRecord *out, GError **error)
+mh_domain_alias_record_decode_named (const void *data, gsize len,
+                                     const MhRecordWhat *what,
+                                     MhDomainAliasRecord *out, GError **error)
 {
   memset (out, 0, sizeof *out);
   g_autoptr (GVariant) t = unwrap (data, len, what, DOMAIN_ALIAS_V1, error);
@@ -352,6 +370,38 @@ mh_domain_alias_record_decode (const void *data, gsize len, const char *what,
     return FALSE;
   g_variant_get (t, DOMAIN_ALIAS_V1, &out->target, &out->created);
   return TRUE;
+}
+
+gboolean
+mh_domain_record_decode (const void *data, gsize len, const char *what,
+                         MhDomainRecord *out, GError **error)
+{
+  return mh_domain_record_decode_named (
+      data, len, MH_RECORD_WHAT (what, NULL, NULL), out, error);
+}
+
+gboolean
+mh_account_record_decode (const void *data, gsize len, const char *what,
+                          MhAccountRecord *out, GError **error)
+{
+  return mh_account_record_decode_named (
+      data, len, MH_RECORD_WHAT (what, NULL, NULL), out, error);
+}
+
+gboolean
+mh_alias_record_decode (const void *data, gsize len, const char *what,
+                        MhAliasRecord *out, GError **error)
+{
+  return mh_alias_record_decode_named (
+      data, len, MH_RECORD_WHAT (what, NULL, NULL), out, error);
+}
+
+gboolean
+mh_domain_alias_record_decode (const void *data, gsize len, const char *what,
+                               MhDomainAliasRecord *out, GError **error)
+{
+  return mh_domain_alias_record_decode_named (
+      data, len, MH_RECORD_WHAT (what, NULL, NULL), out, error);
 }
 
 /* ---- Info objects ----------------------------------------------------- */

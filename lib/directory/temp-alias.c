@@ -238,8 +238,9 @@ parse_hosted (MhDirectory *dir, MDB_txn *txn, const char *address,
       mh_directory__address_clear (&a);
       return FALSE;
     }
-  g_autofree char *what = g_strdup_printf ("domain '%s'", a.domain);
-  if (!mh_domain_record_decode (v.mv_data, v.mv_size, what, dom_out, error))
+  if (!mh_domain_record_decode_named (v.mv_data, v.mv_size,
+                                      MH_RECORD_WHAT ("domain", a.domain, NULL),
+                                      dom_out, error))
     {
       mh_directory__address_clear (&a);
       return FALSE;

@@ -984,8 +984,10 @@ test_corrupt_record (void **state)
   FAILS (mh_directory_account_lookup (f->dir, "bob@example.org", error_)
              != NULL,
          MH_DIRECTORY_ERROR_CORRUPT, "account 'example.org@bob'");
+  /* the name is formatted only on error, in both shapes (issue 5) */
   FAILS (mh_directory_account_list (f->dir, NULL, error_) != NULL,
-         MH_DIRECTORY_ERROR_CORRUPT, "corrupt");
+         MH_DIRECTORY_ERROR_CORRUPT,
+         "record of account 'bob@example.org' is corrupt");
 }
 
 /* Migration steps for a made-up schema V -> V+1 -> V+2, V the current
