@@ -3,8 +3,12 @@
  *
  * Design notes
  * - A target or a step is ONE allocation: the struct and its strings
- *   packed behind it. A plain-account resolution therefore costs the
- *   result, its targets array and one target, nothing more.
+ *   packed behind it. The result keeps its first targets in an inline
+ *   vector, so a plain-account resolution costs two allocations: the
+ *   result and its one target. The GPtrArray that
+ *   mh_resolve_result_get_targets() returns is built on the first call
+ *   (published with a compare-and-swap, so two threads asking at once
+ *   still see one array).
  * - The trace array exists only when tracing was asked for; the getter
  *   makes an empty one on demand so bindings always get an array.
  * - All three are immutable once the resolver hands the result out, so
@@ -296,10 +300,16 @@ mh_resolve_step_get_text (MhResolveStep *step)
 
 /* ---- Results ---------------------------------------------------------- */
 
+#define INLINE_TARGETS 2
+
 struct _MhResolveResult
 {
   gint refcount;
-  GPtrArray *targets;     /* MhResolveTarget, owned */
+  guint n_targets;
+  guint cap;                 /* of targets */
+  MhResolveTarget **targets; /* owned; inline_targets or malloc'd */
+  MhResolveTarget *inline_targets[INLINE_TARGETS];
+  GPtrArray *array;       /* for get_targets (refs); NULL until asked */
   GPtrArray *trace;       /* MhResolveStep, owned; NULL until needed */
   const char *address;    /* buf, or folded */
   char *folded;           /* set when folding changed the address */
@@ -314,8 +324,10 @@ mh_resolve__result_new (const char *address, gsize len, gboolean trace)
   r->refcount = 1;
   r->address = put (&at, address, len);
   r->folded = NULL;
-  r->targets = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_resolve_target_unref);
+  r->n_targets = 0;
+  r->cap = INLINE_TARGETS;
+  r->targets = r->inline_targets;
+  r->array = NULL;
   r->trace = trace ? g_ptr_array_new_with_free_func (
                          (GDestroyNotify) mh_resolve_step_unref)
                    : NULL;
@@ -336,19 +348,30 @@ mh_resolve__result_set_address (MhResolveResult *res, const char *address)
 void
 mh_resolve__result_add_target (MhResolveResult *res, MhResolveTarget *target)
 {
-  g_ptr_array_add (res->targets, target);
+  if (res->n_targets == res->cap)
+    {
+      /* the resolver's fan-out limit bounds n_targets */
+      guint cap = res->cap * 2;
+      MhResolveTarget **v = g_new (MhResolveTarget *, cap);
+      memcpy (v, res->targets, res->n_targets * sizeof *v);
+      if (res->targets != res->inline_targets)
+        g_free (res->targets);
+      res->targets = v;
+      res->cap = cap;
+    }
+  res->targets[res->n_targets++] = target;
 }
 
 guint
 mh_resolve__result_n_targets (MhResolveResult *res)
 {
-  return res->targets->len;
+  return res->n_targets;
 }
 
 MhResolveTarget *
 mh_resolve__result_target (MhResolveResult *res, guint i)
 {
-  return g_ptr_array_index (res->targets, i);
+  return res->targets[i];
 }
 
 void
@@ -382,7 +405,12 @@ mh_resolve_result_unref (MhResolveResult *result)
 {
   if (result == NULL || !g_atomic_int_dec_and_test (&result->refcount))
     return;
-  g_ptr_array_unref (result->targets);
+  for (guint i = 0; i < result->n_targets; i++)
+    mh_resolve_target_unref (result->targets[i]);
+  if (result->targets != result->inline_targets)
+    g_free (result->targets);
+  if (result->array != NULL)
+    g_ptr_array_unref (result->array);
   g_free (result->folded);
   if (result->trace != NULL)
     g_ptr_array_unref (result->trace);
@@ -403,7 +431,19 @@ GPtrArray *
 mh_resolve_result_get_targets (MhResolveResult *result)
 {
   g_return_val_if_fail (result != NULL, NULL);
-  return result->targets;
+  GPtrArray *a = g_atomic_pointer_get (&result->array);
+  if (a != NULL)
+    return a;
+  a = g_ptr_array_new_full (result->n_targets,
+                            (GDestroyNotify)mh_resolve_target_unref);
+  for (guint i = 0; i < result->n_targets; i++)
+    g_ptr_array_add (a, mh_resolve_target_ref (result->targets[i]));
+  if (!g_atomic_pointer_compare_and_exchange (&result->array, NULL, a))
+    {
+      g_ptr_array_unref (a); /* another thread was first */
+      a = g_atomic_pointer_get (&result->array);
+    }
+  return a;
 }
 
 GPtrArray *
@@ -420,9 +460,9 @@ gboolean
 mh_resolve_result_get_accepted (MhResolveResult *result)
 {
   g_return_val_if_fail (result != NULL, FALSE);
-  for (guint i = 0; i < result->targets->len; i++)
+  for (guint i = 0; i < result->n_targets; i++)
     {
-      MhResolveTarget *t = g_ptr_array_index (result->targets, i);
+      MhResolveTarget *t = result->targets[i];
       if (t->kind == MH_RESOLVE_TARGET_MAILBOX
           || t->kind == MH_RESOLVE_TARGET_FORWARD)
         return TRUE;
@@ -438,9 +478,9 @@ mh_resolve_result_get_reply (MhResolveResult *result, guint *code_out,
   g_return_if_fail (result != NULL && code_out != NULL
                     && enhanced_out != NULL && text_out != NULL);
   MhResolveTarget *reject = NULL, *defer = NULL;
-  for (guint i = 0; i < result->targets->len; i++)
+  for (guint i = 0; i < result->n_targets; i++)
     {
-      MhResolveTarget *t = g_ptr_array_index (result->targets, i);
+      MhResolveTarget *t = result->targets[i];
       if (t->kind == MH_RESOLVE_TARGET_MAILBOX
           || t->kind == MH_RESOLVE_TARGET_FORWARD)
         {
