@@ -48,6 +48,9 @@ mh_store__rfc822_size (const char *data, gsize len)
   return n;
 }
 
+/* Lines of a body as Dovecot counts them: its line ends. The newline
+ * before a boundary belongs to the boundary, so the last line of a part
+ * is not counted (Dovecot gives "a\r\nb" one line, as do we). */
 static guint
 count_lines (const char *data, gsize len)
 {
@@ -55,8 +58,6 @@ count_lines (const char *data, gsize len)
   for (gsize i = 0; i < len; i++)
     if (data[i] == '\n')
       n++;
-  if (len > 0 && data[len - 1] != '\n')
-    n++;
   return n;
 }
 
@@ -173,6 +174,40 @@ header_value (GMimeObject *obj, const char *name)
   return v;
 }
 
+/* The display name as ENVELOPE carries it: the phrase without quotes
+ * (RFC 3501 7.4.2 addr-name), ASCII as is, anything else as RFC 2047
+ * encoded words (the cache is shared by sessions with and without
+ * UTF8=ACCEPT). NULL for none. */
+static char *
+address_name (const char *name)
+{
+  if (name == NULL || *name == '\0')
+    return NULL;
+  for (const char *p = name; *p; p++)
+    if ((guchar) *p >= 0x80)
+      return g_mime_utils_header_encode_text (NULL, name, "utf-8");
+  return g_strdup (name);
+}
+
+/* (name adl mailbox host). A missing domain must not be NIL, which means
+ * group syntax: "MISSING_DOMAIN" as Dovecot writes. */
+static void
+mailbox (GString *o, InternetAddressMailbox *mb)
+{
+  g_autofree char *name = address_name (
+    internet_address_get_name (INTERNET_ADDRESS (mb)));
+  const char *addr = internet_address_mailbox_get_addr (mb);
+  const char *at = addr ? strrchr (addr, '@') : NULL;
+  g_autofree char *local = at ? g_strndup (addr, at - addr) : g_strdup (addr);
+  g_string_append_c (o, '(');
+  nstring (o, name);
+  g_string_append (o, " NIL ");
+  nstring (o, local);
+  g_string_append_c (o, ' ');
+  nstring (o, at && at[1] ? at + 1 : "MISSING_DOMAIN");
+  g_string_append_c (o, ')');
+}
+
 static void
 address_list (GString *o, const char *raw)
 {
@@ -189,13 +224,11 @@ address_list (GString *o, const char *raw)
     {
       InternetAddress *a = internet_address_list_get_address (l, i);
       const char *name = internet_address_get_name (a);
-      g_autofree char *enc = NULL;
-      if (name && *name)
-        enc = g_mime_utils_header_encode_phrase (NULL, name, "utf-8");
+      g_autofree char *enc = address_name (name);
       if (INTERNET_ADDRESS_IS_GROUP (a))
         {
           g_string_append (o, "(NIL NIL ");
-          nstring (o, name ? name : "");
+          nstring (o, enc ? enc : "");
           g_string_append (o, " NIL)");
           InternetAddressList *m = internet_address_group_get_members (
             INTERNET_ADDRESS_GROUP (a));
@@ -204,32 +237,12 @@ address_list (GString *o, const char *raw)
               InternetAddress *ma = internet_address_list_get_address (m, j);
               if (!INTERNET_ADDRESS_IS_MAILBOX (ma))
                 continue;
-              const char *addr = internet_address_mailbox_get_addr (
-                INTERNET_ADDRESS_MAILBOX (ma));
-              const char *at = addr ? strrchr (addr, '@') : NULL;
-              g_autofree char *mbox = at ? g_strndup (addr, at - addr)
-                                         : g_strdup (addr);
-              g_string_append (o, "(NIL NIL ");
-              nstring (o, mbox);
-              g_string_append_c (o, ' ');
-              nstring (o, at ? at + 1 : NULL);
-              g_string_append_c (o, ')');
+              mailbox (o, INTERNET_ADDRESS_MAILBOX (ma));
             }
           g_string_append (o, "(NIL NIL NIL NIL)");
           continue;
         }
-      const char *addr = internet_address_mailbox_get_addr (
-        INTERNET_ADDRESS_MAILBOX (a));
-      const char *at = addr ? strrchr (addr, '@') : NULL;
-      g_autofree char *mbox = at ? g_strndup (addr, at - addr)
-                                 : g_strdup (addr);
-      g_string_append_c (o, '(');
-      nstring (o, enc);
-      g_string_append (o, " NIL ");
-      nstring (o, mbox);
-      g_string_append_c (o, ' ');
-      nstring (o, at ? at + 1 : NULL);
-      g_string_append_c (o, ')');
+      mailbox (o, INTERNET_ADDRESS_MAILBOX (a));
     }
   g_string_append_c (o, ')');
   g_object_unref (l);
@@ -272,45 +285,117 @@ envelope (GString *o, GMimeObject *msg)
   g_string_append_c (o, ')');
 }
 
-static void
-params (GString *o, GMimeParamList *pl)
+/* Skips a quoted string starting at @p ('"'); returns the byte after. */
+static const char *
+skip_quoted (const char *p)
 {
-  if (pl == NULL || g_mime_param_list_length (pl) == 0)
+  for (p++; *p && *p != '"'; p++)
+    if (*p == '\\' && p[1])
+      p++;
+  return *p ? p + 1 : p;
+}
+
+/* The parameters of a raw Content-Type or Content-Disposition value,
+ * as written: names keep their case and RFC 2231 forms ("name*",
+ * "name*0") stay undecoded, as Dovecot sends them; clients decode them.
+ * Appends "(...)" and returns TRUE, or appends nothing if there are
+ * none. */
+static gboolean
+raw_params (GString *o, const char *v)
+{
+  gboolean any = FALSE;
+  const char *p = v;
+  if (p == NULL)
+    return FALSE;
+  while (*p && *p != ';')
+    p = *p == '"' ? skip_quoted (p) : p + 1;
+  while (*p == ';')
     {
-      g_string_append (o, "NIL");
-      return;
-    }
-  g_string_append_c (o, '(');
-  for (int i = 0; i < g_mime_param_list_length (pl); i++)
-    {
-      GMimeParam *p = g_mime_param_list_get_parameter_at (pl, i);
-      if (i)
-        g_string_append_c (o, ' ');
-      nstring (o, g_mime_param_get_name (p));
+      p++;
+      while (*p == ' ' || *p == '\t')
+        p++;
+      const char *ns = p;
+      while (*p && *p != '=' && *p != ';' && *p != ' ' && *p != '\t')
+        p++;
+      const char *ne = p;
+      while (*p == ' ' || *p == '\t')
+        p++;
+      if (*p != '=' || ne == ns)
+        {
+          while (*p && *p != ';')
+            p = *p == '"' ? skip_quoted (p) : p + 1;
+          continue;
+        }
+      p++;
+      while (*p == ' ' || *p == '\t')
+        p++;
+      GString *val = g_string_new (NULL);
+      if (*p == '"')
+        {
+          for (p++; *p && *p != '"'; p++)
+            {
+              if (*p == '\\' && p[1])
+                p++;
+              g_string_append_c (val, *p);
+            }
+          if (*p)
+            p++;
+        }
+      else
+        {
+          const char *vs = p;
+          while (*p && *p != ';' && *p != ' ' && *p != '\t')
+            p++;
+          g_string_append_len (val, vs, p - vs);
+        }
+      while (*p && *p != ';')
+        p = *p == '"' ? skip_quoted (p) : p + 1;
+      g_autofree char *name = g_strndup (ns, ne - ns);
+      g_string_append_c (o, any ? ' ' : '(');
+      nstring (o, name);
       g_string_append_c (o, ' ');
-      nstring (o, g_mime_param_get_value (p));
+      nstring (o, val->str);
+      g_string_free (val, TRUE);
+      any = TRUE;
     }
-  g_string_append_c (o, ')');
+  if (any)
+    g_string_append_c (o, ')');
+  return any;
 }
 
 static void
 ext_disposition (GString *o, GMimeObject *obj)
 {
-  GMimeContentDisposition *cd = g_mime_object_get_content_disposition (obj);
-  if (cd == NULL || g_mime_content_disposition_get_disposition (cd) == NULL)
+  g_autofree char *cd = header_value (obj, "Content-Disposition");
+  gsize tlen = 0;
+  while (cd && cd[tlen] && cd[tlen] != ';' && cd[tlen] != ' '
+         && cd[tlen] != '\t')
+    tlen++;
+  if (tlen == 0)
     g_string_append (o, " NIL");
   else
     {
+      g_autofree char *type = g_strndup (cd, tlen);
       g_string_append (o, " (");
-      nstring (o, g_mime_content_disposition_get_disposition (cd));
+      nstring (o, type);
       g_string_append_c (o, ' ');
-      params (o, g_mime_content_disposition_get_parameters (cd));
+      if (!raw_params (o, cd))
+        g_string_append (o, "NIL");
       g_string_append_c (o, ')');
     }
+  /* body-fld-lang: a list of the comma-separated tags (as Dovecot). */
   g_autofree char *lang = header_value (obj, "Content-Language");
+  g_auto (GStrv) tags = lang ? g_strsplit (lang, ",", -1) : NULL;
+  guint n = 0;
+  g_string_append (o, " ");
+  for (char **t = tags; t && *t; t++)
+    if (*g_strstrip (*t))
+      {
+        g_string_append_c (o, n++ ? ' ' : '(');
+        nstring (o, *t);
+      }
+  g_string_append (o, n ? ")" : "NIL");
   g_autofree char *loc = header_value (obj, "Content-Location");
-  g_string_append_c (o, ' ');
-  nstring (o, lang);
   g_string_append_c (o, ' ');
   nstring (o, loc);
 }
@@ -345,13 +430,12 @@ leaf (Walk *w, GMimeObject *obj, gsize hstart, gsize bstart, gsize end,
       sub = depth >= MH_LIMIT_STORE_MIME_DEPTH ? "octet-stream" : "plain";
     }
   GString *o[2] = { w->body, w->bs };
-  const char *cte = NULL, *desc = NULL, *md5 = NULL, *cid = NULL;
-  if (obj && GMIME_IS_PART (obj))
-    {
-      GMimePart *p = GMIME_PART (obj);
-      desc = g_mime_part_get_content_description (p);
-      md5 = g_mime_part_get_content_md5 (p);
-    }
+  const char *cte = NULL, *cid = NULL;
+  /* Raw values, for message/rfc822 parts too (not only GMimePart). */
+  g_autofree char *desc = obj ? header_value (obj, "Content-Description")
+                              : NULL;
+  g_autofree char *md5 = obj ? header_value (obj, "Content-MD5") : NULL;
+  g_autofree char *ctype = obj ? header_value (obj, "Content-Type") : NULL;
   g_autofree char *cte_raw = obj ? header_value (obj,
                                                  "Content-Transfer-Encoding")
                                  : NULL;
@@ -367,8 +451,8 @@ leaf (Walk *w, GMimeObject *obj, gsize hstart, gsize bstart, gsize end,
       g_string_append_c (o[k], ' ');
       nstring (o[k], sub);
       g_string_append_c (o[k], ' ');
-      if (ct && g_mime_param_list_length (g_mime_content_type_get_parameters (ct)) > 0)
-        params (o[k], g_mime_content_type_get_parameters (ct));
+      if (raw_params (o[k], ctype))
+        ;
       else if (g_ascii_strcasecmp (type, "text") == 0)
         g_string_append (o[k], "(\"charset\" \"us-ascii\")");
       else
@@ -482,15 +566,29 @@ walk (Walk *w, GMimeObject *obj, gsize hstart, gsize end,
   g_string_append_c (w->bs, ' ');
   nstring (w->bs, sub ? sub : "mixed");
   g_string_append_c (w->bs, ' ');
-  params (w->bs, ct ? g_mime_content_type_get_parameters (ct) : NULL);
+  g_autofree char *ctype = header_value (obj, "Content-Type");
+  if (!raw_params (w->bs, ctype))
+    g_string_append (w->bs, "NIL");
   ext_disposition (w->bs, obj);
   g_string_append_c (w->body, ')');
   g_string_append_c (w->bs, ')');
 }
 
 static void
+string_free (gpointer s)
+{
+  g_string_free (s, TRUE);
+}
+
+/* One entry per cached name, holding all of its lines in message order:
+ * mh_store_message_get_header() promises "several if repeated", and
+ * IMAP's HEADER.FIELDS answer from the cache needs them all. */
+static void
 cache_headers (GVariantBuilder *b, const char *d, gsize hend)
 {
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) lines = g_ptr_array_new_with_free_func (
+    string_free);
   gsize i = 0;
   while (i < hend)
     {
@@ -512,16 +610,30 @@ cache_headers (GVariantBuilder *b, const char *d, gsize hend)
       if (!mh_store__header_is_cached (name))
         continue;
       g_autofree char *lc = g_ascii_strdown (name, -1);
-      g_autofree char *line = g_strndup (d + start, i - start);
-      if (!g_utf8_validate (line, -1, NULL))
+      guint k = 0;
+      while (k < names->len && strcmp (names->pdata[k], lc) != 0)
+        k++;
+      if (k == names->len)
+        {
+          g_ptr_array_add (names, g_steal_pointer (&lc));
+          g_ptr_array_add (lines, g_string_new (NULL));
+        }
+      GString *l = lines->pdata[k];
+      if (g_utf8_validate (d + start, (gssize) (i - start), NULL))
+        g_string_append_len (l, d + start, (gssize) (i - start));
+      else
         {
           /* GVariant strings are UTF-8: keep 8-bit junk out, losslessly
-           * enough for display (the file keeps the original). */
-          g_free (line);
-          line = g_utf8_make_valid (d + start, (gssize) (i - start));
+           * enough for display (the file keeps the original; readers
+           * that need the bytes see U+FFFD and read the file). */
+          g_autofree char *ok = g_utf8_make_valid (d + start,
+                                                   (gssize) (i - start));
+          g_string_append (l, ok);
         }
-      g_variant_builder_add (b, "(ss)", lc, line);
     }
+  for (guint k = 0; k < names->len; k++)
+    g_variant_builder_add (b, "(ss)", (const char *) names->pdata[k],
+                           ((GString *) lines->pdata[k])->str);
 }
 
 GVariant *
