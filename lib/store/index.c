@@ -11,13 +11,37 @@
  *   alone gives the same UIDs, and Dovecot sees our UIDs.
  * - Databases (see MhStoreDb): records are native-endian structs, keys
  *   big-endian so a cursor walks a folder in UID order.
- * - Durability: the env is opened MDB_NOMETASYNC: a commit costs one
- *   fdatasync, and an OS crash can undo at most the last commit, never
- *   corrupt the file. A lost commit could let a UID be handed out twice;
- *   so when the boot id differs from the one stored by the last writer,
- *   every folder's UIDNEXT and HIGHESTMODSEQ jump by
- *   MH_LIMIT_STORE_BATCH_MAX + 1 (the most one commit assigns) and every
- *   folder is rescanned. UID gaps are legal in IMAP; reuse is not.
+ * - Durability (lazy index): the env is opened MDB_NOSYNC, so an index
+ *   commit is a memory copy into the page cache and never waits for the
+ *   disk. A delivery is acknowledged after the file fsync and the fsync
+ *   of its directory only (the raw Maildir minimum); the index rides on
+ *   them. Why that is safe: the Maildir files are the truth and the index
+ *   is a cache that reconciles from them.
+ *   - A killed process (SIGKILL) loses nothing: its commits are in the
+ *     page cache, and LMDB's meta-page switch keeps the file consistent.
+ *   - An OS crash or power loss can leave data.mdb with the newest meta
+ *     page but not all of its pages (MDB_NOSYNC gives no ordering), i.e.
+ *     silently wrong. So every process that opens the index first writes
+ *     a durable marker "dirty.<pid>" holding the boot id, and removes it
+ *     after the final mdb_env_sync() at close. An open that finds a
+ *     marker from another boot moves data.mdb aside (data.mdb.unsynced)
+ *     and rebuilds from the Maildir, under an flock so only one process
+ *     does it. Markers of dead processes of this boot are just removed.
+ *   - UIDs and MODSEQs must never be handed out twice, yet the lines we
+ *     append to dovecot-uidlist are not fsynced either (one more journal
+ *     commit per delivery). So "reserve" (written durably: tmp, fsync,
+ *     rename, fsync of the dir) holds for each UIDVALIDITY a bound above
+ *     every UID handed out, and one bound above every MODSEQ. A write txn
+ *     that would pass a bound first raises it by
+ *     MH_LIMIT_STORE_RESERVE (one durable write per that many UIDs, not
+ *     per delivery). After a recovery (meta "recovered"), a folder record
+ *     made from a dovecot-uidlist whose UIDVALIDITY has a bound starts
+ *     at that bound: files whose uidlist line was lost get new UIDs, and
+ *     every MODSEQ is above any a client saw. UIDVALIDITY is kept, so
+ *     clients keep their caches; UID gaps are legal, reuse is not.
+ *   - Why not bump UIDVALIDITY instead: every client would download every
+ *     folder again after each power cut; the reservation costs a few
+ *     fsyncs per thousand deliveries.
  * - Reconciliation: a folder records the mtimes of new/ and cur/ (and of
  *   dovecot-uidlist) at its last scan; when one changed, that directory
  *   is scanned again. A scan that finds an index entry missing scans once
@@ -37,6 +61,8 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -173,10 +199,11 @@ open_env (MhStore *store, GError **error)
     return mh_store__lmdb_error (rc, "create", error);
   mdb_env_set_maxdbs (store->db.env, 8);
   mdb_env_set_mapsize (store->db.env, MH_LIMIT_STORE_INDEX_MAP);
-  /* NOTLS: read txns may be used from pool threads; NOMETASYNC: see the
-   * design notes. */
+  /* NOTLS: read txns may be used from pool threads; NOSYNC: see the
+   * design notes (durability comes from the Maildir, the marker and the
+   * reservations). */
   rc = mdb_env_open (store->db.env, store->index_dir,
-                     MDB_NOTLS | MDB_NOMETASYNC, 0600);
+                     MDB_NOTLS | MDB_NOSYNC, 0600);
   if (rc != 0)
     {
       mdb_env_close (store->db.env);
@@ -215,45 +242,209 @@ open_env (MhStore *store, GError **error)
       ver = INDEX_VERSION;
       meta_put (store, txn, "version", &ver, sizeof ver);
     }
-  /* Boot id: see the design notes on lost commits. */
-  g_autofree char *boot = read_boot_id ();
-  MDB_val v;
-  gboolean had = meta_get (store, txn, "boot_id", &v);
-  if (!had || v.mv_size != strlen (boot)
-      || memcmp (v.mv_data, boot, v.mv_size) != 0)
+  if (store->recovered)
     {
-      if (had)
-        {
-          MDB_cursor *c;
-          mdb_cursor_open (txn, store->db.folders, &c);
-          MDB_val k, d;
-          int r = mdb_cursor_get (c, &k, &d, MDB_FIRST);
-          while (r == 0)
-            {
-              g_autofree guint8 *copy = g_memdup2 (d.mv_data, d.mv_size);
-              if (d.mv_size >= sizeof (FolderRec))
-                {
-                  FolderRec *fr = (FolderRec *) copy;
-                  fr->uidnext += MH_LIMIT_STORE_BATCH_MAX + 1;
-                  fr->highestmodseq += MH_LIMIT_STORE_BATCH_MAX + 1;
-                  fr->new_mtime = fr->cur_mtime = fr->uidlist_mtime = 0;
-                  MDB_val nd = { d.mv_size, copy };
-                  mdb_cursor_put (c, &k, &nd, MDB_CURRENT);
-                }
-              r = mdb_cursor_get (c, &k, &d, MDB_NEXT);
-            }
-          mdb_cursor_close (c);
-        }
-      meta_put (store, txn, "boot_id", boot, strlen (boot));
+      guint64 one = 1;
+      meta_put (store, txn, "recovered", &one, sizeof one);
     }
+  store->recovered = meta_u64 (store, txn, "recovered") != 0;
   return mh_store__txn_commit (store, txn, error);
 }
 
-gboolean
-mh_store__db_open (MhStore *store, GError **error)
+/* ---- Lazy durability: markers and reservations ----------------------- */
+
+/* Writes @dir/@name so that it survives a power loss before returning:
+ * temporary file, fsync, rename, fsync of the directory. */
+static gboolean
+write_durable (const char *dir, const char *name, const char *data,
+               gsize len, GError **error)
 {
-  if (g_mkdir_with_parents (store->index_dir, 0700) != 0)
-    return mh_store__io_error (errno, "mkdir", store->index_dir, error);
+  g_autofree char *p = g_build_filename (dir, name, NULL);
+  g_autofree char *tmp = g_strdup_printf ("%s.tmp-%d", p, (int) getpid ());
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return mh_store__io_error (errno, "create", tmp, error);
+  gsize done = 0;
+  while (done < len)
+    {
+      gssize w = write (fd, data + done, len - done);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0)
+        break;
+      done += (gsize) w;
+    }
+  if (done < len || fsync (fd) != 0)
+    {
+      int e = errno;
+      close (fd);
+      g_unlink (tmp);
+      return mh_store__io_error (e, "write", tmp, error);
+    }
+  close (fd);
+  if (rename (tmp, p) != 0)
+    {
+      int e = errno;
+      g_unlink (tmp);
+      return mh_store__io_error (e, "rename", p, error);
+    }
+  return mh_store__fsync_dir (dir, error);
+}
+
+/* Reads "reserve" into the store, keeping the larger of two bounds (the
+ * file only grows; another process may have raised it). */
+static void
+reserve_read (MhStore *store)
+{
+  g_autofree char *p = g_build_filename (store->index_dir, "reserve", NULL);
+  g_autofree char *text = NULL;
+  if (store->uid_bound == NULL)
+    store->uid_bound = g_hash_table_new (g_direct_hash, g_direct_equal);
+  if (!g_file_get_contents (p, &text, NULL, NULL))
+    return;
+  g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
+  for (int i = 0; lines[i]; i++)
+    {
+      g_auto (GStrv) w = g_strsplit (lines[i], " ", -1);
+      guint64 a, b;
+      if (g_strcmp0 (w[0], "m") == 0 && w[1]
+          && g_ascii_string_to_unsigned (w[1], 10, 0, G_MAXINT64, &a, NULL))
+        store->modseq_bound = MAX (store->modseq_bound, a);
+      else if (g_strcmp0 (w[0], "u") == 0 && w[1] && w[2]
+               && g_ascii_string_to_unsigned (w[1], 10, 1, G_MAXUINT32, &a,
+                                              NULL)
+               && g_ascii_string_to_unsigned (w[2], 10, 0, G_MAXUINT32, &b,
+                                              NULL))
+        {
+          gpointer k = GUINT_TO_POINTER ((guint) a);
+          guint old = GPOINTER_TO_UINT (
+            g_hash_table_lookup (store->uid_bound, k));
+          g_hash_table_insert (store->uid_bound, k,
+                               GUINT_TO_POINTER (MAX (old, (guint) b)));
+        }
+    }
+}
+
+/* The UID bound of @uidvalidity, 0 if none. */
+static guint32
+reserve_uid (MhStore *store, guint32 uidvalidity)
+{
+  return GPOINTER_TO_UINT (g_hash_table_lookup (
+    store->uid_bound, GUINT_TO_POINTER (uidvalidity)));
+}
+
+/* Makes sure @f's UIDNEXT and HIGHESTMODSEQ are covered by durable bounds
+ * before the txn that carries them commits. Runs inside a write txn, so
+ * no other process writes "reserve" meanwhile. */
+static gboolean
+reserve_cover (MhStore *store, MhStoreFolder *f, GError **error)
+{
+  if (f->rec.uidnext <= reserve_uid (store, f->rec.uidvalidity)
+      && f->rec.highestmodseq < store->modseq_bound)
+    return TRUE;
+  reserve_read (store); /* another process may have raised them */
+  if (f->rec.uidnext <= reserve_uid (store, f->rec.uidvalidity)
+      && f->rec.highestmodseq < store->modseq_bound)
+    return TRUE;
+  guint64 ub = (guint64) f->rec.uidnext + MH_LIMIT_STORE_RESERVE;
+  guint32 old = reserve_uid (store, f->rec.uidvalidity);
+  guint32 nub = (guint32) MIN (ub, (guint64) G_MAXUINT32);
+  guint64 nmb = MAX (store->modseq_bound,
+                     f->rec.highestmodseq + 1 + MH_LIMIT_STORE_RESERVE);
+  GString *s = g_string_new (NULL);
+  g_string_append_printf (s, "m %" G_GUINT64_FORMAT "\n", nmb);
+  g_string_append_printf (s, "u %u %u\n", f->rec.uidvalidity,
+                          MAX (old, nub));
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init (&it, store->uid_bound);
+  while (g_hash_table_iter_next (&it, &k, &v))
+    if (GPOINTER_TO_UINT (k) != f->rec.uidvalidity)
+      g_string_append_printf (s, "u %u %u\n", GPOINTER_TO_UINT (k),
+                              GPOINTER_TO_UINT (v));
+  gboolean ok = write_durable (store->index_dir, "reserve", s->str, s->len,
+                               error);
+  g_string_free (s, TRUE);
+  if (!ok)
+    return FALSE;
+  g_hash_table_insert (store->uid_bound,
+                       GUINT_TO_POINTER (f->rec.uidvalidity),
+                       GUINT_TO_POINTER (MAX (old, nub)));
+  store->modseq_bound = nmb;
+  return TRUE;
+}
+
+/* Looks at the markers of earlier openers. Sets *lost when one was left
+ * by another boot (its unsynced commits may be half on disk); collects
+ * the markers to remove once ours is durable. */
+static void
+markers_scan (MhStore *store, const char *boot, gboolean *lost,
+              GPtrArray *stale)
+{
+  GDir *d = g_dir_open (store->index_dir, 0, NULL);
+  if (d == NULL)
+    return;
+  const char *n;
+  while ((n = g_dir_read_name (d)) != NULL)
+    {
+      guint64 pid;
+      if (!g_str_has_prefix (n, "dirty.")
+          || !g_ascii_string_to_unsigned (n + 6, 10, 1, G_MAXINT, &pid,
+                                          NULL))
+        continue;
+      char *p = g_build_filename (store->index_dir, n, NULL);
+      g_autofree char *text = NULL;
+      g_file_get_contents (p, &text, NULL, NULL);
+      if (text == NULL || strcmp (g_strstrip (text), boot) != 0)
+        {
+          /* Another boot (or unreadable: be safe). */
+          *lost = TRUE;
+          g_ptr_array_add (stale, p);
+        }
+      else if ((pid_t) pid == getpid ()
+               || (kill ((pid_t) pid, 0) != 0 && errno == ESRCH))
+        g_ptr_array_add (stale, p); /* killed in this boot: nothing lost */
+      else
+        g_free (p);
+    }
+  g_dir_close (d);
+}
+
+/* Under the recover.lock flock: recovery decision, our marker, env. */
+static gboolean
+db_open_locked (MhStore *store, GError **error)
+{
+  g_autofree char *boot = read_boot_id ();
+  g_autoptr (GPtrArray) stale = g_ptr_array_new_with_free_func (g_free);
+  gboolean lost = FALSE;
+  markers_scan (store, boot, &lost, stale);
+  g_autofree char *data = g_build_filename (store->index_dir, "data.mdb",
+                                            NULL);
+  g_autofree char *lock = g_build_filename (store->index_dir, "lock.mdb",
+                                            NULL);
+  if (lost && g_file_test (data, G_FILE_TEST_EXISTS))
+    {
+      g_autofree char *aside = g_strconcat (data, ".unsynced", NULL);
+      mh_log_warning ("store", NULL, NULL, "%s: the system stopped before "
+                      "the index was synced; moving it to %s and rebuilding "
+                      "from the Maildir", store->index_dir, aside);
+      if (g_rename (data, aside) != 0)
+        return mh_store__io_error (errno, "rename", data, error);
+      g_unlink (lock);
+      store->recovered = TRUE;
+    }
+  g_autofree char *mark = g_strdup_printf ("%s\n", boot);
+  g_autofree char *mname = g_strdup_printf ("dirty.%d", (int) getpid ());
+  if (!write_durable (store->index_dir, mname, mark, strlen (mark), error))
+    return FALSE;
+  store->marker = g_build_filename (store->index_dir, mname, NULL);
+  /* Only now that ours is durable may the old markers go: a second crash
+   * during the rebuild still finds one. */
+  for (guint i = 0; i < stale->len; i++)
+    if (strcmp (stale->pdata[i], store->marker) != 0)
+      g_unlink (stale->pdata[i]);
+  reserve_read (store);
+
   g_autoptr (GError) local = NULL;
   if (open_env (store, &local))
     return TRUE;
@@ -265,27 +456,57 @@ mh_store__db_open (MhStore *store, GError **error)
   /* The Maildir is the truth: move the broken index aside, rebuild. */
   mh_log_warning ("store", NULL, NULL, "%s; moving it aside and rebuilding "
                   "from the Maildir", local->message);
-  g_autofree char *data = g_build_filename (store->index_dir, "data.mdb",
-                                            NULL);
-  g_autofree char *lock = g_build_filename (store->index_dir, "lock.mdb",
-                                            NULL);
   g_autofree char *aside = g_strdup_printf ("%s.corrupt-%" G_GINT64_FORMAT,
                                             data, g_get_real_time ());
   if (g_rename (data, aside) != 0)
     return mh_store__io_error (errno, "rename", data, error);
   g_unlink (lock);
+  store->recovered = TRUE;
   return open_env (store, error);
+}
+
+gboolean
+mh_store__db_open (MhStore *store, GError **error)
+{
+  if (g_mkdir_with_parents (store->index_dir, 0700) != 0)
+    return mh_store__io_error (errno, "mkdir", store->index_dir, error);
+  /* One opener at a time decides about recovery. */
+  g_autofree char *lp = g_build_filename (store->index_dir, "recover.lock",
+                                          NULL);
+  int lfd = open (lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lfd < 0)
+    return mh_store__io_error (errno, "open", lp, error);
+  while (flock (lfd, LOCK_EX) != 0)
+    if (errno != EINTR)
+      {
+        int e = errno;
+        close (lfd);
+        return mh_store__io_error (e, "lock", lp, error);
+      }
+  gboolean ok = db_open_locked (store, error);
+  close (lfd); /* releases the flock */
+  return ok;
 }
 
 void
 mh_store__db_close (MhStore *store)
 {
+  int rc = 0;
   if (store->db.env)
     {
-      mdb_env_sync (store->db.env, 1);
+      /* The one point where this process's commits become durable; only
+       * then may the marker go. */
+      rc = mdb_env_sync (store->db.env, 1);
       mdb_env_close (store->db.env);
       store->db.env = NULL;
     }
+  if (rc != 0)
+    mh_log_warning ("store", NULL, NULL, "%s: sync: %s; keeping %s",
+                    store->index_dir, mdb_strerror (rc), store->marker);
+  else if (store->marker)
+    g_unlink (store->marker);
+  g_clear_pointer (&store->marker, g_free);
+  g_clear_pointer (&store->uid_bound, g_hash_table_unref);
 }
 
 /* ---- Folders ---------------------------------------------------------- */
@@ -436,6 +657,8 @@ gboolean
 mh_store__folder_save (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
                        GError **error)
 {
+  if (!reserve_cover (store, f, error))
+    return FALSE;
   GByteArray *b = g_byte_array_new ();
   f->rec.n_keywords = f->keywords->len;
   g_byte_array_append (b, (const guint8 *) &f->rec, sizeof f->rec);
@@ -1076,6 +1299,16 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
     }
   if (have_ul && ul.next_uid > f->rec.uidnext)
     f->rec.uidnext = ul.next_uid;
+  if (fresh && store->recovered && reserve_uid (store, f->rec.uidvalidity))
+    {
+      /* Rebuilt after a crash that lost unsynced index commits and
+       * uidlist lines: start above everything handed out before. */
+      f->rec.uidnext = MAX (f->rec.uidnext,
+                            reserve_uid (store, f->rec.uidvalidity));
+      if (store->modseq_bound > 0)
+        f->rec.highestmodseq = MAX (f->rec.highestmodseq,
+                                    store->modseq_bound - 1);
+    }
   /* Keywords: the file is the truth for the names it has. */
   g_autoptr (GPtrArray) kws = g_ptr_array_new_with_free_func (g_free);
   keywords_read (dir, kws);

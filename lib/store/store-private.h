@@ -152,6 +152,12 @@ struct _MhStore
   int notify_fd;     /* DATA/index/.../notify, see store.c */
   char *lock_tmp;    /* linked to take dovecot-uidlist.lock, see index.c */
 
+  /* Lazy index durability (index.c design notes); under write_lock. */
+  char *marker;          /* our dirty.<pid> file, removed at close */
+  gboolean recovered;    /* the index was rebuilt after an unsynced crash */
+  GHashTable *uid_bound; /* UIDVALIDITY → bound above every UID given */
+  guint64 modseq_bound;  /* bound above every MODSEQ given */
+
   MhStoreCheckFunc check;
   gpointer check_data;
   GDestroyNotify check_destroy;

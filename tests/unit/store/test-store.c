@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char msg1[] =
@@ -1070,6 +1071,118 @@ test_append_date_and_embedded_message (void **state)
   assert_memory_equal (g_bytes_get_data (p1, NULL), "see below", 9);
 }
 
+static gboolean
+has_marker (const char *index)
+{
+  g_autoptr (GDir) d = g_dir_open (index, 0, NULL);
+  const char *n;
+  while (d && (n = g_dir_read_name (d)))
+    if (g_str_has_prefix (n, "dirty."))
+      return TRUE;
+  return FALSE;
+}
+
+/* Issue 4: the index is committed without fsync (MDB_NOSYNC). A power
+ * loss can lose its last commits and the dovecot-uidlist lines written
+ * with them; the files (fsynced) survive. The reopened store must rebuild
+ * and never hand out a UID or MODSEQ twice. Simulated here by putting an
+ * older data.mdb back, cutting the uidlist and leaving a marker of
+ * another boot. */
+static void
+test_power_loss_never_reuses_uids (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  for (int i = 0; i < 3; i++)
+    assert_int_equal (deliver (fx->store, NULL, msg1, 0), i + 1);
+  g_autofree char *data = g_build_filename (fx->index, "data.mdb", NULL);
+  g_autofree char *old = NULL;
+  gsize old_len;
+  assert_true (g_file_get_contents (data, &old, &old_len, &error));
+  g_autofree char *ulp = g_build_filename (fx->maildir, "dovecot-uidlist",
+                                           NULL);
+  g_autofree char *ul_old = NULL;
+  assert_true (g_file_get_contents (ulp, &ul_old, NULL, &error));
+  for (int i = 3; i < 6; i++)
+    assert_int_equal (deliver (fx->store, NULL, msg1, 0), i + 1);
+  guint32 six = 6;
+  assert_true (mh_store_expunge (fx->store, NULL, &six, 1, FALSE, NULL,
+                                 &error));
+  MhStoreStatus st0;
+  assert_true (mh_store_folder_status (fx->store, NULL, &st0, &error));
+  assert_true (has_marker (fx->index));
+  mh_store_unref (fx->store);
+  fx->store = NULL;
+  assert_false (has_marker (fx->index)); /* clean close: synced, removed */
+
+  /* The crash: old index and uidlist, a marker from another boot. */
+  assert_true (g_file_set_contents (data, old, (gssize) old_len, &error));
+  assert_true (g_file_set_contents (ulp, ul_old, -1, &error));
+  g_free (mh_test_write_file (fx->index, "dirty.424242", "another-boot\n"));
+
+  fx->store = mh_store_open (fx->maildir, fx->index, 0, &error);
+  assert_null (error);
+  g_autofree char *aside = g_strconcat (data, ".unsynced", NULL);
+  assert_true (g_file_test (aside, G_FILE_TEST_EXISTS));
+  g_autofree char *stale = g_build_filename (fx->index, "dirty.424242", NULL);
+  assert_false (g_file_test (stale, G_FILE_TEST_EXISTS));
+  MhStoreStatus st;
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  assert_int_equal (st.uidvalidity, st0.uidvalidity); /* clients keep caches */
+  assert_int_equal (st.messages, 5);
+  assert_true (st.highestmodseq > st0.highestmodseq);
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
+                                               &error);
+  assert_int_equal (mh_store_view_get_count (v), 5);
+  for (guint i = 0; i < 5; i++)
+    {
+      guint32 u = mh_store_view_get_uid (v, i);
+      /* 1-3 were in the surviving uidlist; 4 and 5 lost their lines and
+       * get new UIDs; 6 was expunged and must never come back. */
+      if (i < 3)
+        assert_int_equal (u, i + 1);
+      else
+        assert_true (u > 6);
+      assert_true (mh_store_view_get_modseq (v, i) > st0.highestmodseq);
+    }
+  guint32 next = deliver (fx->store, NULL, msg1, 0);
+  assert_true (next > mh_store_view_get_uid (v, 4));
+}
+
+/* A marker left by a process of this boot that was killed: its commits
+ * are in the page cache, so the index is kept (no rebuild). */
+static void
+test_killed_process_marker_keeps_index (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  deliver (fx->store, NULL, msg1, 0);
+  mh_store_unref (fx->store);
+  fx->store = NULL;
+  pid_t pid = fork ();
+  if (pid == 0)
+    _exit (0);
+  assert_true (pid > 0);
+  waitpid (pid, NULL, 0);
+  g_autofree char *boot = NULL;
+  assert_true (g_file_get_contents ("/proc/sys/kernel/random/boot_id", &boot,
+                                    NULL, NULL));
+  g_autofree char *name = g_strdup_printf ("dirty.%d", (int) pid);
+  g_autofree char *mk = mh_test_write_file (fx->index, name, boot);
+  fx->store = mh_store_open (fx->maildir, fx->index, 0, &error);
+  assert_null (error);
+  assert_false (g_file_test (mk, G_FILE_TEST_EXISTS));
+  g_autofree char *aside = g_build_filename (fx->index, "data.mdb.unsynced",
+                                             NULL);
+  assert_false (g_file_test (aside, G_FILE_TEST_EXISTS));
+  assert_int_equal (deliver (fx->store, NULL, msg1, 0), 2);
+  /* The reservation covers what was handed out. */
+  g_autofree char *res = NULL;
+  g_autofree char *rp = g_build_filename (fx->index, "reserve", NULL);
+  assert_true (g_file_get_contents (rp, &res, NULL, NULL));
+  assert_non_null (strstr (res, "\nu "));
+}
+
 int
 main (void)
 {
@@ -1088,6 +1201,10 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_corrupt_index_is_rebuilt, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_power_loss_never_reuses_uids, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_killed_process_marker_keeps_index,
+                                     setup, teardown),
     cmocka_unit_test (test_bad_maildir),
     cmocka_unit_test_setup_teardown (test_copy_move_expunge, setup, teardown),
     cmocka_unit_test_setup_teardown (test_retention, setup, teardown),
