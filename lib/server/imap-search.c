@@ -3,8 +3,8 @@
  * Design notes
  * - A search program (MhImapSearchKey, parsed by the engine) is first
  *   compiled into a private tree of Node: strings are case-folded once
- *   (g_utf8_casefold + NFKD normalisation, our i;unicode-casemap, RFC
- *   5051), sequence and UID sets become a bitmap over view indices, and
+ *   (i;unicode-casemap of RFC 5051: simple titlecase, then NFKD),
+ *   sequence and UID sets become a bitmap over view indices, and
  *   the children of AND and OR are ordered by cost so the cheap tests
  *   run first and short-circuit the rest:
  *     0 view     flags, keywords, \Recent, MODSEQ, sets: the view holds
@@ -72,12 +72,18 @@ gmime_once (void)
 
 /* ---- Text helpers (exposed for the unit tests) ------------------------- */
 
+/* i;unicode-casemap (RFC 5051 2): each character to its simple
+ * titlecase mapping, then NFKD. Not g_utf8_casefold(): its full folding
+ * makes "ß" equal "ss", which RFC 5051 (and Dovecot) do not. */
 char *
 mh_imap__fold (const char *s, gssize len)
 {
   g_autofree char *valid = g_utf8_make_valid (s ? s : "", s ? len : 0);
-  g_autofree char *cf = g_utf8_casefold (valid, -1);
-  char *n = g_utf8_normalize (cf, -1, G_NORMALIZE_ALL);
+  GString *t = g_string_sized_new (strlen (valid));
+  for (const char *p = valid; *p; p = g_utf8_next_char (p))
+    g_string_append_unichar (t, g_unichar_totitle (g_utf8_get_char (p)));
+  char *n = g_utf8_normalize (t->str, (gssize) t->len, G_NORMALIZE_ALL);
+  g_string_free (t, TRUE);
   return n ? n : g_strdup ("");
 }
 

@@ -440,9 +440,10 @@ test_headers (void **state)
   SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_FROM, "ANDRÉ"), "2");
   SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_FROM, "zoë"), "3");
   SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "café CRÈME"), "2");
-  /* UTF-8 words across a folded line; ß folds to ss. */
-  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "grüße aus köln"), "3");
-  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "GRÜSSE"), "3");
+  /* UTF-8 words across a folded line. i;unicode-casemap maps each
+   * character alone: ß is not "SS" (Dovecot agrees). */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "GRÜßE AUS KÖLN"), "3");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "GRÜSSE"), "");
   SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "hello"), "1 5");
   SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, ""), "1 2 3 4 5");
   SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_TO, "bob@"), "1");
@@ -896,8 +897,10 @@ test_decode (void **state)
   g_autofree char *c = mh_imap__decode_header ("caf\xe9");
   assert_true (g_utf8_validate (c, -1, NULL));
   g_autofree char *f1 = mh_imap__fold ("STRASSE", -1);
-  g_autofree char *f2 = mh_imap__fold ("straße", -1);
+  g_autofree char *f2 = mh_imap__fold ("strasse", -1);
   assert_string_equal (f1, f2);
+  g_autofree char *f5 = mh_imap__fold ("\xce\xa3\xcf\x83\xcf\x82", -1); /* Σσς */
+  assert_string_equal (f5, "\xce\xa3\xce\xa3\xce\xa3");
   g_autofree char *f3 = mh_imap__fold ("Caf\xc3\xa9", -1);   /* é */
   g_autofree char *f4 = mh_imap__fold ("CAFE\xcc\x81", -1);  /* E + ́ */
   assert_string_equal (f3, f4);
