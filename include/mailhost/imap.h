@@ -859,7 +859,7 @@ MH_API void mh_imap_engine_start_compress (MhImapEngine *e);
 /**
  * mh_imap_engine_peek_output:
  * @e: an engine
- * @out: (out) (transfer none) (array length=return): bytes to send
+ * @out: (out) (transfer none): bytes to send
  *
  * Returns: number of bytes waiting to be sent
  */
