@@ -293,6 +293,10 @@ demo_print (const char *prog, MhConfig *config, MhServer *server,
                                       "--auth-user demo@demo.example "
                                       "--auth-password PASSWORD --to "
                                       "demo@demo.example)"
+                                : strcmp (name, "imaps") == 0
+                                    ? " (try: curl -k --user "
+                                      "demo@demo.example:PASSWORD "
+                                      "imaps://127.0.0.1:10993/INBOX)"
                                     : "");
       else
         g_string_append_printf (missing, "%s%s (%u)",

@@ -508,7 +508,15 @@ mh_imap__cmd_list (MhImapSession *s, const MhImapCommand *cmd, GString *out)
       Cand *c = g_ptr_array_index (all, i);
       gboolean matched = FALSE;
       for (guint k = 0; k < pats->len && !matched; k++)
-        matched = pattern_match (c->name, g_ptr_array_index (pats, k));
+        {
+          const char *pat = g_ptr_array_index (pats, k);
+          /* RFC 3501 6.3.9: an unsubscribed parent shows (\Noselect)
+           * only where '%' stops short of its subscribed children;
+           * with '*' the children themselves match. */
+          if (lsub && !c->subscribed && strchr (pat, '*') != NULL)
+            continue;
+          matched = pattern_match (c->name, pat);
+        }
       if (!matched)
         continue;
       const char *use = c->exists ? mh_store_role_special_use (
@@ -796,14 +804,17 @@ mh_imap__cmd_enable (MhImapSession *s, const MhImapCommand *cmd, GString *out)
     { "METADATA", MH_IMAP_ENABLED_METADATA, 0 },
   };
   GString *list = g_string_new (NULL);
+  MhImapEnabled before = s->enabled, listed = 0;
   for (char **p = cmd->strings; p && *p; p++)
     for (gsize k = 0; k < G_N_ELEMENTS (known); k++)
       if (g_ascii_strcasecmp (*p, known[k].name) == 0)
         {
-          /* RFC 5161 3.1: ENABLED lists only what this command turned
-           * on; unknown names are ignored. */
-          if (!(s->enabled & known[k].bit))
+          /* RFC 5161 3.1: ENABLED lists what this command turned on
+           * (asked for and not on before it); unknown names are
+           * ignored. */
+          if (!(before & known[k].bit) && !(listed & known[k].bit))
             g_string_append_printf (list, " %s", known[k].name);
+          listed |= known[k].bit;
           s->enabled |= known[k].bit | known[k].implies;
         }
   g_string_append_printf (out, "* ENABLED%s\r\n", list->str);

@@ -408,16 +408,6 @@ same_strv (char **a, char **b)
   return TRUE;
 }
 
-static guint
-count_recent (MhStoreView *view)
-{
-  guint n = 0, count = mh_store_view_get_count (view);
-  for (guint i = 0; i < count; i++)
-    if (mh_store_view_is_recent (view, i))
-      n++;
-  return n;
-}
-
 gboolean
 mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
                     GError **error)
@@ -441,23 +431,37 @@ mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
   guint n_new = mh_store_view_get_count (fresh);
   g_autoptr (GArray) gone = g_array_new (FALSE, FALSE, sizeof (guint));
   g_autoptr (GArray) changed = g_array_new (FALSE, FALSE, sizeof (guint));
-  guint i = 0, j = 0, added = 0;
+  /* \Recent belongs to the session that first saw a message: a fresh
+   * read-write select claims only messages new since, so the session's
+   * count is its old recent messages still there plus the new claims. */
+  guint i = 0, j = 0, added = 0, recent_old = 0, recent_new = 0;
   while (i < n_old || j < n_new)
     {
       guint32 ou = i < n_old ? mh_store_view_get_uid (old, i) : G_MAXUINT32;
       guint32 nu = j < n_new ? mh_store_view_get_uid (fresh, j) : G_MAXUINT32;
       if (i < n_old && ou < nu)
         {
+          if (mh_store_view_is_recent (old, i))
+            recent_old++;
           g_array_append_val (gone, i);
           i++;
         }
       else if (j < n_new && nu < ou)
         {
+          if (mh_store_view_is_recent (fresh, j))
+            recent_new++;
           added++;
           j++;
         }
       else
         {
+          if (mh_store_view_is_recent (old, i))
+            {
+              recent_old++;
+              recent_new++;
+            }
+          else if (mh_store_view_is_recent (fresh, j))
+            recent_new++;
           if (mh_store_view_get_modseq (old, i)
                   != mh_store_view_get_modseq (fresh, j)
               || mh_store_view_get_flags (old, i)
@@ -521,11 +525,12 @@ mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
       g_string_free (kw, TRUE);
     }
 
-  if (added > 0 || gone->len > 0)
+  /* EXPUNGE already lowered the count (RFC 9051 7.5.1) */
+  if (added > 0)
     g_string_append_printf (out, "* %u EXISTS\r\n", n_new);
   if (!(s->enabled & MH_IMAP_ENABLED_REV2)
-      && (added > 0 || count_recent (old) != count_recent (fresh)))
-    g_string_append_printf (out, "* %u RECENT\r\n", count_recent (fresh));
+      && (added > 0 || recent_old != recent_new))
+    g_string_append_printf (out, "* %u RECENT\r\n", recent_new);
 
   for (guint k = 0; k < changed->len; k++)
     {

@@ -690,7 +690,9 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("[echo]\nenabled = true\nlisten = 127.0.0.1:10007",
                       p.stdout)
-        self.assertIn("[imaps]\nenabled = false", p.stdout)
+        self.assertIn("[imaps]\nenabled = true\nlisten = 127.0.0.1:10993",
+                      p.stdout)
+        self.assertIn("[pop3s]\nenabled = false", p.stdout)
         key = os.path.join(data, "tls", "key.pem")
         self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
         cert_pem = read(os.path.join(data, "tls", "cert.pem"))
@@ -737,8 +739,10 @@ class ServerTest(unittest.TestCase):
                 self.assertEqual(show.returncode, 0, show.stderr)
                 self.assertIn("demo@demo.example", show.stdout)
             self.assertIn("smtp         127.0.0.1 port 10025", text)
-            self.assertIn("not built yet: imap (10143)", text)
-            self.assertIn("imaps (10993)", text)
+            self.assertIn("imap         127.0.0.1 port 10143, STARTTLS",
+                          text)
+            self.assertIn("imaps        127.0.0.1 port 10993, SSL/TLS", text)
+            self.assertNotIn("imap (10143)", text)
             fp = pem_fingerprint(os.path.join(data, "tls", "cert.pem"))
             self.assertIn(":".join(fp[i:i + 2] for i in range(0, 64, 2))
                           .upper(), text)
