@@ -371,15 +371,22 @@ parse_part (const char *p, Part *part)
 /* Finds part @path in @bs. Numbering (RFC 9051 6.4.5): a multipart's
  * children are 1..n; a message whose body is not multipart has that body
  * as part 1; after a message/rfc822 part, numbers go on inside the
- * embedded message. */
+ * embedded message. Like Dovecot, "n.1" of a leaf child of a
+ * multipart is the leaf itself (once: "n.1.1" is nothing); @canon_out (room for @n numbers, or NULL) gets the path the
+ * store knows the part by, without such redundant ones, and
+ * @n_canon_out its length. */
 static gboolean
-resolve (const char *bs, const guint32 *path, guint n, Part *part)
+resolve (const char *bs, const guint32 *path, guint n, Part *part,
+         guint32 *canon_out, guint *n_canon_out)
 {
+  guint nc = 0;
   if (!parse_part (bs, part))
     return FALSE;
-  gboolean msg_body = TRUE;
+  gboolean msg_body = TRUE, child = FALSE;
   for (guint i = 0; i < n; i++)
     {
+      gboolean was_child = child;
+      child = FALSE;
       if (part->multipart)
         {
           const char *c = part->children;
@@ -396,9 +403,19 @@ resolve (const char *bs, const guint32 *path, guint n, Part *part)
             }
           if (!parse_part (c, part))
             return FALSE;
+          if (canon_out)
+            canon_out[nc] = path[i];
+          nc++;
+          child = TRUE;
         }
-      else if (!msg_body || path[i] != 1)
+      else if (path[i] != 1 || (!msg_body && !was_child))
         return FALSE;
+      else if (msg_body)
+        {
+          if (canon_out)
+            canon_out[nc] = 1;
+          nc++;
+        }
       msg_body = FALSE;
       if (i + 1 < n && part->rfc822)
         {
@@ -407,6 +424,8 @@ resolve (const char *bs, const guint32 *path, guint n, Part *part)
           msg_body = TRUE;
         }
     }
+  if (n_canon_out)
+    *n_canon_out = nc;
   return TRUE;
 }
 
@@ -490,17 +509,22 @@ field_listed (const char *name, gsize len, char *const *fields)
 }
 
 /* Appends to @dst the fields of header block @h (raw line ends kept)
- * that are (@not: are not) in @fields, then the blank line. */
+ * that are (@not: are not) in @fields, then the blank line if @h has one
+ * (a message without a body may not: Dovecot adds none then). */
 static void
 filter_fields (GString *dst, const char *h, gsize len, char *const *fields,
                gboolean not)
 {
   gsize i = 0;
+  gboolean blank = FALSE;
   while (i < len)
     {
       gsize start = i;
       if (h[i] == '\n' || (h[i] == '\r' && i + 1 < len && h[i + 1] == '\n'))
-        break; /* the blank line that ends the header */
+        {
+          blank = TRUE; /* the blank line that ends the header */
+          break;
+        }
       do
         {
           while (i < len && h[i] != '\n')
@@ -526,7 +550,8 @@ filter_fields (GString *dst, const char *h, gsize len, char *const *fields,
             g_string_append_c (dst, '\n'); /* header without a body */
         }
     }
-  g_string_append_c (dst, '\n');
+  if (blank)
+    g_string_append_c (dst, '\n');
 }
 
 /* HEADER.FIELDS from the header cache, when that gives exactly the
@@ -535,6 +560,10 @@ static gboolean
 fields_from_cache (MhStoreMessage *msg, char *const *fields, GString *dst)
 {
   const char *found = NULL;
+  /* A header that runs to the end of the file may lack the blank line;
+   * only the file tells. */
+  if (mh_store_message_get_header_size (msg) >= mh_store_message_get_size (msg))
+    return FALSE;
   for (char *const *f = fields; f && *f; f++)
     {
       gboolean cached = FALSE;
@@ -566,45 +595,61 @@ fields_from_cache (MhStoreMessage *msg, char *const *fields, GString *dst)
 
 /* ---- Items ------------------------------------------------------------ */
 
+/* An astring of a field name for the echo: an atom when it can be. */
+static void
+append_field_name (GString *out, const char *f)
+{
+  gboolean atom = *f != '\0';
+  for (const char *c = f; *c && atom; c++)
+    atom = (guchar) *c > ' ' && (guchar) *c < 0x7f
+           && strchr ("(){%*\"\\]", *c) == NULL;
+  if (atom)
+    {
+      /* Upper-cased, as Dovecot echoes them. */
+      for (const char *c = f; *c; c++)
+        g_string_append_c (out, g_ascii_toupper (*c));
+      return;
+    }
+  g_string_append_c (out, '{');
+  append_u64 (out, strlen (f));
+  g_string_append (out, "}\r\n");
+  g_string_append (out, f);
+}
+
+/* "BODY[1.2.HEADER.FIELDS (FROM TO)]<0> ": spelt from the parsed
+ * section (not echoed as written) so keywords and field names come out
+ * upper-case whatever the client sent. */
 static void
 append_section_echo (GString *out, const char *item,
                      const MhImapFetchAtt *att)
 {
+  static const char *const texts[] = { "", "HEADER", "HEADER.FIELDS",
+                                       "HEADER.FIELDS.NOT", "TEXT", "MIME" };
   g_string_append (out, item);
   g_string_append_c (out, '[');
-  if (att->section_spec != NULL)
-    g_string_append (out, att->section_spec);
-  else
+  for (guint i = 0; i < att->n_part; i++)
     {
-      /* A hand-built attribute: spell the section as a client would. */
-      static const char *const texts[] = { "", "HEADER", "HEADER.FIELDS",
-                                           "HEADER.FIELDS.NOT", "TEXT",
-                                           "MIME" };
-      for (guint i = 0; i < att->n_part; i++)
+      if (i)
+        g_string_append_c (out, '.');
+      append_u64 (out, att->part[i]);
+    }
+  if (att->text != MH_IMAP_SECTION_ALL && att->text <= MH_IMAP_SECTION_MIME)
+    {
+      if (att->n_part)
+        g_string_append_c (out, '.');
+      g_string_append (out, texts[att->text]);
+    }
+  if (att->text == MH_IMAP_SECTION_HEADER_FIELDS
+      || att->text == MH_IMAP_SECTION_HEADER_FIELDS_NOT)
+    {
+      g_string_append (out, " (");
+      for (char **f = att->fields; f && *f; f++)
         {
-          if (i)
-            g_string_append_c (out, '.');
-          append_u64 (out, att->part[i]);
+          if (f != att->fields)
+            g_string_append_c (out, ' ');
+          append_field_name (out, *f);
         }
-      if (att->text != MH_IMAP_SECTION_ALL && att->text <= MH_IMAP_SECTION_MIME)
-        {
-          if (att->n_part)
-            g_string_append_c (out, '.');
-          g_string_append (out, texts[att->text]);
-        }
-      if (att->text == MH_IMAP_SECTION_HEADER_FIELDS
-          || att->text == MH_IMAP_SECTION_HEADER_FIELDS_NOT)
-        {
-          g_string_append (out, " (");
-          for (char **f = att->fields; f && *f; f++)
-            {
-              if (f != att->fields)
-                g_string_append_c (out, ' ');
-              for (const char *c = *f; *c; c++)
-                g_string_append_c (out, g_ascii_toupper (*c));
-            }
-          g_string_append_c (out, ')');
-        }
+      g_string_append_c (out, ')');
     }
   g_string_append_c (out, ']');
   if (att->partial)
@@ -633,14 +678,17 @@ store_section (MhStoreMessage *msg, const MhImapFetchAtt *att,
       return section_name (buf, NULL, 0, suffix[text]);
     }
   Part part;
-  if (!resolve (mh_store_message_get_bodystructure (msg, TRUE), att->part,
-                att->n_part, &part))
+  guint32 canon[SECTION_MAX / 2];
+  guint nc = 0;
+  if (att->n_part > G_N_ELEMENTS (canon)
+      || !resolve (mh_store_message_get_bodystructure (msg, TRUE), att->part,
+                   att->n_part, &part, canon, &nc))
     return FALSE;
   /* HEADER and TEXT after a part number: only of message/rfc822. */
   if (text != MH_IMAP_SECTION_ALL && text != MH_IMAP_SECTION_MIME
       && !part.rfc822)
     return FALSE;
-  return section_name (buf, att->part, att->n_part, suffix[text]);
+  return section_name (buf, canon, nc, suffix[text]);
 }
 
 /* The section's text in its raw form (filtered for HEADER.FIELDS) into
@@ -815,7 +863,7 @@ append_binary (const MhImapFetchArgs *a, MhStoreMessage *msg, guint32 uid,
   Part part;
   gboolean leaf = att->n_part > 0 && att->text == MH_IMAP_SECTION_ALL
                   && resolve (mh_store_message_get_bodystructure (msg, TRUE),
-                              att->part, att->n_part, &part)
+                              att->part, att->n_part, &part, NULL, NULL)
                   && !part.multipart && !part.rfc822;
   if (leaf && !identity_encoding (part.enc) && strcmp (part.enc, "base64") != 0
       && strcmp (part.enc, "quoted-printable") != 0)
