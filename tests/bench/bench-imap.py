@@ -1,0 +1,787 @@
+#!/usr/bin/python3
+"""IMAP benchmark (issue 7): mh-imapd side by side with Dovecot in one run.
+Prints figures, medians of several runs and ratios; never fails on speed.
+
+1. memory: idle authenticated connections (LOGIN, SELECT INBOX, IDLE),
+   opened by one asyncio client, at 1,000 and 10,000 connections. Ours:
+   growth of mh-imapd's PSS per connection. Dovecot: growth of the summed
+   PSS (smaps_rollup) of all its processes, (a) as shipped: one imap
+   process per connection (only process_limit raised so it can take N),
+   (b) with `service imap { client_limit = 10000; process_limit = 4 }`.
+   Dovecot (a) at 10,000 runs only if 1,000 says it fits in half the free
+   memory; else the 1,000 figure is given.
+2. fetch: `UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)` and
+   `SELECT INBOX` on 10,000 and 100,000 messages. The Maildir is written
+   directly (files + dovecot-uidlist), copied, then indexed by each server
+   (ours: `mhctl index rebuild`; Dovecot: a first SELECT and FETCH, which
+   build its index and cache); those times are printed too. "cold" = a
+   freshly started server process after `sync; echo 3 >
+   /proc/sys/vm/drop_caches` (index files and Maildir out of the page
+   cache; when dropping is not permitted it says so and cold means only
+   a fresh process); "warm" = the same command repeated on the same
+   connection right after.
+3. mixed: N clients, each after LOGIN+SELECT doing at random SELECT, UID
+   FETCH (20 envelopes, or one body), UID STORE, APPEND, UID EXPUNGE and
+   IDLE for a fixed time on one 10,000-message INBOX; operations per
+   second and p50/p99 latency. Same seed for both servers.
+
+Both sides log in with a {PLAIN} password (ours imported with mhctl
+import) so the figures compare IMAP, not password hashing. TLS is off
+(plain LOGIN allowed on 127.0.0.1).
+
+Environment: MH_IMAPD, MH_MHCTL, MH_DELIVER (built binaries). Knobs:
+BENCH_IMAP_PARTS (default "memory,fetch,mixed"), BENCH_IMAP_CONNS
+("1000,10000"), BENCH_IMAP_SIZES ("10000,100000"), BENCH_IMAP_RUNS (3),
+BENCH_IMAP_CLIENTS (16), BENCH_IMAP_SECONDS (15), BENCH_IMAP_DROP_CACHES
+(1), BENCH_NO_DOVECOT (ours only), BENCH_DIR (default: under the build
+tree, a real disk)."""
+
+import asyncio
+import os
+import random
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+from imap_servers import (USER, PASSWORD, DovecotImapd, OurImapd,  # noqa: E402
+                          have_dovecot, have_ours)
+
+
+def env_list(name, default):
+    return [x.strip() for x in os.environ.get(name, default).split(",")
+            if x.strip()]
+
+
+PARTS = env_list("BENCH_IMAP_PARTS", "memory,fetch,mixed")
+CONNS = [int(x) for x in env_list("BENCH_IMAP_CONNS", "1000,10000")]
+SIZES = [int(x) for x in env_list("BENCH_IMAP_SIZES", "10000,100000")]
+RUNS = int(os.environ.get("BENCH_IMAP_RUNS", "3"))
+CLIENTS = int(os.environ.get("BENCH_IMAP_CLIENTS", "16"))
+SECONDS = float(os.environ.get("BENCH_IMAP_SECONDS", "15"))
+DROP = os.environ.get("BENCH_IMAP_DROP_CACHES", "1") == "1"
+LOGIN = f'LOGIN "{USER}" "{PASSWORD}"'.encode()
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def ratio(theirs, ours):
+    try:
+        return theirs / ours
+    except (ZeroDivisionError, TypeError):
+        return float("nan")
+
+
+# ---- processes and memory ------------------------------------------------------
+
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            kids.setdefault(ppid, []).append(int(d))
+        except (OSError, IndexError, ValueError):
+            pass
+    return kids
+
+
+def tree(pid):
+    kids = children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def pss_kib(pid):
+    """PSS (kB) from smaps_rollup, RSS if that is missing."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pss(pid):
+    pids = tree(pid)
+    return sum(pss_kib(p) for p in pids), len(pids)
+
+
+def mem_available_kib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    return 0
+
+
+def drop_caches():
+    if not DROP:
+        return False
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def raise_fd_limit(want=200000):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for n in (want, 100000, 65536, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, max(n, hard)))
+            return n
+        except (ValueError, OSError):
+            continue
+    return soft
+
+
+# ---- the Maildir ----------------------------------------------------------------
+
+WORDS = ("alpha beta gamma delta project meeting report invoice release "
+         "budget travel lunch schedule review draft notes update plan "
+         "question answer server client network storage backup").split()
+PEOPLE = [("Bob Builder", "bob@far.example"), ("Carol", "carol@example.net"),
+          ("Dave Jones", "dave@example.net"), ("Eve", "eve@example.com"),
+          ("Mallory M.", "mallory@shop.example"),
+          ("Trent", "trent@lists.example")]
+
+
+def generate_maildir(path, n, uidvalidity, seed=7):
+    """n messages in path/cur with Dovecot-style names (S= and W=) and a
+    dovecot-uidlist giving UIDs 1..n; mtimes one minute apart."""
+    rnd = random.Random(seed)
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    base = 1700000000
+    lines = [f"3 V{uidvalidity} N{n + 1} G{'%032x' % uidvalidity}"]
+    cur = os.path.join(path, "cur")
+    for i in range(1, n + 1):
+        name, addr = rnd.choice(PEOPLE)
+        subj = " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(2, 7)))
+        t = base + i * 60
+        date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(t))
+        extra = ""
+        if i > 1 and rnd.random() < 0.3:
+            ref = rnd.randint(max(1, i - 50), i - 1)
+            extra = (f"In-Reply-To: <b{ref}@far.example>\n"
+                     f"References: <b{ref}@far.example>\n")
+            subj = "Re: " + subj
+        if rnd.random() < 0.2:
+            extra += "Cc: Team <team@example.org>, Zed <zed@example.net>\n"
+        body_lines = rnd.randint(5, 60)
+        body = "".join(" ".join(rnd.choice(WORDS) for _ in range(10)) + "\n"
+                       for _ in range(body_lines))
+        text = (f"Return-Path: <{addr}>\n"
+                f"Received: from mx.far.example by mail.example.org; {date}\n"
+                f"From: {name} <{addr}>\nTo: Alice <{USER}>\n{extra}"
+                f"Subject: {subj}\nDate: {date}\n"
+                f"Message-ID: <b{i}@far.example>\nMIME-Version: 1.0\n"
+                f"Content-Type: text/plain; charset=us-ascii\n\n{body}")
+        data = text.encode()
+        r = rnd.random()
+        flags = "S" if r < 0.7 else ("FS" if r < 0.75 else
+                                     ("RS" if r < 0.85 else ""))
+        vsize = len(data) + data.count(b"\n")
+        fname = f"{t}.M{i}P1.benchhost,S={len(data)},W={vsize}"
+        p = os.path.join(cur, f"{fname}:2,{flags}")
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+        os.utime(p, (t, t))
+        lines.append(f"{i} :{fname}")
+    with open(os.path.join(path, "dovecot-uidlist"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def copy_tree(src, dst):
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    subprocess.run(["cp", "-a", src, dst], check=True)
+
+
+# ---- servers ----------------------------------------------------------------------
+
+def make_ours(root, maildir_src=None):
+    srv = OurImapd(root, plaintext=True, plain_hash=True)
+    os.makedirs(os.path.dirname(srv.maildir), exist_ok=True)
+    if maildir_src:
+        copy_tree(maildir_src, srv.maildir)
+    return srv
+
+
+DOVECOT_BIG = """protocol imap {
+  mail_max_userip_connections = 100000
+}
+default_client_limit = 40000
+default_vsz_limit = 0
+service anvil {
+  client_limit = 40000
+}
+service stats {
+  client_limit = 40000
+}
+service auth {
+  client_limit = 40000
+}
+service auth-worker {
+  client_limit = 1
+}
+"""
+
+
+def make_dovecot(root, maildir_src=None, imap_service=""):
+    dc = DovecotImapd(root, plaintext=True,
+                      maildir=os.path.join(root, "Maildir"),
+                      extra_conf=DOVECOT_BIG,
+                      imap_service=imap_service or "  process_limit = 30000")
+    if maildir_src:
+        copy_tree(maildir_src, dc.maildir)
+        dc.chown_mail()
+    return dc
+
+
+# ---- a blocking raw client (fetch part) ------------------------------------------------
+
+class Blocking:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 600)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.n = 0
+        self.buf = b""
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(4096)
+        self.buf = b""
+        self.check(LOGIN)
+
+    def run(self, cmd):
+        """Sends one command; returns (seconds, bytes, tagged line,
+        response data)."""
+        self.n += 1
+        tag = b"B%d" % self.n
+        needle = b"\r\n" + tag + b" "
+        t0 = time.perf_counter()
+        self.sock.sendall(tag + b" " + cmd + b"\r\n")
+        chunks = [b"\r\n"]
+        tail = b"\r\n"
+        total = 0
+        while True:
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise EOFError("server closed the connection")
+            total += len(data)
+            chunks.append(data)
+            window = tail + data
+            i = window.find(needle)
+            if i >= 0 and window.endswith(b"\r\n"):
+                j = window.find(b"\r\n", i + 2)
+                if j >= 0:
+                    break
+            tail = window[-(len(needle) + 256):]
+        dt = time.perf_counter() - t0
+        allb = b"".join(chunks)
+        k = allb.rfind(needle)
+        tagged = allb[k + 2:].split(b"\r\n", 1)[0]
+        return dt, total, tagged, allb
+
+    def check(self, cmd):
+        dt, total, tagged, data = self.run(cmd)
+        if tagged.split()[1] != b"OK":
+            raise RuntimeError(f"{cmd!r}: {tagged!r}")
+        return dt, data
+
+    def close(self):
+        try:
+            self.sock.sendall(b"Z LOGOUT\r\n")
+            self.sock.close()
+        except OSError:
+            pass
+
+
+FETCH_CMD = b"UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"
+
+
+def fetch_round(srv, n, warm_runs):
+    """One server process: SELECT and FETCH cold, then warm_runs warm."""
+    c = Blocking(srv.port)
+    try:
+        sel_cold, data = c.check(b"SELECT INBOX")
+        if b"* %d EXISTS" % n not in data:
+            raise RuntimeError(f"SELECT did not report {n} EXISTS: "
+                               f"{data[:500]!r}")
+        fetch_cold, data = c.check(FETCH_CMD)
+        got = data.count(b" FETCH (")
+        if got != n:
+            raise RuntimeError(f"FETCH returned {got} of {n} messages")
+        size = len(data)
+        sel_warm, fetch_warm = [], []
+        for _ in range(warm_runs):
+            sel_warm.append(c.check(b"SELECT INBOX")[0])
+            fetch_warm.append(c.check(FETCH_CMD)[0])
+        return sel_cold, fetch_cold, sel_warm, fetch_warm, size
+    finally:
+        c.close()
+
+
+def bench_fetch(base, with_dovecot):
+    say("== fetch: UID FETCH 1:* (FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"
+        " and SELECT INBOX")
+    dropped = drop_caches()
+    say("   cold = fresh server process" + (
+        " + page cache dropped (sync; echo 3 > /proc/sys/vm/drop_caches)"
+        if dropped else " (page cache NOT dropped: not permitted or "
+        "BENCH_IMAP_DROP_CACHES=0)"))
+    for n in SIZES:
+        src = os.path.join(base, f"gen-{n}")
+        t0 = time.perf_counter()
+        generate_maildir(src, n, 1690000000 + n)
+        say(f"-- {n} messages (Maildir written in "
+            f"{time.perf_counter() - t0:.1f} s)")
+        results = {}
+        sides = [("ours", make_ours)] + (
+            [("dovecot", make_dovecot)] if with_dovecot else [])
+        for kind, make in sides:
+            root = os.path.join(base, f"fetch-{kind}-{n}")
+            srv = make(root, src)
+            try:
+                t0 = time.perf_counter()
+                if kind == "ours":
+                    srv.index_rebuild()
+                    build = time.perf_counter() - t0
+                    srv.start()
+                    first = fetch_round(srv, n, 0)
+                    srv.stop()
+                    prep = (f"mhctl index rebuild {build:.2f} s; first "
+                            f"SELECT {first[0]:.3f} s, FETCH "
+                            f"{first[1]:.3f} s")
+                else:
+                    srv.start()
+                    first = fetch_round(srv, n, 0)
+                    srv.stop()
+                    prep = (f"first SELECT (builds the index) "
+                            f"{first[0]:.2f} s, first FETCH (fills the "
+                            f"cache) {first[1]:.2f} s")
+                cold_sel, cold_fetch, warm_sel, warm_fetch = [], [], [], []
+                size = 0
+                for _ in range(RUNS):
+                    drop_caches()
+                    srv.start()
+                    sc, fc, sw, fw, size = fetch_round(srv, n, RUNS)
+                    rss = pss_kib(srv.proc.pid) if kind == "ours" else \
+                        tree_pss(srv.proc.pid)[0]
+                    srv.stop()
+                    cold_sel.append(sc)
+                    cold_fetch.append(fc)
+                    warm_sel += sw
+                    warm_fetch += fw
+                results[kind] = dict(cold_sel=median(cold_sel),
+                                     cold_fetch=median(cold_fetch),
+                                     warm_sel=median(warm_sel),
+                                     warm_fetch=median(warm_fetch))
+                r = results[kind]
+                say(f"   {kind:8s} SELECT cold {r['cold_sel'] * 1000:8.1f} ms"
+                    f" warm {r['warm_sel'] * 1000:8.1f} ms | FETCH cold "
+                    f"{r['cold_fetch'] * 1000:8.1f} ms warm "
+                    f"{r['warm_fetch'] * 1000:8.1f} ms "
+                    f"({size / 1e6:.1f} MB, "
+                    f"{n / r['warm_fetch']:,.0f} msg/s warm; PSS after "
+                    f"{rss / 1024:.0f} MiB)")
+                say(f"            ({prep})")
+            except Exception as e:  # report and go on with the rest
+                say(f"   {kind:8s} FAILED: {e}")
+            finally:
+                srv.stop()
+                shutil.rmtree(root, ignore_errors=True)
+        if "ours" in results and "dovecot" in results:
+            o, d = results["ours"], results["dovecot"]
+            say(f"   ratio dovecot/ours (>1: we are faster): FETCH warm "
+                f"x{ratio(d['warm_fetch'], o['warm_fetch']):.2f} (target "
+                f">= 1.5), cold x{ratio(d['cold_fetch'], o['cold_fetch']):.2f}"
+                f"; SELECT warm x{ratio(d['warm_sel'], o['warm_sel']):.2f},"
+                f" cold x{ratio(d['cold_sel'], o['cold_sel']):.2f}")
+        shutil.rmtree(src, ignore_errors=True)
+
+
+# ---- asyncio client (memory and mixed parts) ------------------------------------------
+
+class AConn:
+    def __init__(self, reader, writer):
+        self.r, self.w = reader, writer
+        self.n = 0
+
+    @classmethod
+    async def open(cls, port):
+        r, w = await asyncio.open_connection("127.0.0.1", port,
+                                              limit=1 << 22)
+        c = cls(r, w)
+        await r.readline()
+        return c
+
+    async def read_response(self, tag):
+        """Reads to the tagged line (literals included); returns it and
+        the number of untagged lines."""
+        untagged = 0
+        while True:
+            line = await self.r.readline()
+            if not line:
+                raise EOFError("connection closed")
+            while line.endswith(b"}\r\n") and b"{" in line:
+                n = int(line[line.rindex(b"{") + 1:-3].rstrip(b"+"))
+                await self.r.readexactly(n)
+                line = await self.r.readline()
+            if line.startswith(tag + b" "):
+                return line, untagged
+            untagged += 1
+
+    async def cmd(self, text, literal=None):
+        self.n += 1
+        tag = b"A%d" % self.n
+        if literal is not None:
+            self.w.write(tag + b" " + text + b" {%d+}\r\n" % len(literal)
+                         + literal + b"\r\n")
+        else:
+            self.w.write(tag + b" " + text + b"\r\n")
+        line, _ = await self.read_response(tag)
+        if line.split()[1] != b"OK":
+            raise RuntimeError(f"{text[:60]!r}: {line!r}")
+        return line
+
+    async def idle_start(self):
+        self.n += 1
+        self.idle_tag = b"A%d" % self.n
+        self.w.write(self.idle_tag + b" IDLE\r\n")
+        while True:
+            line = await self.r.readline()
+            if not line:
+                raise EOFError("connection closed before IDLE's +")
+            if line.startswith(b"+"):
+                return
+            if line.startswith(self.idle_tag + b" "):
+                raise RuntimeError(f"IDLE refused: {line!r}")
+
+    async def idle_done(self):
+        self.w.write(b"DONE\r\n")
+        line, _ = await self.read_response(self.idle_tag)
+        if line.split()[1] != b"OK":
+            raise RuntimeError(f"IDLE: {line!r}")
+
+    def close(self):
+        try:
+            self.w.close()
+        except Exception:
+            pass
+
+
+async def open_idle(port, n, concurrency=64):
+    sem = asyncio.Semaphore(concurrency)
+    conns, errors = [], []
+
+    async def one():
+        async with sem:
+            try:
+                c = await AConn.open(port)
+                await c.cmd(LOGIN)
+                await c.cmd(b"SELECT INBOX")
+                await c.idle_start()
+                conns.append(c)
+            except Exception as e:
+                errors.append(repr(e))
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return conns, errors
+
+
+def memory_side(kind, srv, n):
+    """Starts srv, measures PSS before and with n idle connections."""
+    srv.start()
+    try:
+        # one full session first, so the mailbox is opened once
+        c = Blocking(srv.port)
+        c.check(b"SELECT INBOX")
+        c.close()
+        time.sleep(1)
+        before, procs0 = tree_pss(srv.proc.pid)
+        loop = asyncio.new_event_loop()
+        t0 = time.perf_counter()
+        conns, errors = loop.run_until_complete(open_idle(srv.port, n))
+        opened = time.perf_counter() - t0
+        time.sleep(2)
+        after, procs1 = tree_pss(srv.proc.pid)
+        for c in conns:
+            c.close()
+        loop.run_until_complete(asyncio.sleep(0.5))
+        loop.close()
+        if errors:
+            say(f"   {kind}: {len(errors)} of {n} connections failed, "
+                f"first: {errors[0]}")
+        ok = len(conns)
+        per = (after - before) / ok if ok else float("nan")
+        say(f"   {kind:22s} {ok:6d} idle: PSS {before / 1024:8.1f} -> "
+            f"{after / 1024:8.1f} MiB, {per:7.1f} KiB/conn, processes "
+            f"{procs0} -> {procs1}, opened in {opened:.1f} s")
+        return per
+    finally:
+        srv.stop()
+
+
+def bench_memory(base, with_dovecot):
+    say("== memory per idle authenticated connection (LOGIN, SELECT "
+        "INBOX, IDLE); PSS from /proc/*/smaps_rollup")
+    src = os.path.join(base, "gen-mem")
+    generate_maildir(src, 100, 1690000001)
+    dovecot_per_1000 = None
+    for n in CONNS:
+        say(f"-- {n} connections")
+        res = {}
+        root = os.path.join(base, f"mem-ours-{n}")
+        try:
+            srv = make_ours(root, src)
+            srv.index_rebuild()
+            res["ours"] = memory_side("mh-imapd", srv, n)
+        except Exception as e:
+            say(f"   mh-imapd FAILED: {e}")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        if with_dovecot:
+            for label, service in (
+                    ("dovecot (default)",
+                     f"  process_limit = {n + 100}\n  client_limit = 1"),
+                    ("dovecot (client_limit)",
+                     "  process_limit = 4\n  client_limit = 10000\n"
+                     "  service_count = 0")):
+                if label == "dovecot (default)" and \
+                        dovecot_per_1000 is not None and \
+                        dovecot_per_1000 * n > mem_available_kib() / 2:
+                    say(f"   {label:22s} skipped at {n}: "
+                        f"{dovecot_per_1000 * n / 1048576:.1f} GiB expected,"
+                        f" more than half the free memory")
+                    continue
+                root = os.path.join(base, f"mem-dc-{n}")
+                try:
+                    dc = make_dovecot(root, src, imap_service=service)
+                    res[label] = memory_side(label, dc, n)
+                    if label == "dovecot (default)" and \
+                            dovecot_per_1000 is None:
+                        dovecot_per_1000 = res[label]
+                except Exception as e:
+                    say(f"   {label} FAILED: {e}")
+                finally:
+                    shutil.rmtree(root, ignore_errors=True)
+        if "ours" in res:
+            for label in ("dovecot (default)", "dovecot (client_limit)"):
+                if label in res:
+                    say(f"   {label}/ours = x{ratio(res[label], res['ours']):.1f}"
+                        + (" (target >= 10)" if "default" in label else ""))
+            say(f"   ours {res['ours']:.1f} KiB/conn (target <= 64)")
+    shutil.rmtree(src, ignore_errors=True)
+
+
+# ---- mixed load ------------------------------------------------------------------------
+
+OPS = [("select", 5), ("fetch", 30), ("fetch_body", 15), ("store", 20),
+       ("append", 10), ("expunge", 10), ("idle", 10)]
+
+
+def pick(rnd):
+    total = sum(w for _, w in OPS)
+    x = rnd.uniform(0, total)
+    for name, w in OPS:
+        x -= w
+        if x <= 0:
+            return name
+    return OPS[-1][0]
+
+
+async def mixed_client(port, seed, deadline, lat, errors, n_msgs):
+    rnd = random.Random(seed)
+    c = await AConn.open(port)
+    await c.cmd(LOGIN)
+    await c.cmd(b"SELECT INBOX")
+    top = n_msgs
+    try:
+        while time.perf_counter() < deadline:
+            op = pick(rnd)
+            uid = rnd.randint(1, top)
+            t0 = time.perf_counter()
+            try:
+                if op == "select":
+                    await c.cmd(b"SELECT INBOX")
+                elif op == "fetch":
+                    await c.cmd(b"UID FETCH %d:%d (FLAGS RFC822.SIZE "
+                                b"ENVELOPE)" % (uid, uid + 19))
+                elif op == "fetch_body":
+                    await c.cmd(b"UID FETCH %d (BODY.PEEK[])" % uid)
+                elif op == "store":
+                    sign = b"+" if rnd.random() < 0.5 else b"-"
+                    await c.cmd(b"UID STORE %d %sFLAGS (\\Flagged)"
+                                % (uid, sign))
+                elif op == "append":
+                    body = (f"From: load@example.net\r\nTo: {USER}\r\n"
+                            f"Subject: load {seed} {uid}\r\n"
+                            f"Message-ID: <load-{seed}-{t0}@x>\r\n\r\n"
+                            + "load test line\r\n" * rnd.randint(2, 40))
+                    line = await c.cmd(b"APPEND INBOX (\\Seen)",
+                                       literal=body.encode())
+                    top += 1
+                elif op == "expunge":
+                    await c.cmd(b"UID STORE %d +FLAGS.SILENT (\\Deleted)"
+                                % uid)
+                    await c.cmd(b"UID EXPUNGE %d" % uid)
+                elif op == "idle":
+                    await c.idle_start()
+                    await asyncio.sleep(rnd.uniform(0.01, 0.1))
+                    await c.idle_done()
+            except Exception as e:
+                errors.append(f"{op}: {e!r}")
+                if isinstance(e, (EOFError, ConnectionError)):
+                    return
+                continue
+            dt = time.perf_counter() - t0
+            if op == "idle":
+                continue     # its time is the sleep; counted, not timed
+            lat.setdefault(op, []).append(dt)
+            lat.setdefault("_all", []).append(dt)
+    finally:
+        c.close()
+
+
+def mixed_once(srv, n_msgs, seed):
+    loop = asyncio.new_event_loop()
+    lat, errors = {}, []
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    deadline = t0 + SECONDS
+
+    async def run_all():
+        await asyncio.gather(*(
+            mixed_client(srv.port, seed * 1000 + i, deadline, lat, errors,
+                         n_msgs) for i in range(CLIENTS)))
+
+    loop.run_until_complete(run_all())
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    loop.close()
+    ops = len(lat.get("_all", []))
+    allv = sorted(lat.get("_all", [0]))
+    p99 = allv[int(len(allv) * 0.99) - 1] if len(allv) > 1 else allv[0]
+    p50 = allv[len(allv) // 2]
+    per_op = {k: sorted(v) for k, v in lat.items() if k != "_all"}
+    return ops / wall, p50, p99, per_op, errors, cpu / wall
+
+
+def bench_mixed(base, with_dovecot):
+    n = 10000
+    say(f"== mixed load: {CLIENTS} clients for {SECONDS:.0f} s on a {n}-"
+        f"message INBOX; ops weights " + ", ".join(f"{k} {w}"
+                                                  for k, w in OPS))
+    src = os.path.join(base, "gen-mixed")
+    generate_maildir(src, n, 1690000002)
+    res = {}
+    sides = [("ours", make_ours)] + (
+        [("dovecot", make_dovecot)] if with_dovecot else [])
+    for kind, make in sides:
+        rates, p50s, p99s, per = [], [], [], {}
+        for run in range(RUNS):
+            root = os.path.join(base, f"mixed-{kind}-{run}")
+            try:
+                srv = make(root, src)
+                if kind == "ours":
+                    srv.index_rebuild()
+                srv.start()
+                c = Blocking(srv.port)      # index and cache built first
+                c.check(b"SELECT INBOX")
+                c.check(FETCH_CMD)
+                c.close()
+                rate, p50, p99, per_op, errors, client_cpu = \
+                    mixed_once(srv, n, run + 1)
+                rates.append(rate)
+                p50s.append(p50)
+                p99s.append(p99)
+                for k, v in per_op.items():
+                    per.setdefault(k, []).append(
+                        v[int(len(v) * 0.99) - 1] if len(v) > 1 else v[0])
+                say(f"   {kind:8s} run {run + 1}: {rate:8.0f} ops/s, p50 "
+                    f"{p50 * 1000:6.2f} ms, p99 {p99 * 1000:7.2f} ms, "
+                    f"client CPU {client_cpu * 100:.0f}%"
+                    + (f", {len(errors)} errors (first: {errors[0]})"
+                       if errors else ""))
+            except Exception as e:
+                say(f"   {kind:8s} run {run + 1} FAILED: {e}")
+            finally:
+                srv.stop()
+                shutil.rmtree(root, ignore_errors=True)
+        if rates:
+            res[kind] = (median(rates), median(p50s), median(p99s))
+            say(f"   {kind:8s} median {res[kind][0]:8.0f} ops/s, p50 "
+                f"{res[kind][1] * 1000:.2f} ms, p99 {res[kind][2] * 1000:.2f}"
+                f" ms; p99 per op: " + ", ".join(
+                    f"{k} {median(v) * 1000:.1f}"
+                    for k, v in sorted(per.items())) + " ms")
+    if "ours" in res and "dovecot" in res:
+        say(f"   ratio ours/dovecot ops/s x"
+            f"{ratio(res['ours'][0], res['dovecot'][0]):.2f}; p99 "
+            f"dovecot/ours x{ratio(res['dovecot'][2], res['ours'][2]):.2f}"
+            f" (>1: our tail is shorter)")
+    shutil.rmtree(src, ignore_errors=True)
+
+
+def main():
+    if not have_ours():
+        say("bench-imap: MH_IMAPD, MH_MHCTL, MH_DELIVER not set (mh-imapd "
+            "not built?): skipped")
+        return 77
+    with_dovecot = not os.environ.get("BENCH_NO_DOVECOT") and have_dovecot()
+    fds = raise_fd_limit()
+    parent = os.environ.get("BENCH_DIR") or os.environ.get("MESON_BUILD_ROOT")
+    if not parent:
+        parent = os.path.dirname(os.path.dirname(os.environ["MH_IMAPD"]))
+    base = tempfile.mkdtemp(prefix="bench-imap-", dir=parent)
+    os.chmod(base, 0o755)
+    say(f"bench-imap: {os.cpu_count()} CPUs, {mem_available_kib() // 1024} "
+        f"MiB available, fd limit {fds}, runs {RUNS}, disk of {base}")
+    if not with_dovecot:
+        say("bench-imap: Dovecot not available (apt-get install "
+            "dovecot-imapd; needs root) or BENCH_NO_DOVECOT: ours only")
+    try:
+        for part, fn in (("memory", bench_memory), ("fetch", bench_fetch),
+                         ("mixed", bench_mixed)):
+            if part in PARTS:
+                t0 = time.perf_counter()
+                fn(base, with_dovecot)
+                say(f"   ({part}: {time.perf_counter() - t0:.0f} s)")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
