@@ -75,9 +75,23 @@ gmime_once (void)
 /* i;unicode-casemap (RFC 5051 2): each character to its simple
  * titlecase mapping, then NFKD. Not g_utf8_casefold(): its full folding
  * makes "ß" equal "ss", which RFC 5051 (and Dovecot) do not. */
+static gboolean
+is_ascii (const char *s, gsize len)
+{
+  for (gsize i = 0; i < len; i++)
+    if ((guchar) s[i] >= 0x80 || s[i] == '\0')
+      return FALSE;
+  return TRUE;
+}
+
 char *
 mh_imap__fold (const char *s, gssize len)
 {
+  gsize sl = s == NULL ? 0 : len < 0 ? strlen (s) : (gsize) len;
+  /* ASCII, the common case: titlecase is uppercase and NFKD changes
+   * nothing. */
+  if (sl == 0 || is_ascii (s, sl))
+    return sl ? g_ascii_strup (s, (gssize) sl) : g_strdup ("");
   g_autofree char *valid = g_utf8_make_valid (s ? s : "", s ? len : 0);
   GString *t = g_string_sized_new (strlen (valid));
   for (const char *p = valid; *p; p = g_utf8_next_char (p))
@@ -98,6 +112,9 @@ mh_imap__decode_header (const char *raw)
   for (const char *p = raw; *p; p++)
     if (*p != '\r' && *p != '\n')
       g_string_append_c (u, *p);
+  /* No encoded word and valid UTF-8: nothing for GMime to do. */
+  if (strstr (u->str, "=?") == NULL && g_utf8_validate (u->str, -1, NULL))
+    return g_string_free (u, FALSE);
   char *d = g_mime_utils_header_decode_text (NULL, u->str);
   g_string_free (u, TRUE);
   if (d == NULL)
@@ -133,6 +150,31 @@ local_day (gint64 t)
   g_date_time_get_ymd (dt, &y, &m, &d);
   g_date_time_unref (dt);
   return days_from_civil (y, (guint) m, (guint) d);
+}
+
+/* Seconds at local midnight starting @day (days since 1970-01-01). */
+static gint64
+day_start (gint64 day)
+{
+  /* civil_from_days (Howard Hinnant), the inverse of days_from_civil. */
+  gint64 z = day + 719468;
+  const gint64 era = (z >= 0 ? z : z - 146096) / 146097;
+  const gint64 doe = z - era * 146097;
+  const gint64 yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const gint64 doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const gint64 mp = (5 * doy + 2) / 153;
+  const gint64 d = doy - (153 * mp + 2) / 5 + 1;
+  const gint64 m = mp < 10 ? mp + 3 : mp - 9;
+  const gint64 y = yoe + era * 400 + (m <= 2);
+  if (y < 1 || y > 9999)
+    return y < 1 ? G_MININT64 : G_MAXINT64;
+  GDateTime *dt = g_date_time_new_local ((gint) y, (gint) m, (gint) d, 0, 0,
+                                         0);
+  if (dt == NULL)
+    return day * 86400;
+  gint64 r = g_date_time_to_unix (dt);
+  g_date_time_unref (dt);
+  return r;
 }
 
 gint64
@@ -368,6 +410,7 @@ struct _Node
   gboolean fwd;   /* the keyword is $Forwarded: also the 'P' flag */
   guint8 *bits;   /* SEQSET/UID: one bit per view index */
   gint64 num;     /* day, seconds or size */
+  gint64 lo, hi;  /* internal-date keys: the day's [start, end) */
 };
 
 static void
@@ -573,6 +616,10 @@ compile (Search *s, const MhImapSearchKey *k, int depth, GError **error)
     case MH_IMAP_SEARCH_SAVEDON:
     case MH_IMAP_SEARCH_SAVEDSINCE:
       n->num = k->date;
+      /* The local day's bounds in seconds, once: comparing seconds is
+       * cheaper than finding each message's day in the zone. */
+      n->lo = day_start (k->date);
+      n->hi = day_start (k->date + 1);
       n->cost = COST_META;
       return n;
     case MH_IMAP_SEARCH_SENTBEFORE:
@@ -986,8 +1033,18 @@ eval (const Node *n, Msg *m)
         MhStoreMessage *msg = msg_meta (m);
         if (msg == NULL)
           return -1;
-        gint64 day = local_day (mh_store_message_get_internal_date (msg));
-        return cmp_day (n->type, day, n->num);
+        gint64 t = mh_store_message_get_internal_date (msg);
+        switch (n->type)
+          {
+          case MH_IMAP_SEARCH_BEFORE:
+          case MH_IMAP_SEARCH_SAVEDBEFORE:
+            return t < n->lo;
+          case MH_IMAP_SEARCH_ON:
+          case MH_IMAP_SEARCH_SAVEDON:
+            return t >= n->lo && t < n->hi;
+          default:
+            return t >= n->lo;
+          }
       }
     case MH_IMAP_SEARCH_SENTBEFORE:
     case MH_IMAP_SEARCH_SENTON:
