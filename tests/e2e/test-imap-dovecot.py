@@ -50,6 +50,17 @@ KEYWORDS = ["$Label1", "Work", "$Forwarded"]
 
 # Commands whose responses differ on purpose: {command label: reason}.
 DIFFERENCES = {
+    "store read-only":
+        "STORE in an EXAMINEd mailbox: ours answers NO [READ-ONLY], Dovecot "
+        "OK and changes nothing; RFC 3501 6.3.2 permits no change there and "
+        "a NO tells the client so",
+    "list after":
+        "our store creates missing parents as real folders (CREATE "
+        "Projects.Alpha makes a selectable Projects), Dovecot lists a "
+        "\\Noselect placeholder",
+    "select missing":
+        "ours gives the RFC 5530 code NO [NONEXISTENT]; Dovecot's text "
+        "says it without a code",
 }
 
 # ---- the Maildir ---------------------------------------------------------------
@@ -337,7 +348,45 @@ def norm_fetch(items):
     return " ".join(sorted(pairs))
 
 
-def normalise(lines):
+SPECIAL_USE = {"\\All", "\\Archive", "\\Drafts", "\\Flagged",
+               "\\Junk", "\\Sent", "\\Trash"}
+CHILD_INFO = {"\\HasChildren", "\\HasNoChildren"}
+# LIST/LSUB attributes a server may leave out for these commands, so both
+# sides' answers are compared without them: child information unless
+# RETURN (CHILDREN) was asked for (RFC 5258 4), special-use attributes
+# unless the command is about them (RFC 6154 2; LSUB is not covered).
+OPTIONAL_ATTRS = {
+    "list special-use": CHILD_INFO,
+    "list subscribed": CHILD_INFO | SPECIAL_USE,
+    "list return status": CHILD_INFO | SPECIAL_USE,
+    "lsub": SPECIAL_USE,
+    "lsub after": SPECIAL_USE,
+}
+
+
+def flag_list_problems(lines):
+    """Duplicates in a FLAGS or PERMANENTFLAGS list (always wrong)."""
+    bad = []
+    for raw in lines:
+        s = raw.decode("latin-1")
+        m = re.match(r"^\* (?:FLAGS \(|OK \[PERMANENTFLAGS \()([^)]*)\)", s)
+        if m:
+            names = [f.lower() for f in m.group(1).split()]
+            dups = sorted({f for f in names if names.count(f) > 1})
+            if dups:
+                bad.append(f"{s!r} lists {', '.join(dups)} more than once")
+    return bad
+
+
+def system_flags_only(text):
+    """A flag list without keywords: which keywords a folder lists in
+    FLAGS is per-server bookkeeping (ours: the folder's dovecot-keywords,
+    Dovecot: what its index has seen)."""
+    return " ".join(f for f in text.split() if f.startswith("\\"))
+
+
+def normalise(lines, label=""):
+    drop_attrs = OPTIONAL_ATTRS.get(label, set())
     out = []
     for raw in lines:
         # latin-1: one character per octet, so literal counts hold
@@ -348,8 +397,16 @@ def normalise(lines):
             code = m.group(3) or ""
             if code.upper().startswith(" [CAPABILITY"):
                 continue
+            # untagged CLOSED (RFC 7162, optional in IMAP4rev1) and
+            # HIGHESTMODSEQ before CONDSTORE is enabled (allowed)
+            if m.group(1) == "*" and re.match(
+                    r" \[(CLOSED|HIGHESTMODSEQ)", code):
+                continue
             code = re.sub(r"(HIGHESTMODSEQ|MODIFIED) [\d:,]+", r"\1 N",
                           code)
+            pm = re.match(r" \[PERMANENTFLAGS \(([^)]*)\)\]", code)
+            if pm:
+                code = f" [PERMANENTFLAGS ({system_flags_only(pm.group(1))})]"
             out.append(f"{'TAG' if m.group(1) != '*' else '*'} "
                        f"{m.group(2)}{code}")
             continue
@@ -362,12 +419,24 @@ def normalise(lines):
             continue
         m = re.match(r"^\* (LIST|LSUB) \(([^)]*)\) (.*)$", s, re.S)
         if m:
-            attrs = " ".join(sorted(m.group(2).split(), key=str.lower))
+            attrs = " ".join(sorted((a for a in m.group(2).split()
+                                     if a not in drop_attrs),
+                                    key=str.lower))
             out.append(f"* {m.group(1)} ({attrs}) {m.group(3)}")
             continue
-        m = re.match(r"^\* FLAGS (\(.*\))$", s)
+        m = re.match(r"^\* FLAGS \((.*)\)$", s)
         if m:
-            out.append("* FLAGS " + norm_flags(m.group(1)))
+            out.append("* FLAGS " + norm_flags(
+                "(" + system_flags_only(m.group(1)) + ")"))
+            continue
+        m = re.match(r"^\* ESEARCH (\(TAG \S+\) )?(UID )?(.*)$", s)
+        if m:
+            # the order of ESEARCH return data is free (RFC 4731)
+            toks = m.group(3).split()
+            pairs = sorted(f"{toks[k]} {toks[k + 1]}"
+                           for k in range(0, len(toks) - 1, 2))
+            out.append("* ESEARCH " + (m.group(1) or "") + (m.group(2) or "")
+                       + " ".join(pairs))
             continue
         s = re.sub(r"(HIGHESTMODSEQ|MODSEQ) \d+", r"\1 N", s)
         out.append(s)
@@ -574,8 +643,14 @@ class SecondOpinion(unittest.TestCase):
         mine = run_session(ours.port)
         report, unexpected = [], []
         for label, cmd, _ in SESSION:
-            a = normalise(theirs[label][1])
-            b = normalise(mine[label][1])
+            problems = [f"  {side}: {problem}\n"
+                        for side, res in (("dovecot", theirs),
+                                          (ours.kind, mine))
+                        for problem in flag_list_problems(res[label][1])]
+            if problems:
+                unexpected.append(f"--- {label}: {cmd}\n" + "".join(problems))
+            a = normalise(theirs[label][1], label)
+            b = normalise(mine[label][1], label)
             if a == b:
                 continue
             block = (f"--- {label}: {cmd}\n  dovecot:\n"
