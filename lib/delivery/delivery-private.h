@@ -43,3 +43,10 @@ gboolean mh_delivery__address_ok (const char *address, gboolean allow_empty,
 /* spool.c */
 guint64 mh_delivery__spool_max (MhDelivery *d);
 const char *mh_delivery__spool_dir (MhDelivery *d);
+/* The pool of idle spool files (pipeline.c keeps it, spool.c fills it):
+ * take returns one or NULL; give returns FALSE when the pool is full (the
+ * caller then destroys @s). */
+MhDeliverySpool *mh_delivery__spool_take (MhDelivery *d);
+gboolean mh_delivery__spool_give (MhDelivery *d, MhDeliverySpool *s);
+/* Closes and frees an idle spool (refcount 0, not in use). */
+void mh_delivery__spool_destroy (MhDeliverySpool *s);

@@ -10,6 +10,8 @@
  *   optimisation but the rule. Stores stay open for the life of the
  *   MhDelivery (other layers may hold references we cannot see, so
  *   closing one early could make the next open fail with BUSY).
+ * - Spool files are pooled (spool.c): the MhDelivery keeps up to
+ *   SPOOL_POOL_MAX idle ones under spool_lock and frees them with itself.
  * - The message is a file (the spool). For each mailbox it is mapped
  *   read-only right behind an anonymous page holding the per-recipient
  *   header lines (Return-Path, Delivered-To), so the store sees one
@@ -57,6 +59,7 @@
 #include <glib/gstdio.h>
 
 #define LOG_SVC "delivery"
+#define SPOOL_POOL_MAX 64
 
 struct _MhDelivery
 {
@@ -71,6 +74,9 @@ struct _MhDelivery
   GMutex lock;           /* guards resolvers and stores */
   GPtrArray *resolvers;  /* idle MhResolver* */
   GHashTable *stores;    /* account (A-label form) -> MhStore* */
+
+  GMutex spool_lock; /* guards spools */
+  GPtrArray *spools; /* idle MhDeliverySpool*, at most SPOOL_POOL_MAX */
 };
 
 G_DEFINE_BOXED_TYPE (MhDelivery, mh_delivery, mh_delivery_ref,
@@ -126,6 +132,9 @@ mh_delivery_new (MhConfig *config, GError **error)
       (GDestroyNotify) mh_resolver_unref);
   d->stores = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                      (GDestroyNotify) mh_store_unref);
+  g_mutex_init (&d->spool_lock);
+  d->spools = g_ptr_array_new_with_free_func (
+      (GDestroyNotify)mh_delivery__spool_destroy);
   return d;
 }
 
@@ -145,6 +154,8 @@ mh_delivery_unref (MhDelivery *d)
   g_hash_table_unref (d->stores);
   g_ptr_array_unref (d->resolvers);
   g_mutex_clear (&d->lock);
+  g_ptr_array_unref (d->spools); /* idle ones; busy ones hold a ref on d */
+  g_mutex_clear (&d->spool_lock);
   mh_quota_unref (d->quota);
   mh_directory_unref (d->dir);
   mh_config_unref (d->config);
@@ -180,6 +191,31 @@ mh_delivery__spool_dir (MhDelivery *d)
 }
 
 /* ---- shared resources --------------------------------------------------- */
+
+MhDeliverySpool *
+mh_delivery__spool_take (MhDelivery *d)
+{
+  MhDeliverySpool *s = NULL;
+  g_mutex_lock (&d->spool_lock);
+  if (d->spools->len > 0)
+    s = g_ptr_array_steal_index_fast (d->spools, d->spools->len - 1);
+  g_mutex_unlock (&d->spool_lock);
+  return s;
+}
+
+gboolean
+mh_delivery__spool_give (MhDelivery *d, MhDeliverySpool *s)
+{
+  gboolean taken = FALSE;
+  g_mutex_lock (&d->spool_lock);
+  if (d->spools->len < SPOOL_POOL_MAX)
+    {
+      g_ptr_array_add (d->spools, s);
+      taken = TRUE;
+    }
+  g_mutex_unlock (&d->spool_lock);
+  return taken;
+}
 
 static MhResolver *
 resolver_take (MhDelivery *d)

@@ -22,6 +22,18 @@
  *   in disk space.
  * - States: HEAD (first bytes unknown) -> SKIP (inside a "From " line)
  *   or BODY; any failure -> FAILED (only unref does anything).
+ * - Files are reused (issue 6, perf): making an O_TMPFILE costs an inode
+ *   allocation and freeing it at close, and ext4's search for a free
+ *   inode past the recently deleted ones (find_inode_bit,
+ *   recently_deleted) was ~40% of mh-lmtpd's CPU, on the main loop. So
+ *   the last unref resets the spool and hands it to its MhDelivery's
+ *   pool, and mh_delivery_spool_new() takes from there first. A reused
+ *   file is overwritten from offset 0 (pwrite: no seek) and cut to the
+ *   new message's length at finish only when the old one was longer, so
+ *   fstat() and readers always see exactly this message; a file that
+ *   grew past POOL_KEEP_MAX is dropped instead of pooled, so an idle
+ *   pool holds little disk space. A spool is unnamed and private to the
+ *   process, so what it held before is nobody else's to see.
  */
 #include "delivery-private.h"
 
@@ -32,6 +44,7 @@
 #include <glib/gstdio.h>
 
 #define SPOOL_BUF (64 * 1024)
+#define POOL_KEEP_MAX (1024 * 1024)
 
 typedef enum
 {
@@ -45,7 +58,10 @@ typedef enum
 struct _MhDeliverySpool
 {
   gint refcount;
+  MhDelivery *d; /* a ref while in use, for the pool; NULL when idle */
   int fd;
+  guint64 written;  /* file offset of the next flush */
+  guint64 file_len; /* the file's length (a reused file may be longer) */
   SpoolState state;
   guint8 head[5];
   gsize head_len;
@@ -81,6 +97,15 @@ MhDeliverySpool *
 mh_delivery_spool_new (MhDelivery *d, GError **error)
 {
   g_return_val_if_fail (d != NULL, NULL);
+  MhDeliverySpool *s = mh_delivery__spool_take (d);
+  if (s != NULL)
+    {
+      /* reset by the unref that pooled it */
+      s->refcount = 1;
+      s->d = mh_delivery_ref (d);
+      s->max = mh_delivery__spool_max (d);
+      return s;
+    }
   const char *dir = mh_delivery__spool_dir (d);
   int fd = open (dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
@@ -98,8 +123,9 @@ mh_delivery_spool_new (MhDelivery *d, GError **error)
                    g_strerror (e));
       return NULL;
     }
-  MhDeliverySpool *s = g_new0 (MhDeliverySpool, 1);
+  s = g_new0 (MhDeliverySpool, 1);
   s->refcount = 1;
+  s->d = mh_delivery_ref (d);
   s->fd = fd;
   s->state = SPOOL_HEAD;
   s->buf = g_malloc (SPOOL_BUF);
@@ -117,15 +143,36 @@ mh_delivery_spool_ref (MhDeliverySpool *spool)
 }
 
 void
+mh_delivery__spool_destroy (MhDeliverySpool *s)
+{
+  if (s->fd >= 0)
+    close (s->fd);
+  g_free (s->buf);
+  g_free (s->dir);
+  g_free (s);
+}
+
+void
 mh_delivery_spool_unref (MhDeliverySpool *spool)
 {
   if (spool == NULL || !g_atomic_int_dec_and_test (&spool->refcount))
     return;
-  if (spool->fd >= 0)
-    close (spool->fd);
-  g_free (spool->buf);
-  g_free (spool->dir);
-  g_free (spool);
+  MhDelivery *d = g_steal_pointer (&spool->d);
+  /* Back to the pool, as new: same file, same buffer. */
+  if (spool->file_len <= POOL_KEEP_MAX)
+    {
+      spool->state = SPOOL_HEAD;
+      spool->head_len = 0;
+      spool->pending_cr = FALSE;
+      spool->buf_len = 0;
+      spool->size = 0;
+      spool->written = 0;
+      if (mh_delivery__spool_give (d, spool))
+        spool = NULL;
+    }
+  if (spool != NULL)
+    mh_delivery__spool_destroy (spool);
+  mh_delivery_unref (d); /* may free the pool, this spool with it */
 }
 
 static gboolean
@@ -134,7 +181,8 @@ flush (MhDeliverySpool *s, GError **error)
   gsize off = 0;
   while (off < s->buf_len)
     {
-      ssize_t n = write (s->fd, s->buf + off, s->buf_len - off);
+      ssize_t n = pwrite (s->fd, s->buf + off, s->buf_len - off,
+                          (off_t)(s->written + off));
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
@@ -146,6 +194,8 @@ flush (MhDeliverySpool *s, GError **error)
         }
       off += (gsize) n;
     }
+  s->written += s->buf_len;
+  s->file_len = MAX (s->file_len, s->written);
   s->buf_len = 0;
   return TRUE;
 }
@@ -305,6 +355,18 @@ mh_delivery_spool_finish (MhDeliverySpool *spool, GError **error)
     }
   if (!flush (s, error))
     return FALSE;
+  /* a reused file: cut off the longer message it held before */
+  if (s->file_len > s->written)
+    {
+      if (ftruncate (s->fd, (off_t)s->written) != 0)
+        {
+          int e = errno;
+          return spool_fail (s, error, MH_DELIVERY_ERROR_SPOOL,
+                             "cannot truncate the spool file in %s: %s", s->dir,
+                             g_strerror (e));
+        }
+      s->file_len = s->written;
+    }
   s->state = SPOOL_FINISHED;
   return TRUE;
 }

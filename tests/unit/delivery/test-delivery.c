@@ -476,6 +476,38 @@ test_spool_conversion (void **state)
   assert_string_equal (got3, "ab\r");
 }
 
+/* Issue 6 (perf): spool files are pooled and reused. A reused file holds
+ * exactly the new message (cut when the old one was longer), and two
+ * spools in use at once never share a file. */
+static void
+test_spool_reused (void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *longer = g_strnfill (70000, 'a'); /* > the 64 KiB buffer */
+  MhDeliverySpool *a = spool_of (f, longer, 0);
+  int fd = mh_delivery_spool_get_fd (a);
+  mh_delivery_spool_unref (a);
+  g_autoptr (MhDeliverySpool) b = spool_of (f, "Subject: b\r\n\r\nshort\r\n",
+                                            3);
+  assert_int_equal (mh_delivery_spool_get_fd (b), fd);
+  g_autofree char *got = spool_text (b);
+  assert_string_equal (got, "Subject: b\n\nshort\n");
+  assert_int_equal (mh_delivery_spool_get_size (b), strlen (got));
+  g_autoptr (MhDeliverySpool) c = spool_of (f, "X: c\r\n\r\nc\r\n", 0);
+  assert_int_not_equal (mh_delivery_spool_get_fd (c), fd);
+  g_autofree char *got_b = spool_text (b);
+  assert_string_equal (got_b, "Subject: b\n\nshort\n");
+  /* a delivery from a reused (longer) file stores only the new message */
+  mh_delivery_spool_unref (spool_of (f, longer, 0));
+  const char *rcpts[] = { "alice@example.org", NULL };
+  g_autofree char *r = deliver (f, "bob@far.example", rcpts,
+                                "Subject: reused\r\n\r\nbody\r\n", NULL);
+  assert_string_equal (r, "250 2.0.0");
+  g_autofree char *stored = only_file_text (f, "alice", "new");
+  assert_true (g_str_has_suffix (stored, "Subject: reused\n\nbody\n"));
+  assert_null (strstr (stored, "aaa"));
+}
+
 static void
 test_spool_too_big (void **state)
 {
@@ -596,6 +628,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_subaddress_folder, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_spool_conversion, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_spool_reused, setup, teardown),
     cmocka_unit_test_setup_teardown (test_spool_too_big, setup, teardown),
     cmocka_unit_test_setup_teardown (test_large_message_mapped, setup,
                                      teardown),
