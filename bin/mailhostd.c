@@ -26,7 +26,8 @@ register_services (MhServer *server, MhConfig *config, GError **error)
          && mh_server_register_smtp_service (server, delivery, auth, error)
          && mh_server_register_submission_service (server, delivery, auth,
                                                    error)
-         && mh_server_register_imap_service (server, delivery, auth, error);
+         && mh_server_register_imap_service (server, delivery, auth, error)
+         && mh_server_register_retention (server, delivery, error);
 }
 
 int

@@ -15,3 +15,4 @@
 #include <mailhost/server.h>
 #include <mailhost/lmtp.h>
 #include <mailhost/imapd.h>
+#include <mailhost/retention.h>

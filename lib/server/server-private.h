@@ -144,6 +144,12 @@ void mh_server__job_run (gpointer job);
 void mh_server__job_done (gpointer job);
 void mh_server__job_finished (MhServer *server);
 gboolean mh_server__shutting_down (MhServer *server);
+/* Background work outside sessions (retention.c): @func runs once, at
+ * shutdown or when the server is freed; a hold counts as a job in flight
+ * (shutdown waits for it) until mh_server__job_finished(). */
+void mh_server__add_stop_hook (MhServer *server, GDestroyNotify func,
+                               gpointer data);
+void mh_server__hold (MhServer *server);
 
 /* The echo test service (echo.c). */
 const MhService *mh_server__echo_service (void);

@@ -90,7 +90,44 @@ struct _MhServer
   gboolean shutting_down;
   gboolean finished;
   gboolean cut_off;
+  GArray *stop_hooks;        /* StopHook: retention.c's timer */
 };
+
+typedef struct
+{
+  GDestroyNotify func;
+  gpointer data;
+} StopHook;
+
+/* Runs each stop hook once: at shutdown, or when a server that never
+ * shut down is freed. */
+static void
+run_stop_hooks (MhServer *server)
+{
+  if (server->stop_hooks == NULL)
+    return;
+  GArray *hooks = g_steal_pointer (&server->stop_hooks);
+  for (guint i = 0; i < hooks->len; i++)
+    g_array_index (hooks, StopHook, i).func (
+        g_array_index (hooks, StopHook, i).data);
+  g_array_unref (hooks);
+}
+
+void
+mh_server__add_stop_hook (MhServer *server, GDestroyNotify func,
+                          gpointer data)
+{
+  if (server->stop_hooks == NULL)
+    server->stop_hooks = g_array_new (FALSE, FALSE, sizeof (StopHook));
+  StopHook h = { func, data };
+  g_array_append_val (server->stop_hooks, h);
+}
+
+void
+mh_server__hold (MhServer *server)
+{
+  server->pending_jobs++;
+}
 
 G_DEFINE_BOXED_TYPE (MhServer, mh_server, mh_server_ref, mh_server_unref)
 
@@ -185,6 +222,7 @@ mh_server_unref (MhServer *server)
   if (server == NULL || !g_atomic_int_dec_and_test (&server->refcount))
     return;
   /* Every session holds a reference: none is left here. */
+  run_stop_hooks (server);
   close_listeners (server);
   g_ptr_array_unref (server->listeners);
   destroy_source (&server->tick_source);
@@ -1062,6 +1100,7 @@ mh_server_shutdown (MhServer *server)
   for (GList *l = list; l; l = l->next)
     mh_server__session_goodbye (l->data, MH_SERVER_GOODBYE_SHUTDOWN);
   g_list_free_full (list, (GDestroyNotify) mh_server_session_unref);
+  run_stop_hooks (server);
   check_finished (server);
 }
 
