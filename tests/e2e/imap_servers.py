@@ -207,10 +207,20 @@ class OurImapd(ImapServer):
         return self
 
     def stop(self):
+        """Stops the server; raises if a sanitizer (ASan, UBSan, LSan in
+        a -Db_sanitize build) reported anything in its log."""
         super().stop()
         if getattr(self, "log", None):
             self.log.close()
             self.log = None
+            text = self.log_text(1 << 30)
+            for needle in ("ERROR: AddressSanitizer", "runtime error:",
+                           "ERROR: LeakSanitizer"):
+                if needle in text:
+                    i = text.index(needle)
+                    raise AssertionError(f"{os.path.basename(self.program)}"
+                                         f": sanitizer report:\n"
+                                         + text[max(0, i - 200):i + 4000])
 
     def deliver(self, message, sender="sender@far.example"):
         p = subprocess.run([self.deliver_prog, "--data-dir", self.data,
