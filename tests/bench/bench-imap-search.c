@@ -200,8 +200,9 @@ main (void)
     n_msgs = MAX (100, atoi (env));
   if ((env = g_getenv ("MH_BENCH_RUNS")))
     runs = CLAMP (atoi (env), 1, 32);
+  g_autofree char *cwd = g_get_current_dir ();
   g_autofree char *base = g_build_filename (
-    (env = g_getenv ("MH_BENCH_DIR")) ? env : g_get_current_dir (),
+    (env = g_getenv ("MH_BENCH_DIR")) ? env : cwd,
     "bench-imap-search-XXXXXX", NULL);
   if (g_mkdtemp (base) == NULL)
     {
