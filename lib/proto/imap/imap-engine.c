@@ -93,7 +93,9 @@ typedef struct
   char *status;
   char *code;
   char *text;
-  gsize size; /* for mh_imap_engine_memory() */
+  char *bye;        /* fatal error: BYE after the reply */
+  gboolean blocker; /* framing waits for the host's answer to it */
+  gsize size;       /* for mh_imap_engine_memory() */
 } Entry;
 
 typedef struct
@@ -112,6 +114,7 @@ struct _MhImapEngine
   gboolean utf8;
   gboolean literal_minus;
   gboolean closing;
+  gboolean dying; /* a fatal error is queued: input is dropped */
 
   Buf in;   /* plaintext not yet framed */
   Buf zin;  /* compressed input not yet inflated */
@@ -121,6 +124,7 @@ struct _MhImapEngine
   Frame frame;
   LineMode mode;
   Block block;
+  gboolean block_active; /* the blocking command was handed out */
   gsize line_start;     /* offset of the current line in cbuf */
   guint64 line_bytes;   /* non-literal bytes of this command */
   guint64 lit_total;    /* literal bytes of this command */
@@ -307,6 +311,7 @@ entry_free (Entry *en)
   g_free (en->status);
   g_free (en->code);
   g_free (en->text);
+  g_free (en->bye);
   g_free (en);
 }
 
@@ -369,7 +374,7 @@ refuse_and_skip (MhImapEngine *e, const char *status, const char *code,
 static gboolean
 can_frame (MhImapEngine *e)
 {
-  return !e->closing && e->block == B_NONE
+  return !e->closing && !e->dying && e->block == B_NONE
          && g_queue_get_length (&e->queue) < e->lim.max_pending
          && buf_avail (&e->out) < OUT_SOFT_MAX;
 }
@@ -443,6 +448,9 @@ idle_or_auth_line (MhImapEngine *e, const char *line, gsize len)
       e->block = B_AUTH;
     }
   queue_command (e, cmd, len + 64);
+  if (cmd->kind == MH_IMAP_CMD_AUTH_RESPONSE)
+    ((Entry *) g_queue_peek_tail (&e->queue))->blocker = TRUE;
+  e->block_active = FALSE;
 }
 
 static void
@@ -490,6 +498,8 @@ complete_command (MhImapEngine *e)
       break;
     }
   queue_command (e, cmd, size);
+  if (e->block != B_NONE)
+    ((Entry *) g_queue_peek_tail (&e->queue))->blocker = TRUE;
 }
 
 /* A full line is in cbuf from line_start (LF dropped). */
@@ -538,8 +548,10 @@ end_line (MhImapEngine *e)
           "Non-synchronizing literal of %" G_GUINT64_FORMAT
           " bytes exceeds LITERAL- maximum of %u bytes",
           n, MH_LIMIT_IMAP_LITERAL_MINUS);
-      write_tagged (e, tag, "BAD", "TOOBIG", t);
-      mh_imap_engine_bye (e, "Literal too large.");
+      push_error (e, tag, "BAD", "TOOBIG", t);
+      Entry *last = g_queue_peek_tail (&e->queue);
+      last->bye = g_strdup ("Literal too large.");
+      e->dying = TRUE;
       command_reset (e);
       return;
     }
@@ -635,8 +647,12 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
             const guint8 *lf = memchr (p + i, '\n', n - i);
             gsize take = lf != NULL ? (gsize) (lf - (p + i)) : n - i;
             guint64 limit = e->lim.max_line;
-            if (memchr (p + i, '\0', take) != NULL)
+            const guint8 *nul = memchr (p + i, '\0', take);
+            if (nul != NULL && e->line_bytes + (nul - (p + i)) <= limit)
               {
+                /* keep what precedes the NUL: it holds the tag */
+                buf_append (&e->cbuf, p + i, nul - (p + i));
+                i += nul - (p + i);
                 line_error (e, "NUL byte in command line");
                 continue;
               }
@@ -646,6 +662,11 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
                 g_autofree char *t = g_strdup_printf (
                     "Command line too long: the maximum is %u bytes",
                     e->lim.max_line);
+                /* up to the limit, as if the line had come in pieces:
+                 * the tag is read from there */
+                gsize keep = (gsize) (limit + 1 - MIN (e->line_bytes, limit + 1));
+                buf_append (&e->cbuf, p + i, keep);
+                i += keep;
                 line_error (e, t);
                 continue;
               }
@@ -810,9 +831,11 @@ mh_imap_engine_new (const MhImapLimits *limits)
       TAKE (max_bad_commands);
 #undef TAKE
     }
-  /* a line must at least hold "a LOGOUT" */
+  /* a line must at least hold "a LOGOUT"; a command its line */
   e->lim.max_line = MAX (e->lim.max_line, 64);
-  e->lim.max_command = MAX (e->lim.max_command, e->lim.max_line);
+  e->lim.max_command = MAX (e->lim.max_command, 64);
+  e->lim.max_line = (guint) MIN ((guint64) e->lim.max_line,
+                                 e->lim.max_command);
   e->state = MH_IMAP_STATE_NOT_AUTHENTICATED;
   g_queue_init (&e->queue);
   return e;
@@ -872,7 +895,7 @@ mh_imap_engine_feed (MhImapEngine *e, const guint8 *buf, gsize len)
   gsize used = 0;
   while (used < len)
     {
-      if (e->closing || e->block == B_TLS)
+      if (e->closing || e->dying || e->block == B_TLS)
         return len; /* discarded */
       Buf *b = e->inflate != NULL ? &e->zin : &e->in;
       gsize cap = e->inflate != NULL ? ZIN_CAP : IN_CAP;
@@ -943,47 +966,50 @@ state_error (const MhImapEngine *e, const MhImapCommand *cmd)
     }
 }
 
+/* The host answered the command that stopped framing. Framing runs
+ * ahead of the host, so an answer to an earlier command of the same kind
+ * (the DONE of a first IDLE while a second IDLE is framed) must not
+ * count: only once the blocking command was handed out does it. */
 static void
 unblock_for (MhImapEngine *e, MhImapCommandKind kind, gboolean ok)
 {
+  if (!e->block_active)
+    return;
+  gboolean end = FALSE;
   switch (kind)
     {
     case MH_IMAP_CMD_IDLE:
-    case MH_IMAP_CMD_DONE:
-      if (e->block == B_IDLE || e->mode == M_IDLE)
-        {
-          e->block = B_NONE;
-          e->mode = M_CMD;
-        }
+      end = e->block == B_IDLE || e->mode == M_IDLE;
       break;
     case MH_IMAP_CMD_AUTHENTICATE:
     case MH_IMAP_CMD_AUTH_RESPONSE:
-      if (e->block == B_AUTH || e->mode == M_AUTH)
-        {
-          e->block = B_NONE;
-          e->mode = M_CMD;
-        }
+      end = e->block == B_AUTH || e->mode == M_AUTH;
       break;
     case MH_IMAP_CMD_STARTTLS:
-      if (e->block == B_STARTTLS)
+      if (e->block == B_STARTTLS && ok)
         {
           /* CVE-2011-0411: nothing sent before the handshake may be
            * read after it */
-          e->block = ok ? B_TLS : B_NONE;
-          if (ok)
-            {
-              buf_reset (&e->in, FALSE);
-              command_reset (e);
-              e->frame = F_LINE;
-            }
+          e->block = B_TLS;
+          e->block_active = FALSE;
+          buf_reset (&e->in, FALSE);
+          command_reset (e);
+          e->frame = F_LINE;
+          return;
         }
+      end = e->block == B_STARTTLS;
       break;
     case MH_IMAP_CMD_COMPRESS:
-      if (!ok && e->block == B_COMPRESS)
-        e->block = B_NONE;
+      end = !ok && e->block == B_COMPRESS;
       break;
     default:
       break;
+    }
+  if (end)
+    {
+      e->block = B_NONE;
+      e->mode = M_CMD;
+      e->block_active = FALSE;
     }
 }
 
@@ -1007,10 +1033,14 @@ mh_imap_engine_next_command (MhImapEngine *e)
       if (en->cmd == NULL)
         {
           write_tagged (e, en->tag, en->status, en->code, en->text);
+          if (en->bye != NULL)
+            mh_imap_engine_bye (e, en->bye);
           entry_free (en);
           continue;
         }
       MhImapCommand *cmd = g_steal_pointer (&en->cmd);
+      if (en->blocker)
+        e->block_active = TRUE;
       entry_free (en);
       const char *why = state_error (e, cmd);
       if (why != NULL)
@@ -1102,6 +1132,8 @@ mh_imap_engine_continuation (MhImapEngine *e, const char *text)
   g_string_append (s, "\r\n");
   out_raw (e, s->str, s->len);
   g_string_free (s, TRUE);
+  if (!e->block_active)
+    return;
   if (e->block == B_IDLE)
     {
       e->block = B_NONE;
@@ -1118,10 +1150,7 @@ void
 mh_imap_engine_auth_done (MhImapEngine *e)
 {
   g_return_if_fail (e != NULL);
-  if (e->block == B_AUTH)
-    e->block = B_NONE;
-  if (e->mode == M_AUTH)
-    e->mode = M_CMD;
+  unblock_for (e, MH_IMAP_CMD_AUTHENTICATE, TRUE);
 }
 
 void
@@ -1131,8 +1160,11 @@ mh_imap_engine_starttls_done (MhImapEngine *e)
   buf_reset (&e->in, FALSE);
   command_reset (e);
   e->frame = F_LINE;
-  if (e->block == B_STARTTLS || e->block == B_TLS)
-    e->block = B_NONE;
+  if (e->block == B_TLS || (e->block == B_STARTTLS && e->block_active))
+    {
+      e->block = B_NONE;
+      e->block_active = FALSE;
+    }
 }
 
 void
@@ -1155,7 +1187,10 @@ mh_imap_engine_start_compress (MhImapEngine *e)
       buf_reset (&e->in, FALSE);
     }
   if (e->block == B_COMPRESS)
-    e->block = B_NONE;
+    {
+      e->block = B_NONE;
+      e->block_active = FALSE;
+    }
   pump (e);
 }
 

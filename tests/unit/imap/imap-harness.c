@@ -335,8 +335,25 @@ host (ImapRun *r, const ImapSetup *s)
   drain_out (r);
 }
 
+static ImapRun *
+run_impl (const ImapSetup *s, const char *script, gssize len, gsize piece,
+          gsize cut);
+
 ImapRun *
 imap_run (const ImapSetup *s, const char *script, gssize len, gsize piece)
+{
+  return run_impl (s, script, len, piece, 0);
+}
+
+ImapRun *
+imap_run_cut (const ImapSetup *s, const char *script, gssize len, gsize cut)
+{
+  return run_impl (s, script, len, 0, cut);
+}
+
+static ImapRun *
+run_impl (const ImapSetup *s, const char *script, gssize len, gsize piece,
+          gsize cut)
 {
   ImapRun *r = g_new0 (ImapRun, 1);
   r->e = mh_imap_engine_new (&s->limits);
@@ -352,6 +369,8 @@ imap_run (const ImapSetup *s, const char *script, gssize len, gsize piece)
   while (off < n)
     {
       gsize want = piece == 0 ? n - off : MIN (piece, n - off);
+      if (cut > 0 && off < cut)
+        want = cut - off;
       gsize used = mh_imap_engine_feed (r->e, (const guint8 *) script + off,
                                         want);
       off += used;
@@ -374,6 +393,31 @@ imap_run (const ImapSetup *s, const char *script, gssize len, gsize piece)
   return r;
 }
 
+static char *
+without_plus_ok (const char *s)
+{
+  GString *o = g_string_new (NULL);
+  const char *p = s;
+  while (*p)
+    {
+      const char *nl = strchr (p, '\n');
+      gsize n = nl != NULL ? (gsize) (nl - p + 1) : strlen (p);
+      if (!(n == 6 && strncmp (p, "+ OK\r\n", 6) == 0))
+        g_string_append_len (o, p, (gssize) n);
+      p += n;
+    }
+  return g_string_free (o, FALSE);
+}
+
+static guint
+count_plus_ok (const char *s)
+{
+  guint n = 0;
+  for (const char *p = s; (p = strstr (p, "+ OK\r\n")) != NULL; p += 6)
+    n++;
+  return n;
+}
+
 ImapRun *
 imap_run_all (const ImapSetup *s, const char *script, gssize len)
 {
@@ -385,7 +429,13 @@ imap_run_all (const ImapSetup *s, const char *script, gssize len)
       if (strcmp (r->log->str, whole->log->str) != 0)
         fail_msg ("piece %" G_GSIZE_FORMAT " log differs:\n%s\nvs whole:\n%s",
                   pieces[i], r->log->str, whole->log->str);
-      if (strcmp (r->out->str, whole->out->str) != 0)
+      /* "+ OK" for a synchronising literal goes out as soon as the
+       * literal is announced, so where it lands among the replies to
+       * earlier commands depends on the cut; everything else may not */
+      g_autofree char *o1 = without_plus_ok (r->out->str);
+      g_autofree char *o2 = without_plus_ok (whole->out->str);
+      if (strcmp (o1, o2) != 0
+          || count_plus_ok (r->out->str) != count_plus_ok (whole->out->str))
         fail_msg ("piece %" G_GSIZE_FORMAT " output differs:\n%s\nvs "
                   "whole:\n%s", pieces[i], r->out->str, whole->out->str);
     }

@@ -42,6 +42,9 @@ char *imap_describe (const MhImapCommand *cmd);
 /* @piece 0: whole. */
 ImapRun *imap_run (const ImapSetup *s, const char *script, gssize len,
                    gsize piece);
+/* Two feeds: [0, cut) then the rest; the host runs after each. */
+ImapRun *imap_run_cut (const ImapSetup *s, const char *script, gssize len,
+                       gsize cut);
 /* Whole, byte by byte and 7-byte pieces must agree; returns the whole
  * run. */
 ImapRun *imap_run_all (const ImapSetup *s, const char *script, gssize len);
