@@ -236,6 +236,25 @@ resolver_give (MhDelivery *d, MhResolver *r)
   g_mutex_unlock (&d->lock);
 }
 
+/* TRUE for a non-empty lower-case LDH name with no empty label and no
+ * A-label (libidn2 checks those). */
+static gboolean
+ascii_ldh_lower (const char *d)
+{
+  if (*d == '\0' || *d == '.' || strstr (d, "xn--") != NULL)
+    return FALSE;
+  for (const char *p = d; *p; p++)
+    {
+      char c = *p;
+      if (c == '.' && (p[1] == '.' || p[1] == '\0'))
+        return FALSE;
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+            || c == '.'))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 MhStore *
 mh_delivery_get_store (MhDelivery *d, const char *account, GError **error)
 {
@@ -248,11 +267,21 @@ mh_delivery_get_store (MhDelivery *d, const char *account, GError **error)
                    account);
       return NULL;
     }
-  g_autofree char *local = g_strndup (account, (gsize) (at - account));
-  g_autofree char *domain = mh_directory_domain_to_ascii (at + 1, error);
-  if (domain == NULL)
-    return NULL;
-  g_autofree char *key = g_strconcat (local, "@", domain, NULL);
+  /* The resolver hands out accounts with lower-case A-label domains:
+   * those are the key as they are, without libidn2 (twice per message:
+   * RCPT check and delivery). Anything else goes through IDNA. */
+  g_autofree char *domain = NULL;
+  g_autofree char *key = NULL;
+  if (ascii_ldh_lower (at + 1))
+    key = g_strdup (account);
+  else
+    {
+      domain = mh_directory_domain_to_ascii (at + 1, error);
+      if (domain == NULL)
+        return NULL;
+      g_autofree char *local = g_strndup (account, (gsize)(at - account));
+      key = g_strconcat (local, "@", domain, NULL);
+    }
 
   /* Opening under the lock: two threads must never open one account
    * twice (BUSY). First opens of different accounts wait for each other;
@@ -261,7 +290,10 @@ mh_delivery_get_store (MhDelivery *d, const char *account, GError **error)
   MhStore *store = g_hash_table_lookup (d->stores, key);
   if (store == NULL)
     {
-      store = mh_store_open_account (d->data_dir, domain, local,
+      /* first open only: split the key */
+      const char *kat = strrchr (key, '@');
+      g_autofree char *local = g_strndup (key, (gsize)(kat - key));
+      store = mh_store_open_account (d->data_dir, kat + 1, local,
                                      MH_STORE_OPEN_CREATE, error);
       if (store != NULL)
         {
