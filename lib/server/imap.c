@@ -71,6 +71,7 @@
 #pragma weak mh_imap__cmd_quota
 #pragma weak mh_imap__cmd_metadata
 #pragma weak mh_imap__cmd_notify
+#pragma weak mh_imap__notify_free
 
 #define SVC_OF(im) (mh_server_session_get_service ((im)->session))
 #define ID_OF(im) (mh_server_session_get_id ((im)->session))
@@ -715,6 +716,8 @@ imap_free (gpointer engine)
   if (im->s.cursor_free && im->s.cursor)
     im->s.cursor_free (im->s.cursor);
   session_forget_mailbox (&im->s);
+  if (im->s.notify != NULL && mh_imap__notify_free != NULL)
+    mh_imap__notify_free (im->s.notify);
   g_free (im->s.account);
   g_clear_pointer (&im->s.store, mh_store_unref);
   mh_imap_command_free (im->cmd);
