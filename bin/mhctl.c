@@ -285,30 +285,23 @@ domain_list (Ctx *ctx, char **args, int n)
   g_autoptr (MhDomainInfoList) list = mh_directory_domain_list (ctx->dir, &error);
   if (list == NULL)
     return fail_error (ctx, error);
-  g_autoptr (GString) s = g_string_new (NULL);
-  if (ctx->json)
-    {
-      g_string_append_c (s, '[');
-      for (guint i = 0; i < list->len; i++)
-        {
-          if (i)
-            g_string_append (s, ", ");
-          domain_json (s, list->pdata[i]);
-        }
-      g_string_append_c (s, ']');
-      print_out (s);
-      return 0;
-    }
+  g_autoptr (GString) s = g_string_new (ctx->json ? "[" : "");
   for (guint i = 0; i < list->len; i++)
     {
       MhDomainInfo *d = list->pdata[i];
+      if (ctx->json)
+        {
+          if (i)
+            g_string_append (s, ", ");
+          domain_json (s, d);
+          continue;
+        }
       g_string_append_printf (s, "%-40s accounts=%u aliases=%u\n",
                               mh_domain_info_get_name (d),
                               mh_domain_info_get_account_count (d),
                               mh_domain_info_get_alias_count (d));
     }
-  fputs (s->str, stdout);
-  return 0;
+  return list_print (ctx, s);
 }
 
 static int
