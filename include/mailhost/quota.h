@@ -13,9 +13,10 @@
  *   derived data: mh_quota_recalc() rebuilds them from the Maildirs, and
  *   a domain never counted is counted once, from its Maildirs, when first
  *   needed.
- * - The store's hook runs before an operation only. Call mh_quota_update()
- *   after a delivery, append, copy or expunge: it moves the counters,
- *   appends to maildirsize and sends the warning messages.
+ * - Two store hooks: the check before an operation refuses what would go
+ *   over; the change hook after one (mh_store_set_change_hook()) runs
+ *   mh_quota_update(): it moves the counters, appends to maildirsize and
+ *   sends the warning messages. Callers need not call it themselves.
  */
 #pragma once
 
@@ -175,7 +176,10 @@ MH_API void mh_quota_unref (MhQuota *quota);
  * a delivery, append or copy that would go over the account's or the
  * domain's limit fails with %MH_STORE_ERROR_REFUSED, its message being
  * that of mh_quota_check(). The check holds a reference on @quota until
- * the store goes or another check replaces it.
+ * the store goes or another check replaces it. It also installs the
+ * store's change hook (mh_store_set_change_hook()), which runs
+ * mh_quota_update() after every delivery, append, copy, move, expunge,
+ * folder deletion and reconciled outside change (failures are logged).
  *
  * Returns: %TRUE, or %FALSE with @error in %MH_QUOTA_ERROR (NOT_FOUND:
  *   no such account; INVALID).
@@ -218,7 +222,8 @@ MH_API gboolean mh_quota_check (MhQuota *quota, MhStore *store,
  * @store: a store given to mh_quota_attach()
  * @error: return location for a #GError, or %NULL
  *
- * Call after a delivery, append, copy or expunge: brings the domain
+ * Run by the change hook mh_quota_attach() installs after a delivery,
+ * append, copy or expunge; callable directly too. Brings the domain
  * counter and the Maildir's `maildirsize` up to the account's usage, and
  * delivers a warning into INBOX when the usage has crossed one of the
  * warning levels (once per crossing: again only after the usage went

@@ -282,6 +282,43 @@ MH_API void mh_store_set_check (MhStore *store, MhStoreCheckFunc func,
                                 gpointer user_data, GDestroyNotify destroy);
 
 /**
+ * MhStoreChangeFunc:
+ * @store: the store
+ * @folder: the folder whose messages changed (UTF-8, canonical)
+ * @user_data: data given to mh_store_set_change_hook()
+ *
+ * Called after an operation added or removed messages: a delivery or
+ * append, a copy or move (once for the target, and for the source of a
+ * move), an expunge (retention included), a folder deletion, and a
+ * reconciliation that found files added or removed by another program.
+ * The change is committed when it runs; no store lock is held, so the
+ * hook may read the store (mh_store_get_usage()) and even deliver into
+ * it (the hook then runs again, nested: guard against recursion). Flag
+ * changes do not call it. The quota layer's maildirsize upkeep.
+ */
+typedef void (*MhStoreChangeFunc) (MhStore *store, const char *folder,
+                                   gpointer user_data);
+
+/**
+ * mh_store_set_change_hook:
+ * @store: a store
+ * @func: (nullable) (scope notified) (closure user_data): the hook
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data
+ *
+ * Installs (or, with %NULL, removes) the hook run after each change of
+ * the message set (#MhStoreChangeFunc), so that usage kept elsewhere
+ * (lib/quota's counters and maildirsize) never depends on the callers
+ * remembering to update it.
+ *
+ * Thread safety: install before sharing the store; @func runs on the
+ * thread of each operation, possibly concurrently.
+ */
+MH_API void mh_store_set_change_hook (MhStore *store, MhStoreChangeFunc func,
+                                      gpointer user_data,
+                                      GDestroyNotify destroy);
+
+/**
  * mh_store_get_usage:
  * @store: a store
  * @bytes_out: (out): bytes of all messages in all folders

@@ -13,8 +13,11 @@
  *   records, whatever order processes sync in, and changes made through
  *   the store's other operations (expunge) or noticed by its reconciling
  *   (files removed by other tools) flow in at the account's next sync.
- *   The store's hook runs before an operation only, so mh_quota_update()
- *   is called after one; mh_quota_check() syncs too.
+ *   Two store hooks: the check before an operation (mh_quota_check(),
+ *   which syncs too) and the change hook after one, which calls
+ *   mh_quota_update(): so no caller has to remember to, and changes made
+ *   by expunge, retention, copy/move or other programs (seen by the
+ *   store's reconciliation) reach the counters and maildirsize at once.
  * - A domain whose counter was never computed (a new quota.mdb, or one
  *   thrown away) is counted once from its Maildirs (file names' ",S=",
  *   as Dovecot does), outside the write transaction so deliveries to
@@ -580,6 +583,27 @@ hook (MhStore *store, const char *folder, gint64 add_bytes,
   return mh_quota_check (q, store, add_bytes, add_messages, error);
 }
 
+/* The store's post-change hook: every delivery, append, copy, move,
+ * expunge (retention too), folder deletion and reconciled outside change
+ * updates the counters and maildirsize, whoever made it. */
+static void
+change_hook (MhStore *store, const char *folder, gpointer user_data)
+{
+  MhQuota *q = user_data;
+  g_mutex_lock (&q->lock);
+  Attach *a = g_hash_table_lookup (q->attached, store);
+  /* The warning delivered from inside mh_quota_update() changes the
+   * store too; that update counts it in itself. */
+  gboolean skip = a == NULL || a->bypass == g_thread_self ();
+  g_mutex_unlock (&q->lock);
+  if (skip)
+    return;
+  g_autoptr (GError) e = NULL;
+  if (!mh_quota_update (q, store, &e))
+    mh_log_warning ("quota", NULL, NULL, "%s: usage after a change in %s: "
+                    "%s", mh_store_get_maildir (store), folder, e->message);
+}
+
 gboolean
 mh_quota_attach (MhQuota *quota, MhStore *store, const char *address,
                  GError **error)
@@ -599,6 +623,8 @@ mh_quota_attach (MhQuota *quota, MhStore *store, const char *address,
   g_hash_table_insert (quota->attached, store, a);
   g_mutex_unlock (&quota->lock);
   mh_store_set_check (store, hook, a, attach_free);
+  mh_store_set_change_hook (store, change_hook, mh_quota_ref (quota),
+                            (GDestroyNotify) mh_quota_unref);
   return TRUE;
 }
 

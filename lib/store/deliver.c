@@ -477,5 +477,7 @@ mh_store_deliver (MhStore *store, const char *folder, GBytes *message,
   if (ok && uid_out)
     *uid_out = p->uid;
   pending_free (p);
+  if (ok)
+    mh_store__changed (store, folder);
   return ok;
 }

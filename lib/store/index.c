@@ -1223,7 +1223,8 @@ add_found (MhStore *store, MDB_txn *txn, MhStoreFolder *f, const char *dir,
 /* The heart of reconciliation; runs inside a write txn. */
 static gboolean
 sync_locked (MhStore *store, MDB_txn *txn, const char *name,
-             gboolean force, gboolean *changed, GError **error)
+             gboolean force, gboolean *changed, gboolean *usage_changed,
+             GError **error)
 {
   g_autofree char *dir = mh_store__folder_path (store, name, error);
   if (dir == NULL)
@@ -1251,6 +1252,8 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
   Uidlist ul;
   gboolean have_ul = uidlist_read (dir, &ul, &su);
   gboolean fresh = f->rec.messages == 0 && f->rec.uidnext == 1;
+  guint32 messages0 = f->rec.messages;
+  guint64 size0 = f->rec.size;
   gboolean ul_changed = have_ul && (f->rec.uidlist_mtime == 0
                                     || f->rec.uidlist_mtime != mtime_ns (&su)
                                     || f->rec.uidlist_size != su.st_size);
@@ -1526,6 +1529,7 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
     }
   g_array_unref (missing);
   uidlist_clear (&ul);
+  *usage_changed = f->rec.messages != messages0 || f->rec.size != size0;
   return mh_store__folder_save (store, txn, f, error);
 
 fail:
@@ -1582,8 +1586,9 @@ mh_store__sync_folder (MhStore *store, const char *name, gboolean force,
       g_mutex_unlock (&store->write_lock);
       return FALSE;
     }
-  gboolean changed = FALSE;
-  gboolean ok = sync_locked (store, txn, name, force, &changed, error);
+  gboolean changed = FALSE, usage_changed = FALSE;
+  gboolean ok = sync_locked (store, txn, name, force, &changed,
+                             &usage_changed, error);
   if (ok && changed)
     {
       mh_store__notify (store, txn);
@@ -1592,5 +1597,7 @@ mh_store__sync_folder (MhStore *store, const char *name, gboolean force,
   else
     mdb_txn_abort (txn);
   g_mutex_unlock (&store->write_lock);
+  if (ok && usage_changed)
+    mh_store__changed (store, name); /* files another program added or removed */
   return ok;
 }

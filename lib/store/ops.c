@@ -233,6 +233,8 @@ mh_store_expunge (MhStore *store, const char *folder, const guint32 *uids,
   if (ok && done->len > 0)
     ok = mh_store__uidlist_rewrite (store, w.txn, w.f, error);
   ok = write_end (store, &w, ok, done->len > 0, error);
+  if (ok && done->len > 0)
+    mh_store__changed (store, folder);
   if (ok && expunged_out)
     {
       g_array_sort (done, cmp_u32);
@@ -439,6 +441,12 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
   if (!ok)
     for (guint i = 0; i < made->len; i++)
       g_unlink (made->pdata[i]);
+  if (ok && dsts->len > 0)
+    {
+      mh_store__changed (store, df->name);
+      if (move)
+        mh_store__changed (store, sf->name);
+    }
   if (ok && dst_uidvalidity_out)
     *dst_uidvalidity_out = df->rec.uidvalidity;
   if (ok && src_uids_out)

@@ -161,6 +161,10 @@ struct _MhStore
   MhStoreCheckFunc check;
   gpointer check_data;
   GDestroyNotify check_destroy;
+
+  MhStoreChangeFunc change;
+  gpointer change_data;
+  GDestroyNotify change_destroy;
 };
 
 struct _MhStoreMessage
@@ -179,6 +183,8 @@ struct _MhStoreWatch
   int fd;
 };
 
+/* store.c: runs the change hook (no lock held by the caller). */
+void mh_store__changed (MhStore *store, const char *folder);
 /* deliver.c: the body of store->gc_thread. */
 gpointer mh_store__index_thread (gpointer store);
 /* store.c: creates a role folder on first use; NOT_FOUND otherwise. */

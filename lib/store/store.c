@@ -260,6 +260,8 @@ mh_store_unref (MhStore *store)
     }
   if (store->check_destroy)
     store->check_destroy (store->check_data);
+  if (store->change_destroy)
+    store->change_destroy (store->change_data);
   g_ptr_array_unref (store->gc_pending);
   if (store->notify_fd >= 0)
     close (store->notify_fd);
@@ -290,6 +292,25 @@ mh_store_set_check (MhStore *store, MhStoreCheckFunc func,
   store->check = func;
   store->check_data = user_data;
   store->check_destroy = destroy;
+}
+
+void
+mh_store_set_change_hook (MhStore *store, MhStoreChangeFunc func,
+                          gpointer user_data, GDestroyNotify destroy)
+{
+  g_return_if_fail (store != NULL);
+  if (store->change_destroy)
+    store->change_destroy (store->change_data);
+  store->change = func;
+  store->change_data = user_data;
+  store->change_destroy = destroy;
+}
+
+void
+mh_store__changed (MhStore *store, const char *folder)
+{
+  if (store->change)
+    store->change (store, mh_store__canon (folder), store->change_data);
 }
 
 static gboolean
@@ -543,6 +564,8 @@ mh_store_folder_delete (MhStore *store, const char *name, GError **error)
       ok = mh_store__txn_commit (store, txn, error);
     }
   g_mutex_unlock (&store->write_lock);
+  if (ok)
+    mh_store__changed (store, name);
   return ok;
 }
 

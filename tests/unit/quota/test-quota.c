@@ -271,6 +271,9 @@ test_enforce_delivery (void **state)
   g_autoptr (GError) error = NULL;
   assert_true (mh_quota_account_add (fx->quota, "alice@example.org", NULL,
                                      4096, 5, &error));
+  /* Enforcement alone: the change hook now updates after each delivery,
+   * and warning messages would take room here (tested below). */
+  g_array_set_size (fx->quota->levels, 0);
   g_autoptr (MhStore) s = open_store (fx, "alice", "example.org");
   assert_true (deliver (s, 1500, 1, &error));
   assert_true (deliver (s, 1500, 2, &error));
@@ -657,6 +660,98 @@ test_config (void **state)
                         "warn_levels", "'120'", NULL);
 }
 
+/* maildirsize's running sum (what Dovecot and other tools read). */
+static void
+maildirsize_sum (MhStore *s, gint64 *bytes, gint64 *messages)
+{
+  g_autoptr (GError) error = NULL;
+  MhMaildirsize m;
+  if (!mh_quota__maildirsize_read (mh_store_get_maildir (s), &m, &error))
+    fail_msg ("maildirsize: %s", error->message);
+  *bytes = m.valid ? m.bytes : -1;
+  *messages = m.valid ? m.messages : -1;
+}
+
+static void
+assert_usage_follows (MhQuota *q, MhStore *s, const char *what)
+{
+  g_autoptr (GError) error = NULL;
+  guint64 b, m;
+  gint64 fb, fm;
+  MhQuotaUsage d;
+  if (!mh_store_get_usage (s, &b, &m, &error))
+    fail_msg ("usage: %s", error->message);
+  maildirsize_sum (s, &fb, &fm);
+  if (fb != (gint64) b || fm != (gint64) m)
+    fail_msg ("after %s: maildirsize says %" G_GINT64_FORMAT " bytes, %"
+              G_GINT64_FORMAT " messages; the index %" G_GUINT64_FORMAT
+              ", %" G_GUINT64_FORMAT, what, fb, fm, b, m);
+  /* The domain counter moved too (alice is its only account). */
+  if (!mh_quota_get_domain (q, "example.org", &d, &error))
+    fail_msg ("domain: %s", error->message);
+  if (d.bytes != b || d.messages != m)
+    fail_msg ("after %s: domain counter %" G_GUINT64_FORMAT "/%"
+              G_GUINT64_FORMAT ", index %" G_GUINT64_FORMAT "/%"
+              G_GUINT64_FORMAT, what, d.bytes, d.messages, b, m);
+}
+
+/* Issue 4: usage must not depend on callers calling mh_quota_update().
+ * The store's change hook (installed by mh_quota_attach) updates the
+ * counters and maildirsize after every kind of change; no call to
+ * mh_quota_update() here. */
+static void
+test_change_hook_keeps_usage (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  add_user (fx, "alice@example.org");
+  g_autoptr (MhStore) s = open_store (fx, "alice", "example.org");
+  for (guint i = 0; i < 3; i++)
+    assert_true (deliver (s, 1000 + i, i, &error));
+  assert_usage_follows (fx->quota, s, "delivery");
+  /* Append (a delivery with flags and a date) into a folder. */
+  assert_true (mh_store_folder_create (s, "Archive", &error));
+  g_autoptr (GBytes) m = message (700, 9);
+  guint32 au = 0;
+  assert_true (mh_store_deliver (s, "Archive", m, MH_STORE_FLAG_SEEN, NULL,
+                                 1600000000, &au, &error));
+  assert_usage_follows (fx->quota, s, "append");
+  g_autoptr (MhStoreView) v = mh_store_select (s, NULL, FALSE, &error);
+  guint32 uids[3] = { mh_store_view_get_uid (v, 0),
+                      mh_store_view_get_uid (v, 1),
+                      mh_store_view_get_uid (v, 2) };
+  assert_true (mh_store_copy (s, NULL, uids, 2, "Archive", FALSE, NULL, NULL,
+                              NULL, &error));
+  assert_usage_follows (fx->quota, s, "copy");
+  assert_true (mh_store_folder_create (s, "Trash", &error));
+  assert_true (mh_store_copy (s, NULL, uids + 2, 1, "Trash", TRUE, NULL,
+                              NULL, NULL, &error));
+  assert_usage_follows (fx->quota, s, "move");
+  assert_true (mh_store_expunge (s, NULL, uids, 1, FALSE, NULL, &error));
+  assert_usage_follows (fx->quota, s, "expunge");
+  /* Retention expunges through the same path. */
+  guint n_rules = 0, gone = 0;
+  g_autofree MhStoreRetention *rules = mh_store_retention_parse (
+      "Trash:any=1d", &n_rules, &error);
+  assert_true (mh_store_apply_retention (s, rules, n_rules,
+                                         g_get_real_time () / G_USEC_PER_SEC
+                                           + 2 * 86400,
+                                         &gone, &error));
+  assert_int_equal (gone, 1);
+  assert_usage_follows (fx->quota, s, "retention");
+  /* A file another program put in, noticed by reconciliation. */
+  g_autofree char *newd = g_build_filename (mh_store_get_maildir (s), "new",
+                                            NULL);
+  g_free (mh_test_write_file (newd, "1700000000.M1P1.other,S=40",
+                              "From: x@example.net\nSubject: o\n\nbody\n"));
+  g_usleep (30000);
+  g_autoptr (MhStoreView) v2 = mh_store_select (s, NULL, FALSE, &error);
+  assert_non_null (v2);
+  assert_usage_follows (fx->quota, s, "reconciliation");
+  assert_true (mh_store_folder_delete (s, "Archive", &error));
+  assert_usage_follows (fx->quota, s, "folder deletion");
+}
+
 int
 main (void)
 {
@@ -674,6 +769,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_recalc_behind_our_back, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_config, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_change_hook_keeps_usage, setup,
+                                     teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1183,6 +1183,64 @@ test_killed_process_marker_keeps_index (void **state)
   assert_non_null (strstr (res, "\nu "));
 }
 
+static void
+count_change (MhStore *store, const char *folder, gpointer user_data)
+{
+  GString *log = user_data;
+  g_string_append_printf (log, "%s;", folder);
+}
+
+/* Issue 4: the post-change hook runs after every change of the message
+ * set (and not for flag changes), once the change is committed. */
+static void
+test_change_hook (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  GString *log = g_string_new (NULL);
+  mh_store_set_change_hook (fx->store, count_change, log, NULL);
+  guint32 u1 = deliver (fx->store, NULL, msg1, 0);
+  guint32 u2 = deliver (fx->store, "Junk", msg1, 0); /* role: autocreated */
+  assert_string_equal (log->str, "INBOX;Junk;");
+  g_string_truncate (log, 0);
+  assert_true (mh_store_set_flags (fx->store, NULL, &u1, 1,
+                                   MH_STORE_FLAGS_ADD, MH_STORE_FLAG_SEEN,
+                                   NULL, 0, NULL, &error));
+  assert_string_equal (log->str, "");
+  assert_true (mh_store_copy (fx->store, NULL, &u1, 1, "Junk", FALSE, NULL,
+                              NULL, NULL, &error));
+  assert_string_equal (log->str, "Junk;");
+  g_string_truncate (log, 0);
+  assert_true (mh_store_copy (fx->store, "Junk", &u2, 1, "INBOX", TRUE, NULL,
+                              NULL, NULL, &error));
+  assert_string_equal (log->str, "INBOX;Junk;");
+  g_string_truncate (log, 0);
+  assert_true (mh_store_expunge (fx->store, NULL, &u1, 1, FALSE, NULL,
+                                 &error));
+  assert_string_equal (log->str, "INBOX;");
+  g_string_truncate (log, 0);
+  /* Nothing to expunge: no change, no call. */
+  assert_true (mh_store_expunge (fx->store, NULL, &u1, 1, FALSE, NULL,
+                                 &error));
+  assert_string_equal (log->str, "");
+  /* A file removed behind our back, seen by a reconciliation. */
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  g_autofree char *f = g_strdup_printf ("%s/1700000000.M9P9.x,S=9", newd);
+  assert_true (g_file_set_contents (f, "Subject:\n", -1, NULL));
+  g_usleep (30000);
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
+                                               &error);
+  assert_non_null (v);
+  assert_string_equal (log->str, "INBOX;");
+  g_string_truncate (log, 0);
+  assert_true (mh_store_folder_delete (fx->store, "Junk", &error));
+  assert_string_equal (log->str, "Junk;");
+  mh_store_set_change_hook (fx->store, NULL, NULL, NULL);
+  deliver (fx->store, NULL, msg1, 0);
+  assert_string_equal (log->str, "Junk;");
+  g_string_free (log, TRUE);
+}
+
 int
 main (void)
 {
@@ -1212,6 +1270,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_concurrent_delivery, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_check_hook, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_change_hook, setup, teardown),
     cmocka_unit_test_setup_teardown (test_append_date_and_embedded_message,
                                      setup, teardown),
   };
