@@ -189,6 +189,7 @@ typedef struct
   char *dir;
   MhStore *store;
   MhStoreView *view;
+  const char *folder; /* of view: NULL for INBOX */
   guint64 m2_modseq;
 } Fx;
 
@@ -271,7 +272,8 @@ static char *
 run (Fx *fx, MhImapSearchKey *k, const GArray *saved)
 {
   g_autoptr (GError) error = NULL;
-  GArray *r = mh_imap__search (fx->store, NULL, fx->view, k, saved, &error);
+  GArray *r = mh_imap__search (fx->store, fx->folder, fx->view, k, saved,
+                              &error);
   key_free (k);
   if (r == NULL)
     fail_msg ("search: %s", error->message);
@@ -565,6 +567,59 @@ test_expunged_and_errors (void **state)
   mh_test_assert_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_LIMIT, "nested",
                         NULL);
   key_free (deep);
+}
+
+static void
+test_edge_messages (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, "Edge", &error));
+  deliver (fx->store, "Edge", "From: a@b\nTo: c@d\n\nno subject\n", 0,
+           NULL, noon (2));
+  /* 8-bit Latin-1 with no charset label: read as Latin-1. */
+  deliver (fx->store, "Edge", "Subject:\n\ncaf\xe9 au lait\n", 0, NULL,
+           noon (3));
+  /* A message/rfc822 attachment: its headers and text are body. */
+  deliver (fx->store, "Edge",
+           "Subject: fwd\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=Z\n\n--Z\n"
+           "Content-Type: text/html; charset=utf-8\n\n<p>outer</p>\n--Z\n"
+           "Content-Type: message/rfc822\n\n"
+           "Subject: =?UTF-8?Q?inner_=C3=A9t=C3=A9?=\n\nsummer text\n--Z--\n",
+           0, NULL, noon (4));
+  MhStoreView *v = mh_store_select (fx->store, "Edge", FALSE, &error);
+  assert_non_null (v);
+  MhStoreView *old = fx->view;
+  fx->view = v;
+  fx->folder = "Edge";
+  struct
+  {
+    MhImapSearchKeyType type;
+    const char *s;
+    const char *want;
+  } cases[] = {
+    { MH_IMAP_SEARCH_SUBJECT, "", "2 3" }, /* present, even empty */
+    { MH_IMAP_SEARCH_FROM, "", "1" },
+    { MH_IMAP_SEARCH_BODY, "", "1 2 3" },
+    { MH_IMAP_SEARCH_BODY, "CAFÉ", "2" },
+    { MH_IMAP_SEARCH_BODY, "outer", "3" },
+    { MH_IMAP_SEARCH_BODY, "inner été", "3" },
+    { MH_IMAP_SEARCH_BODY, "summer", "3" },
+    { MH_IMAP_SEARCH_SUBJECT, "inner", "" },
+    { MH_IMAP_SEARCH_TEXT, "mime-version", "3" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *got = run (fx, key_str (cases[i].type, cases[i].s),
+                                  NULL);
+      if (strcmp (got, cases[i].want) != 0)
+        fail_msg ("case %u (\"%s\"): got \"%s\", want \"%s\"", i,
+                  cases[i].s, got, cases[i].want);
+    }
+  fx->folder = NULL;
+  fx->view = old;
+  mh_store_view_unref (v);
 }
 
 /* ---- SORT --------------------------------------------------------------- */
@@ -956,6 +1011,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_dates_sizes, setup, teardown),
     cmocka_unit_test_setup_teardown (test_expunged_and_errors, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_edge_messages, setup, teardown),
     cmocka_unit_test_setup_teardown (test_sort, setup, teardown),
     cmocka_unit_test_setup_teardown (test_thread, setup, teardown),
     cmocka_unit_test_setup_teardown (test_thread_loops_and_dups, setup,
