@@ -2029,7 +2029,7 @@ notify_group_free (gpointer p)
 {
   MhImapNotifyGroup *g = p;
   g_strfreev (g->mailboxes);
-  g_free (g->message_new_atts);
+  g_strfreev (g->message_new_atts);
   g_free (g);
 }
 
@@ -2203,7 +2203,7 @@ notify_parse_group (MhImapSession *s, Tok *t, char **bad, gboolean *badevent)
                     goto syntax;
                   g_ptr_array_add (atts, a);
                 }
-              g_free (g->message_new_atts);
+              g_strfreev (g->message_new_atts);
               g_ptr_array_add (atts, NULL);
               g->message_new_atts
                   = (char **) g_ptr_array_free (g_steal_pointer (&atts), FALSE);
