@@ -651,13 +651,14 @@ set record = ""
             f.write(f"#!/bin/sh\ncat > {out_dir}/$(date +%s%N).$$\n")
         os.chmod(mda, 0o755)
 
-        def rc(port, extra):
+        def rc(port, extra, mda=mda):
             return (f"set no bouncemail\n"
                     f"poll localhost via 127.0.0.1 service {port} "
                     f"proto IMAP auth password\n"
                     f"  user \"{USER}\" there with password \"{PASSWORD}\" "
                     f"is root here\n"
-                    f"  sslcertck sslcommonname localhost sslcertfile \"{self.srv.cert}\"\n"
+                    f"  sslcertck sslcommonname localhost sslcertfile "
+                    f"\"{self.srv.cert}\"\n"
                     f"  mda \"{mda}\"\n  {extra}\n")
 
         def fetched():
@@ -684,12 +685,25 @@ set record = ""
         code, out = self.fetchmail(rc(self.srv.port, "sslproto \"tls1.2+\" keep"),
                                    ok=(1,))
         self.assertEqual(fetched(), {})
-        # no keep + fetchall over implicit TLS: all three, then gone
+        # no keep + fetchall over implicit TLS: all of them, then gone.
+        # Ours delivers them to another account with mh-deliver as MDA.
         self.srv.deliver(message("f4"))
+        to_bob = self.server_kind == "ours"
+        if to_bob:
+            self.srv.mhctl_run("user", "add", "bob@example.org")
+            bob = os.path.join(self.srv.data, "mail", "example.org", "bob")
+            mda2 = (f"{self.srv.deliver_prog} --data-dir {self.srv.data} "
+                    f"-f %F -- bob@example.org")
         code, out = self.fetchmail(rc(self.srv.tls_port,
-                                      "ssl no keep fetchall"))
-        got = fetched()
+                                      "ssl no keep fetchall",
+                                      mda=mda2 if to_bob else mda))
+        if to_bob:
+            self.assertEqual(fetched(), {})
+            got = {k: v[1] for k, v in maildir_messages(bob).items()}
+        else:
+            got = fetched()
         self.assertEqual(sorted(got), ["f1", "f2", "f3", "f4"], out)
+        self.assertEqual(strip_trace(got["f4"]), message("f4"))
         m = self.imap()
         self.assertEqual(server_flags(m, "INBOX"), {})
         m.logout()
