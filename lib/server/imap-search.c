@@ -490,8 +490,15 @@ set_bits (Search *s, const MhImapSeqSet *set, gboolean uid)
   for (guint r = 0; set->ranges && r < set->ranges->len; r++)
     {
       MhImapRange rg = g_array_index (set->ranges, MhImapRange, r);
-      guint32 a = rg.first == MH_IMAP_STAR ? star : rg.first;
-      guint32 z = rg.last == MH_IMAP_STAR ? star : rg.last;
+      /* UIDs: "n:*" holds the last UID even when n is above it (RFC 9051
+       * 9, seq-range). Sequence numbers above the count do not exist,
+       * so there "*" in a range reaches up, not down: "7:*" of five
+       * messages is empty, as Dovecot answers; a lone "*" is the last
+       * message. */
+      gboolean lone = rg.first == MH_IMAP_STAR && rg.last == MH_IMAP_STAR;
+      guint32 up = uid || lone ? star : G_MAXUINT32;
+      guint32 a = rg.first == MH_IMAP_STAR ? up : rg.first;
+      guint32 z = rg.last == MH_IMAP_STAR ? up : rg.last;
       if (a > z)
         {
           guint32 t = a;

@@ -358,14 +358,22 @@ test_sets (void **state)
   SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, a, 1), "2 3");
   const guint32 b[] = { 4, 0, 1, 1 };
   SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, b, 2), "1 4 5");
-  /* "7:*" is "5:7": the last message (RFC 9051 9, seq-range). */
+  /* Sequence numbers past the end do not exist: "7:*" of five messages
+   * is empty (Dovecot agrees); "*" alone and "5:*" are the last. */
   const guint32 c[] = { 7, 0 };
-  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, c, 1), "5");
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, c, 1), "");
+  const guint32 c2[] = { 0, 0 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, c2, 1), "5");
+  const guint32 c3[] = { 0, 5 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, c3, 1), "5");
+  const guint32 c4[] = { 3, 9 };
+  SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, c4, 1), "3 4 5");
   const guint32 rev[] = { 3, 2 };
   SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_SEQSET, rev, 1), "2 3");
   /* UIDs are 2..6. */
   const guint32 u[] = { 3, 4 };
   SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_UID, u, 1), "2 3");
+  /* UID "10:*" holds the last UID, 6 (RFC 9051 9, seq-range). */
   const guint32 u2[] = { 10, 0 };
   SEARCH_IS (fx, key_set (MH_IMAP_SEARCH_UID, u2, 1), "5");
   const guint32 u3[] = { 1, 1 };
