@@ -660,7 +660,7 @@ async def mixed_client(port, seed, deadline, lat, errors, n_msgs):
                             f"Subject: load {seed} {uid}\r\n"
                             f"Message-ID: <load-{seed}-{t0}@x>\r\n\r\n"
                             + "load test line\r\n" * rnd.randint(2, 40))
-                    line = await c.cmd(b"APPEND INBOX (\\Seen)",
+                    await c.cmd(b"APPEND INBOX (\\Seen)",
                                        literal=body.encode())
                     top += 1
                 elif op == "expunge":

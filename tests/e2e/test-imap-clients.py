@@ -25,8 +25,6 @@ its Subject to a file, and moves/flags messages with <save-message> and
 <flag-message> followed by <sync-mailbox>.
 """
 
-import email
-import email.parser
 import glob
 import os
 import pty

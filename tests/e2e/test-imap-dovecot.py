@@ -35,11 +35,9 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import imap_servers  # noqa: E402
 from imap_servers import (USER, PASSWORD, DovecotImapd, OurImapd,  # noqa: E402
                           have_dovecot, have_ours)
 
