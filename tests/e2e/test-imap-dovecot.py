@@ -35,6 +35,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -269,6 +270,43 @@ class Raw:
             if r.startswith(tag + b" "):
                 return lines
 
+    def idle(self, trigger):
+        """IDLE; trigger() once the server said '+'; the untagged lines
+        that arrive within IDLE_WAIT seconds (and 0.3 s after the first),
+        a "-- DONE --" mark, then what follows DONE up to the tagged
+        line."""
+        self.n += 1
+        tag = f"T{self.n:03d}".encode()
+        self.sock.sendall(tag + b" IDLE\r\n")
+        cont = self.response()
+        if not cont.startswith(b"+"):
+            return [cont]
+        trigger()
+        lines = [b"+"]
+        deadline = time.time() + IDLE_WAIT
+        try:
+            while time.time() < deadline:
+                self.sock.settimeout(max(0.01, deadline - time.time()))
+                if b"\r\n" not in self.buf:
+                    data = self.sock.recv(65536)
+                    if not data:
+                        raise EOFError("connection closed in IDLE")
+                    self.buf += data
+                    continue
+                lines.append(self.response())
+                deadline = min(deadline, time.time() + 0.3)
+        except socket.timeout:
+            pass
+        finally:
+            self.sock.settimeout(30)
+        lines.append(b"-- DONE --")
+        self.sock.sendall(b"DONE\r\n")
+        while True:
+            r = self.response()
+            lines.append(r)
+            if r.startswith(tag + b" "):
+                return lines
+
     def close(self):
         try:
             self.sock.close()
@@ -454,6 +492,10 @@ APPEND_MSG = (b"From: Alice <alice@example.org>\r\nTo: bob@far.example\r\n"
               b"+0000\r\nMessage-ID: <app1@example.org>\r\n\r\n"
               b"A draft.\r\n")
 
+APPEND_MSG2 = APPEND_MSG.replace(b"app1@", b"app2@")
+APPEND_MSG3 = APPEND_MSG.replace(b"app1@", b"app3@")
+IDLE_WAIT = 3.0
+
 SESSION = [
     # label, command, literals
     ("namespace", "NAMESPACE", ()),
@@ -583,20 +625,52 @@ SESSION = [
     ("fetch no mailbox", "UNSELECT", ()),
     ("bad command", "FROBNICATE", ()),
     ("fetch unselected", "FETCH 1 FLAGS", ()),
+    # Two sessions on one mailbox: "B:" runs on a second connection; A
+    # learns of B's changes on NOOP and, within IDLE_WAIT seconds, in IDLE
+    # ("IDLE|B:..." idles on A, makes B's change, then sends DONE; the
+    # lines A got before DONE come before the "-- DONE --" mark).
+    ("two: a select", "SELECT INBOX", ()),
+    ("two: b select", "B:SELECT INBOX", ()),
+    ("two: b store", "B:STORE 1 +FLAGS (\\Flagged)", ()),
+    ("two: a noop sees flags", "NOOP", ()),
+    ("two: b append", "B:APPEND INBOX {LIT}", (APPEND_MSG2,)),
+    ("two: a noop sees exists", "NOOP", ()),
+    ("two: b delete", "B:STORE 2 +FLAGS.SILENT (\\Deleted)", ()),
+    ("two: b expunge", "B:EXPUNGE", ()),
+    ("two: a noop sees expunge", "NOOP", ()),
+    ("two: a idle sees flags", "IDLE|B:STORE 1 -FLAGS (\\Flagged)", ()),
+    ("two: a idle sees append", "IDLE|B:APPEND INBOX {LIT}",
+     (APPEND_MSG3,)),
+    ("two: a idle sees move", "IDLE|B:MOVE 1 Lists", ()),
+    ("two: a state", "UID FETCH 1:* (FLAGS)", ()),
 ]
 
 
 def run_session(port):
-    c = Raw(port)
+    conns = {}
+
+    def conn(name):
+        if name not in conns:
+            c = conns[name] = Raw(port)
+            r = c.command(f'LOGIN "{USER}" "{PASSWORD}"')
+            assert r[-1].split()[1] == b"OK", r
+        return conns[name]
+
     out = {}
     try:
-        r = c.command(f'LOGIN "{USER}" "{PASSWORD}"')
-        assert r[-1].split()[1] == b"OK", r
         for label, cmd, lits in SESSION:
-            out[label] = (cmd, c.command(cmd, lits))
-        c.command("LOGOUT")
+            if cmd.startswith("IDLE|B:"):
+                out[label] = (cmd, conn("A").idle(
+                    lambda: conn("B").command(cmd[7:], lits)))
+            elif cmd.startswith("B:"):
+                out[label] = (cmd, conn("B").command(cmd[2:], lits))
+            else:
+                out[label] = (cmd, conn("A").command(cmd, lits))
+        for c in conns.values():
+            c.command("LOGOUT")
     finally:
-        c.close()
+        for c in conns.values():
+            c.close()
     return out
 
 
