@@ -1456,11 +1456,34 @@ quota_usage (MhImapSession *s, const MhImapCommand *cmd, GString *out,
                       error->message);
       g_clear_error (&error);
     }
-  /* No quota layer (or the account unknown to it): usage, no limits. */
+  /* No quota layer in the session (the delivery layer keeps its own):
+   * usage from the index, limits as lib/quota resolves them (the
+   * account's quota_* settings, else its domain's account_quota_*).
+   * Enforcement does not depend on this: the store's hook does it. */
   if (!mh_store_get_usage (s->store, &u->bytes, &u->messages, &error))
     {
       tagged_store_error (out, cmd, error);
       return FALSE;
+    }
+  if (s->directory != NULL && s->account != NULL)
+    {
+      g_autoptr (MhAccountInfo) a
+          = mh_directory_account_lookup (s->directory, s->account, NULL);
+      g_autoptr (MhDomainInfo) d
+          = a ? mh_directory_domain_lookup (
+                    s->directory, mh_account_info_get_ascii_domain (a), NULL)
+              : NULL;
+      GVariant *as = a ? mh_account_info_get_settings (a) : NULL;
+      GVariant *ds = d ? mh_domain_info_get_settings (d) : NULL;
+      if (!(as && g_variant_lookup (as, "quota_bytes", "t", &u->bytes_limit))
+          && ds)
+        g_variant_lookup (ds, "account_quota_bytes", "t", &u->bytes_limit);
+      if (!(as
+            && g_variant_lookup (as, "quota_messages", "t",
+                                 &u->messages_limit))
+          && ds)
+        g_variant_lookup (ds, "account_quota_messages", "t",
+                          &u->messages_limit);
     }
   return TRUE;
 }
@@ -1656,12 +1679,15 @@ metadata_save (const char *path, GTree *t, GError **error)
 }
 
 /* RFC 5464 3.2: "/private/..." or "/shared/...", no "*" or "%", no empty
- * component, no trailing "/", printable ASCII. Lower-cased into *out. */
+ * component, no trailing "/", printable ASCII. Lower-cased into *out.
+ * @top_ok: "/private" and "/shared" alone (GETMETADATA with DEPTH). */
 static gboolean
-metadata_entry_valid (const char *e, char **out, char **why)
+metadata_entry_valid (const char *e, gboolean top_ok, char **out, char **why)
 {
   if (g_ascii_strncasecmp (e, "/private/", 9) != 0
-      && g_ascii_strncasecmp (e, "/shared/", 8) != 0)
+      && g_ascii_strncasecmp (e, "/shared/", 8) != 0
+      && !(top_ok && (g_ascii_strcasecmp (e, "/private") == 0
+                      || g_ascii_strcasecmp (e, "/shared") == 0)))
     {
       *why = g_strdup_printf ("Entry %s must start with /private/ or "
                               "/shared/",
@@ -1799,7 +1825,7 @@ metadata_get (MhImapSession *s, const MhImapCommand *cmd, GString *out,
     {
       g_autofree char *entry = NULL;
       g_autofree char *why = NULL;
-      if (!metadata_entry_valid (cmd->strings[i], &entry, &why))
+      if (!metadata_entry_valid (cmd->strings[i], TRUE, &entry, &why))
         {
           mh_imap__tagged (out, cmd, "BAD", NULL, why);
           g_string_free (w.line, TRUE);
@@ -1899,7 +1925,7 @@ metadata_set (MhImapSession *s, const MhImapCommand *cmd, GString *out,
     {
       char *entry = NULL;
       g_autofree char *why = NULL;
-      if (!metadata_entry_valid (cmd->strings[i], &entry, &why))
+      if (!metadata_entry_valid (cmd->strings[i], FALSE, &entry, &why))
         {
           mh_imap__tagged (out, cmd, "BAD", NULL, why);
           return;
