@@ -299,10 +299,13 @@ skip_quoted (const char *p)
  * as written: names keep their case and RFC 2231 forms ("name*",
  * "name*0") stay undecoded, as Dovecot sends them; clients decode them.
  * Appends "(...)" and returns TRUE, or appends nothing if there are
- * none. */
+ * none. With @charset_default, a list without "charset" gets
+ * "charset" "us-ascii" at its end (RFC 2045 5.2's default, as Dovecot
+ * writes it for text parts). */
 static gboolean
-raw_params (GString *o, const char *v)
+raw_params (GString *o, const char *v, gboolean charset_default)
 {
+  gboolean charset = FALSE;
   gboolean any = FALSE;
   const char *p = v;
   if (p == NULL)
@@ -351,6 +354,8 @@ raw_params (GString *o, const char *v)
       while (*p && *p != ';')
         p = *p == '"' ? skip_quoted (p) : p + 1;
       g_autofree char *name = g_strndup (ns, ne - ns);
+      if (g_ascii_strcasecmp (name, "charset") == 0)
+        charset = TRUE;
       g_string_append_c (o, any ? ' ' : '(');
       nstring (o, name);
       g_string_append_c (o, ' ');
@@ -358,6 +363,8 @@ raw_params (GString *o, const char *v)
       g_string_free (val, TRUE);
       any = TRUE;
     }
+  if (any && charset_default && !charset)
+    g_string_append (o, " \"charset\" \"us-ascii\"");
   if (any)
     g_string_append_c (o, ')');
   return any;
@@ -379,7 +386,7 @@ ext_disposition (GString *o, GMimeObject *obj)
       g_string_append (o, " (");
       nstring (o, type);
       g_string_append_c (o, ' ');
-      if (!raw_params (o, cd))
+      if (!raw_params (o, cd, FALSE))
         g_string_append (o, "NIL");
       g_string_append_c (o, ')');
     }
@@ -451,7 +458,7 @@ leaf (Walk *w, GMimeObject *obj, gsize hstart, gsize bstart, gsize end,
       g_string_append_c (o[k], ' ');
       nstring (o[k], sub);
       g_string_append_c (o[k], ' ');
-      if (raw_params (o[k], ctype))
+      if (raw_params (o[k], ctype, g_ascii_strcasecmp (type, "text") == 0))
         ;
       else if (g_ascii_strcasecmp (type, "text") == 0)
         g_string_append (o[k], "(\"charset\" \"us-ascii\")");
@@ -567,7 +574,7 @@ walk (Walk *w, GMimeObject *obj, gsize hstart, gsize end,
   nstring (w->bs, sub ? sub : "mixed");
   g_string_append_c (w->bs, ' ');
   g_autofree char *ctype = header_value (obj, "Content-Type");
-  if (!raw_params (w->bs, ctype))
+  if (!raw_params (w->bs, ctype, FALSE))
     g_string_append (w->bs, "NIL");
   ext_disposition (w->bs, obj);
   g_string_append_c (w->body, ')');

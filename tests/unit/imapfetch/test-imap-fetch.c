@@ -807,6 +807,49 @@ test_binary (void **state)
           " BINARY.SIZE[] 234)\r\n");
 }
 
+/* Text without a charset gets the default one appended, a part without
+ * Content-Type is text/plain, encodings match whatever their case.
+ * Dovecot joins RFC 2231 continuations (name*0, name*1) into "name";
+ * we pass them as written, as we do "name*" (clients decode both). */
+static void
+test_bodystructure_defaults (void **state)
+{
+  Fx *fx = *state;
+  static const char edge[] =
+    "From: edge@example.org\nSubject: edge\nMIME-Version: 1.0\n"
+    "Content-Type: multipart/mixed;\n boundary=\"e1\"\n\n--e1\n"
+    "Content-Type: text/plain; format=flowed\n\nflowed text\n--e1\n\n"
+    "no content type here\n--e1\n"
+    "Content-Type: application/octet-stream; name=\"a b.txt\"\n"
+    "Content-Disposition: attachment\nContent-Transfer-Encoding: BASE64\n"
+    "\nYWJj\n--e1\nContent-Type: text/plain; charset=\"iso-8859-1\"; "
+    "name*0=\"long\"; name*1=\"name.txt\"\n"
+    "Content-Transfer-Encoding: Quoted-Printable\n\nx=3Dy\n--e1--\n";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) b = g_bytes_new_static (edge, sizeof edge - 1);
+  assert_true (mh_store_deliver (fx->store, NULL, b, 0, NULL, IDATE, NULL,
+                                 &error));
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
+                                               &error);
+  g_autoptr (GPtrArray) atts = atts_of (
+    simple (MH_IMAP_FETCH_BODYSTRUCTURE), binary ("3", NULL),
+    binary ("4", NULL), peek ("2", MH_IMAP_SECTION_ALL, NULL, NULL), NULL);
+  MhImapFetchArgs a = { .store = fx->store, .view = v, .atts = atts };
+  g_autoptr (GString) out = g_string_new (NULL);
+  assert_true (mh_imap__fetch_one (&a, N_MESSAGES, out, &error));
+  assert_string_equal (
+    out->str,
+    "* 9 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" (\"format\" \"flowed\" "
+    "\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL)"
+    "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 20 0 "
+    "NIL NIL NIL NIL)(\"application\" \"octet-stream\" (\"name\" "
+    "\"a b.txt\") NIL NIL \"BASE64\" 4 NIL (\"attachment\" NIL) NIL NIL)"
+    "(\"text\" \"plain\" (\"charset\" \"iso-8859-1\" \"name*0\" \"long\" "
+    "\"name*1\" \"name.txt\") NIL NIL \"Quoted-Printable\" 5 0 NIL NIL NIL "
+    "NIL) \"mixed\" (\"boundary\" \"e1\") NIL NIL NIL) BINARY[3] {3}\r\nabc "
+    "BINARY[4] {3}\r\nx=y BODY[2] {20}\r\nno content type here)\r\n");
+}
+
 static void
 test_binary_unknown_cte (void **state)
 {
@@ -947,6 +990,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_partial_edges, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rfc822_items, setup, teardown),
     cmocka_unit_test_setup_teardown (test_binary, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_bodystructure_defaults, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_binary_unknown_cte, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_nul_in_body, setup, teardown),
