@@ -84,10 +84,15 @@ retention_unref (Retention *r)
 static void
 pass_account (Retention *r, MhAccountInfo *info, gint64 now)
 {
+  /* The path mh_delivery_get_store() uses: DATA/mail/DOMAIN/LOCAL of the
+   * ASCII address. */
   const char *address = mh_account_info_get_ascii_address (info);
-  g_autofree char *md = g_build_filename (
-      r->data_dir, "mail", mh_account_info_get_ascii_domain (info),
-      mh_account_info_get_local_part (info), NULL);
+  const char *at = strrchr (address, '@');
+  if (at == NULL)
+    return;
+  g_autofree char *local = g_strndup (address, (gsize) (at - address));
+  g_autofree char *md = g_build_filename (r->data_dir, "mail", at + 1, local,
+                                          NULL);
   if (!g_file_test (md, G_FILE_TEST_IS_DIR))
     return;
   r->accounts++;
