@@ -322,6 +322,7 @@ int
 main (void)
 {
   const char *env;
+  setvbuf (stdout, NULL, _IOLBF, 0); /* figures show as they come */
   if ((env = g_getenv ("MH_BENCH_N")))
     n_msgs = MAX (10, atoi (env));
   if ((env = g_getenv ("MH_BENCH_RUNS")))
