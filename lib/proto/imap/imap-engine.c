@@ -509,7 +509,9 @@ end_line (MhImapEngine *e)
   Buf *c = &e->cbuf;
   if (c->len > e->line_start && c->data[c->len - 1] == '\r')
     c->len--;
-  const guint8 *line = c->data + e->line_start;
+  /* an empty first line has no buffer yet */
+  const guint8 *line = c->data != NULL ? c->data + e->line_start
+                                       : (const guint8 *) "";
   gsize len = c->len - e->line_start;
 
   if (e->mode != M_CMD)
@@ -581,7 +583,7 @@ end_line (MhImapEngine *e)
   if (sync)
     out_str (e, "+ OK\r\n");
   buf_append (c, "\r\n", 2);
-  buf_reserve (c, (gsize) MIN (n, (guint64) 1 << 20));
+  buf_reserve (c, (gsize) MIN (n, (guint64) 64 * 1024));
   e->lit_total += n;
   e->lit_left = n;
   e->lit_binary = binary;

@@ -1414,7 +1414,7 @@ parse_sort (P *p)
       if (g_str_equal (k, "REVERSE"))
         {
           c.reverse = TRUE;
-          g_free (k);
+          g_clear_pointer (&k, g_free);
           if (!expect_sp (p, "sort key after REVERSE")
               || (k = keyword (p, "sort key after REVERSE")) == NULL)
             return FALSE;

@@ -143,6 +143,13 @@ test_parse_table (void **state)
 }
 
 static const ParseCase bad_cases[] = {
+  /* fuzz-imap found a double free here (corpus crash-sort-reverse-
+   * double-free) */
+  { MH_IMAP_STATE_SELECTED, "a SORT (REVERSE)", 16,
+    "a BAD Error in IMAP command SORT: expected a space before sort key "
+    "after REVERSE" },
+  { MH_IMAP_STATE_SELECTED, "a SORT (REVERSE", 15,
+    "a BAD Error in IMAP command SORT: missing sort key after REVERSE" },
   { MH_IMAP_STATE_SELECTED, "a FETCH", 7,
     "a BAD Error in IMAP command FETCH: missing message set" },
   { MH_IMAP_STATE_SELECTED, "a FETCH 1", 9,
