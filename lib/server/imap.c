@@ -109,8 +109,14 @@ typedef struct
   MhImapHandler handler;     /* its handler, for MORE */
   MhSaslServer *sasl;        /* AUTHENTICATE exchange */
   gboolean idling;
-  gboolean idle_dirty;       /* the store changed while idling */
+  gboolean idle_dirty;       /* the store changed (IDLE or NOTIFY) */
   SharedWatch *watch;
+  char *watch_key;           /* the key of @watch */
+  /* NOTIFY (RFC 5465): what the client was last told about mailboxes
+   * other than the selected one; NULL while no NOTIFY is in force. */
+  GHashTable *notify_status; /* folder -> MhStoreStatus* */
+  GHashTable *notify_names;  /* folders that exist (set) */
+  GHashTable *notify_subs;   /* subscribed folders (set) */
   gboolean compressing;
 } Imap;
 
@@ -679,6 +685,7 @@ capability_list (Imap *im)
 /* ---- sessions ----------------------------------------------------------- */
 
 static void watch_leave (Imap *im);
+static void notify_forget (Imap *im);
 
 static gpointer
 imap_new (MhServerSession *session, gpointer user_data)
@@ -718,6 +725,7 @@ imap_free (gpointer engine)
   session_forget_mailbox (&im->s);
   if (im->s.notify != NULL && mh_imap__notify_free != NULL)
     mh_imap__notify_free (im->s.notify);
+  notify_forget (im);
   g_free (im->s.account);
   g_clear_pointer (&im->s.store, mh_store_unref);
   mh_imap_command_free (im->cmd);
@@ -821,11 +829,19 @@ watch_ready (gint fd, GIOCondition cond, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+static char *
+watch_key (Imap *im)
+{
+  return g_strdup_printf ("%s\037%s", im->s.account,
+                          im->s.folder ? im->s.folder : "");
+}
+
 static gboolean
 watch_join (Imap *im, GError **error)
 {
-  g_autofree char *key = g_strdup_printf (
-      "%s\037%s", im->s.account, im->s.folder ? im->s.folder : "");
+  g_autofree char *key = watch_key (im);
+  g_free (im->watch_key);
+  im->watch_key = g_strdup (key);
   SharedWatch *w = g_hash_table_lookup (im->svc->watches, key);
   if (w == NULL)
     {
@@ -853,12 +869,263 @@ static void
 watch_leave (Imap *im)
 {
   SharedWatch *w = im->watch;
+  g_clear_pointer (&im->watch_key, g_free);
   if (w == NULL)
     return;
   im->watch = NULL;
   g_ptr_array_remove_fast (w->sessions, im);
   if (w->sessions->len == 0)
     g_hash_table_remove (w->svc->watches, w->key); /* frees w */
+}
+
+/* The subscriptions file is not part of the index, so its change
+ * wakes no watch: tell the account's other sessions in this process
+ * (NOTIFY SubscriptionChange). Another process's SUBSCRIBE is seen with
+ * the next change of the index. */
+static void
+wake_account (Imap *im)
+{
+  g_autofree char *prefix = g_strdup_printf ("%s\037", im->s.account);
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init (&it, im->svc->watches);
+  while (g_hash_table_iter_next (&it, &key, &value))
+    if (g_str_has_prefix (key, prefix))
+      {
+        SharedWatch *w = value;
+        for (guint i = 0; i < w->sessions->len; i++)
+          {
+            Imap *other = g_ptr_array_index (w->sessions, i);
+            if (other != im)
+              {
+                other->idle_dirty = TRUE;
+                mh_server_session_kick (other->session);
+              }
+          }
+      }
+}
+
+/* A session watches the store while it idles or while NOTIFY is in
+ * force, on the selected folder (or the account's index alone). */
+static void
+update_watch (Imap *im)
+{
+  gboolean want = im->s.store != NULL
+                  && (im->idling || im->s.notify != NULL);
+  if (!want)
+    {
+      watch_leave (im);
+      return;
+    }
+  g_autofree char *key = watch_key (im);
+  if (im->watch != NULL && g_strcmp0 (key, im->watch_key) == 0)
+    return;
+  watch_leave (im);
+  g_autoptr (GError) error = NULL;
+  if (!watch_join (im, &error))
+    mh_log_warning (SVC_OF (im), ID_OF (im), PEER_OF (im),
+                    "cannot watch the store: %s", error->message);
+}
+
+/* ---- NOTIFY (RFC 5465) -------------------------------------------------- */
+
+static void
+notify_forget (Imap *im)
+{
+  g_clear_pointer (&im->notify_status, g_hash_table_unref);
+  g_clear_pointer (&im->notify_names, g_hash_table_unref);
+  g_clear_pointer (&im->notify_subs, g_hash_table_unref);
+}
+
+static gboolean
+group_covers (const MhImapNotifyGroup *g, const char *name, char **subs)
+{
+  switch (g->filter)
+    {
+    case MH_IMAP_NOTIFY_PERSONAL:
+      return TRUE;
+    case MH_IMAP_NOTIFY_INBOXES:
+      return strcmp (name, "INBOX") == 0;
+    case MH_IMAP_NOTIFY_SUBSCRIBED:
+      return subs != NULL && g_strv_contains ((const char *const *) subs,
+                                              name);
+    case MH_IMAP_NOTIFY_MAILBOXES:
+    case MH_IMAP_NOTIFY_SUBTREE:
+      for (guint m = 0; g->mailboxes && g->mailboxes[m]; m++)
+        {
+          gsize l = strlen (g->mailboxes[m]);
+          if (strcmp (name, g->mailboxes[m]) == 0
+              || (g->filter == MH_IMAP_NOTIFY_SUBTREE
+                  && strncmp (name, g->mailboxes[m], l) == 0
+                  && name[l] == '.'))
+            return TRUE;
+        }
+      return FALSE;
+    default:
+      return FALSE; /* SELECTED groups: handled by the update itself */
+    }
+}
+
+/* The events the non-selected groups ask for about @name. */
+static MhImapNotifyEvents
+notify_events_for (MhImapNotify *n, const char *name, char **subs)
+{
+  MhImapNotifyEvents ev = 0;
+  for (guint k = 0; k < n->groups->len; k++)
+    {
+      MhImapNotifyGroup *g = g_ptr_array_index (n->groups, k);
+      if (group_covers (g, name, subs))
+        ev |= g->events;
+    }
+  return ev;
+}
+
+static GHashTable *
+string_set (char **names)
+{
+  GHashTable *h = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         NULL);
+  for (char **p = names; p && *p; p++)
+    g_hash_table_add (h, g_strdup (*p));
+  return h;
+}
+
+/* Compares the account with what the client was told and, with
+ * @report, writes what changed: LIST for created and deleted mailboxes
+ * (MailboxName), LIST for (un)subscriptions (SubscriptionChange),
+ * STATUS for message events in other mailboxes (RFC 5465 5.3-5.5).
+ * Without @report it only records the state (after the client's own
+ * commands, which it knows about). Runs on a worker thread. */
+static void
+notify_scan (Imap *im, GString *out, gboolean report)
+{
+  MhImapSession *s = &im->s;
+  MhImapNotify *n = s->notify;
+  const MhImapNotifyEvents msg = MH_IMAP_NOTIFY_MESSAGE_NEW
+                                 | MH_IMAP_NOTIFY_MESSAGE_EXPUNGE
+                                 | MH_IMAP_NOTIFY_FLAG_CHANGE;
+  if (n == NULL || s->store == NULL)
+    {
+      notify_forget (im);
+      return;
+    }
+  g_auto (GStrv) names = mh_store_folder_list (s->store, NULL);
+  g_auto (GStrv) subs = mh_store_subscriptions (s->store, NULL);
+  if (names == NULL || subs == NULL)
+    return;
+  if (im->notify_status == NULL)
+    {
+      report = FALSE; /* the first scan only learns */
+      im->notify_status = g_hash_table_new_full (g_str_hash, g_str_equal,
+                                                 g_free, g_free);
+    }
+  if (report && im->notify_names != NULL)
+    {
+      for (char **p = names; *p; p++)
+        if (!g_hash_table_contains (im->notify_names, *p)
+            && (notify_events_for (n, *p, subs) & MH_IMAP_NOTIFY_MAILBOX_NAME))
+          {
+            g_string_append (out, "* LIST () \".\" ");
+            mh_imap__append_folder (s, out, *p);
+            g_string_append (out, "\r\n");
+          }
+      GHashTableIter it;
+      gpointer key;
+      g_hash_table_iter_init (&it, im->notify_names);
+      while (g_hash_table_iter_next (&it, &key, NULL))
+        if (!g_strv_contains ((const char *const *) names, key)
+            && (notify_events_for (n, key, subs)
+                & MH_IMAP_NOTIFY_MAILBOX_NAME))
+          {
+            g_string_append (out, "* LIST (\\NonExistent) \".\" ");
+            mh_imap__append_folder (s, out, key);
+            g_string_append (out, "\r\n");
+          }
+    }
+  if (report && im->notify_subs != NULL)
+    {
+      for (char **p = subs; *p; p++)
+        if (!g_hash_table_contains (im->notify_subs, *p)
+            && (notify_events_for (n, *p, subs)
+                & MH_IMAP_NOTIFY_SUBSCRIPTION_CHANGE))
+          {
+            g_string_append (out, "* LIST (\\Subscribed) \".\" ");
+            mh_imap__append_folder (s, out, *p);
+            g_string_append (out, "\r\n");
+          }
+      GHashTableIter it;
+      gpointer key;
+      g_hash_table_iter_init (&it, im->notify_subs);
+      while (g_hash_table_iter_next (&it, &key, NULL))
+        if (!g_strv_contains ((const char *const *) subs, key)
+            && (notify_events_for (n, key, NULL)
+                & MH_IMAP_NOTIFY_SUBSCRIPTION_CHANGE))
+          {
+            g_string_append (out, "* LIST () \".\" ");
+            mh_imap__append_folder (s, out, key);
+            g_string_append (out, "\r\n");
+          }
+    }
+  g_clear_pointer (&im->notify_names, g_hash_table_unref);
+  g_clear_pointer (&im->notify_subs, g_hash_table_unref);
+  im->notify_names = string_set (names);
+  im->notify_subs = string_set (subs);
+
+  gboolean condstore = (s->enabled & (MH_IMAP_ENABLED_CONDSTORE
+                                      | MH_IMAP_ENABLED_QRESYNC))
+                       != 0;
+  for (char **p = names; *p; p++)
+    {
+      MhImapNotifyEvents ev = notify_events_for (n, *p, subs);
+      if (!(ev & msg) || (s->folder && strcmp (s->folder, *p) == 0))
+        {
+          g_hash_table_remove (im->notify_status, *p);
+          continue;
+        }
+      MhStoreStatus st = { .version = 1 };
+      if (!mh_store_folder_status (s->store, *p, &st, NULL))
+        continue;
+      MhStoreStatus *old = g_hash_table_lookup (im->notify_status, *p);
+      /* a mailbox new to us was announced by LIST (or is the first
+       * scan's): its counters start here */
+      gboolean changed
+          = old != NULL
+            && (old->messages != st.messages
+            || old->uidnext != st.uidnext || old->unseen != st.unseen
+            || old->uidvalidity != st.uidvalidity
+                || ((ev & MH_IMAP_NOTIFY_FLAG_CHANGE)
+                    && old->highestmodseq != st.highestmodseq));
+      if (report && changed)
+        {
+          g_string_append (out, "* STATUS ");
+          mh_imap__append_folder (s, out, *p);
+          g_string_append_printf (out,
+                                  " (MESSAGES %u UIDNEXT %u UIDVALIDITY %u "
+                                  "UNSEEN %u",
+                                  st.messages, st.uidnext, st.uidvalidity,
+                                  st.unseen);
+          if (condstore)
+            g_string_append_printf (out, " HIGHESTMODSEQ %" G_GUINT64_FORMAT,
+                                    st.highestmodseq);
+          g_string_append (out, ")\r\n");
+        }
+      g_hash_table_replace (im->notify_status, g_strdup (*p),
+                            g_memdup2 (&st, sizeof st));
+    }
+}
+
+/* The NOTIFY group about the selected mailbox, or NULL. */
+static const MhImapNotifyGroup *
+notify_selected (MhImapSession *s)
+{
+  for (guint k = 0; s->notify && k < s->notify->groups->len; k++)
+    {
+      const MhImapNotifyGroup *g = g_ptr_array_index (s->notify->groups, k);
+      if (g->filter == MH_IMAP_NOTIFY_SELECTED
+          || g->filter == MH_IMAP_NOTIFY_SELECTED_DELAYED)
+        return g;
+    }
+  return NULL;
 }
 
 /* ---- running handlers --------------------------------------------------- */
@@ -910,11 +1177,30 @@ cmd_job (gpointer data)
   g_autoptr (GError) error = NULL;
   gsize tag_at;
 
+  if (j->handler == NULL && j->cmd == NULL)
+    {
+      /* an update between commands: IDLE, or NOTIFY in force */
+      const MhImapNotifyGroup *g = notify_selected (s);
+      gboolean selected = j->im->idling
+                          || (g != NULL && g->events != 0);
+      if (selected
+          && !mh_imap__sync_view (s, j->out,
+                                  j->im->idling
+                                      || g->filter == MH_IMAP_NOTIFY_SELECTED,
+                                  &error))
+        mh_log_warning ("imap", NULL, NULL, "%s: cannot update %s: %s",
+                        s->account, s->folder, error->message);
+      if (s->notify != NULL)
+        notify_scan (j->im, j->out, TRUE);
+      return;
+    }
   if (j->handler != NULL)
     {
       j->run = j->handler (s, j->cmd, j->out);
       if (j->run == MH_IMAP_RUN_MORE)
         return;
+      if (s->notify != NULL || j->im->notify_status != NULL)
+        notify_scan (j->im, NULL, FALSE); /* the client saw its own */
       /* The handler's last line is its tagged reply: updates go before
        * it. SELECT and EXAMINE made a fresh view already. */
       if (j->cmd->kind == MH_IMAP_CMD_SELECT
@@ -963,10 +1249,15 @@ cmd_done (MhServerSession *session, gpointer data, gpointer user_data)
       return; /* handle_events goes on once the client read */
     }
   apply_session_changes (im);
+  if (j->cmd != NULL
+      && (j->cmd->kind == MH_IMAP_CMD_SUBSCRIBE
+          || j->cmd->kind == MH_IMAP_CMD_UNSUBSCRIBE))
+    wake_account (im);
   if (j->cmd == NULL)
-    im->busy = BUSY_NONE; /* an IDLE update; IDLE goes on */
+    im->busy = BUSY_NONE; /* an update; IDLE or NOTIFY goes on */
   else
     finish_command (im);
+  update_watch (im); /* NOTIFY set or gone, another mailbox selected */
 }
 
 static void
@@ -1303,17 +1594,23 @@ handler_for (MhImapCommandKind kind)
 static void
 do_idle (Imap *im, MhImapCommand *cmd)
 {
-  g_autoptr (GError) error = NULL;
-  if (im->s.store == NULL || !watch_join (im, &error))
+  if (im->s.store != NULL)
     {
+      im->idling = TRUE;
+      update_watch (im);
+    }
+  if (im->watch == NULL)
+    {
+      im->idling = FALSE;
       mh_imap_engine_tagged (im->e, cmd, "NO", "SERVERBUG",
-                             error ? error->message
-                                   : "IDLE needs a logged-in session");
+                             im->s.store != NULL
+                                 ? "Cannot watch the mailbox for changes "
+                                   "(the server log says why)"
+                                 : "IDLE needs a logged-in session");
       mh_imap_command_free (cmd);
       return;
     }
   im->cmd = cmd;
-  im->idling = TRUE;
   im->idle_dirty = TRUE; /* report what changed before IDLE at once */
   mh_imap_engine_continuation (im->e, "idling");
 }
@@ -1321,8 +1618,8 @@ do_idle (Imap *im, MhImapCommand *cmd)
 static void
 do_done (Imap *im, MhImapCommand *cmd)
 {
-  watch_leave (im);
   im->idling = FALSE;
+  update_watch (im); /* NOTIFY may keep it */
   im->idle_dirty = FALSE;
   mh_imap_command_free (im->cmd); /* the IDLE; DONE carries its tag */
   im->cmd = cmd;
@@ -1468,7 +1765,8 @@ handle_events_now (Imap *im)
         case BUSY_NONE:
           break;
         }
-      if (im->idling && im->idle_dirty && im->s.folder != NULL)
+      if (im->idle_dirty && im->busy == BUSY_NONE
+          && ((im->idling && im->s.folder != NULL) || im->s.notify != NULL))
         {
           im->idle_dirty = FALSE;
           run_job (im, NULL, NULL, NULL);

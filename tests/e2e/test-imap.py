@@ -645,6 +645,51 @@ class ImapTest(unittest.TestCase):
         m.wait("i1")
         m.close()
 
+    def test_notify_between_commands(self):
+        user = self.new_user()
+        a = self.session(user)
+        b = self.session(user)
+        caps = a.cmd("CAPABILITY")[0][0].split()
+        if "NOTIFY" not in caps or "UIDPLUS" not in caps:
+            self.skipTest("NOTIFY or APPEND not served")
+        b.cmd("CREATE Work")
+        a.cmd("SELECT INBOX")
+        lines, tagged = a.cmd(
+            "NOTIFY SET (SELECTED (MessageNew MessageExpunge FlagChange)) "
+            "(PERSONAL (MessageNew MessageExpunge MailboxName "
+            "SubscriptionChange))")
+        self.assertEqual(tagged, "t%d OK NOTIFY completed" % a.n)
+        # a delivery to the selected mailbox: no command needed
+        t0 = time.monotonic()
+        self.lmtp_deliver(user, "notified")
+        self.assertEqual(a.line(), "* 1 EXISTS")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertEqual(a.line(), "* 1 RECENT")
+        # a message appended to another mailbox: STATUS
+        msg = message("appended", user).encode()
+        b.send("x1 APPEND Work {%d+}\r\n" % len(msg))
+        b.send(msg + b"\r\n")
+        self.assertIn(" OK ", b.wait("x1")[1])
+        l = a.line()
+        self.assertRegex(l, r"^\* STATUS Work \(MESSAGES 1 UIDNEXT 2 "
+                            r"UIDVALIDITY \d+ UNSEEN 1\)$")
+        # a new mailbox and a subscription: LIST
+        b.cmd("CREATE Fresh")
+        self.assertEqual(a.line(), '* LIST () "." Fresh')
+        b.cmd("SUBSCRIBE Fresh")
+        self.assertEqual(a.line(), '* LIST (\\Subscribed) "." Fresh')
+        # the session's own changes are not echoed back
+        lines, tagged = a.cmd("CREATE Own")
+        self.assertEqual(lines, [])
+        lines, tagged = a.cmd("NOTIFY NONE")
+        self.assertEqual(tagged, "t%d OK NOTIFY completed" % a.n)
+        self.lmtp_deliver(user, "quiet")
+        time.sleep(0.5)
+        lines, _ = a.cmd("NOOP")  # classic: at the next command only
+        self.assertEqual(lines, ["* 2 EXISTS", "* 2 RECENT"])
+        a.close()
+        b.close()
+
     def test_two_sessions_and_a_maildir_tool(self):
         user = self.new_user()
         for s in ("m1", "m2", "m3"):
