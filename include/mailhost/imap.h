@@ -620,9 +620,12 @@ MH_API MhImapCommand *mh_imap_command_copy (const MhImapCommand *cmd);
 /**
  * MhImapLimits:
  * @version: 1
- * @max_line: longest command line, in bytes, literals excluded
- * @max_literal: longest literal other than an APPEND message
- * @max_append: longest APPEND message (APPENDLIMIT)
+ * @max_line: longest command line, in bytes, literals excluded (all
+ *   lines of one command together)
+ * @max_literal: longest literal other than an APPEND message (default
+ *   %MH_LIMIT_IMAP_NONAPPEND_LITERAL_MAX)
+ * @max_append: longest APPEND message (APPENDLIMIT); also bounds all
+ *   messages of one MULTIAPPEND together, since they are held whole
  * @max_command: total bytes of one command, its literals included
  *   (APPEND messages excluded)
  * @max_pending: parsed commands waiting for the host before the engine
@@ -727,6 +730,15 @@ MH_API void mh_imap_engine_greet (MhImapEngine *e, const char *text);
  * for synchronising literals, refusal of over-long literals). May stop
  * early when mh_imap_engine_want_read() turns %FALSE (too many pending
  * commands, STARTTLS or COMPRESS awaiting the host).
+ *
+ * The engine keeps up to 16 KiB of input it could not frame yet (it
+ * frames more as mh_imap_engine_next_command() drains the queue), so a
+ * short count only means that buffer is full: feed the rest after
+ * taking commands. Errors of commands that did not parse are queued
+ * with the commands and written when their turn comes in
+ * mh_imap_engine_next_command(), so replies keep the client's order.
+ * While closing, and between an accepted STARTTLS and
+ * mh_imap_engine_starttls_done(), input is taken and dropped.
  *
  * Returns: bytes consumed
  */

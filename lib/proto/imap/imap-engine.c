@@ -47,7 +47,8 @@
  * queue BAD replies without bound.
  *
  * Memory: every buffer is allocated on demand and released when empty
- * and larger than KEEP_MAX, so an idle session holds the struct only
+ * (allocation is cheap next to a command's work), so an idle session,
+ * IDLE included, holds the struct only
  * (a few hundred bytes; zlib's state when COMPRESS is on).
  */
 #include "imap-proto-private.h"
@@ -58,7 +59,7 @@
 #define IN_CAP (16 * 1024)        /* unframed plaintext taken from feed() */
 #define ZIN_CAP (16 * 1024)       /* compressed bytes not yet inflated */
 #define OUT_SOFT_MAX (256 * 1024) /* stop framing while this much is unsent */
-#define KEEP_MAX 2048             /* buffers above this are freed when empty */
+#define SLICE_MIN 2048 /* APPENDs above this are sliced, not copied */
 #define TAIL_MAX 24               /* enough for "~{18446744073709551615+}" */
 
 typedef enum
@@ -182,15 +183,15 @@ buf_append (Buf *b, const void *p, gsize n)
   b->len += n;
 }
 
-/* Empties @b; gives the memory back when it grew past KEEP_MAX, so a
- * session that once took a big APPEND is small again when idle. */
+/* Empties @b and gives its memory back: an idle session holds no
+ * buffers (the per-connection memory target is a few KiB). */
 static void
 buf_reset (Buf *b, gboolean wipe)
 {
   if (wipe && b->data != NULL)
     mh_core__wipe (b->data, b->len);
   b->len = b->pos = 0;
-  if (b->cap > KEEP_MAX)
+  if (b->cap > 0)
     {
       g_free (b->data);
       b->data = NULL;
@@ -461,7 +462,7 @@ complete_command (MhImapEngine *e)
   g_autoptr (GBytes) whole = NULL;
   gsize size = e->cbuf.len;
 
-  if (e->is_append && e->cbuf.len > KEEP_MAX)
+  if (e->is_append && e->cbuf.len > SLICE_MIN)
     {
       /* APPEND messages become slices of the framed bytes: no copy */
       whole = g_bytes_new_take (e->cbuf.data, e->cbuf.len);
