@@ -1349,7 +1349,10 @@ cmp_guint32 (gconstpointer a, gconstpointer b)
 typedef struct _Cont Cont;
 struct _Cont
 {
-  Cont *parent, *child, *next; /* first child, next sibling */
+  /* Doubly linked siblings with a last-child pointer: every link and
+   * unlink is O(1), so thousands of same-subject roots merging into one
+   * thread stay linear. */
+  Cont *parent, *child, *last, *next, *prev;
   gboolean dummy;
   guint index;   /* view index (messages only) */
   gint64 date;   /* sent date, UTC */
@@ -1386,13 +1389,15 @@ unlink_cont (Cont *c)
   Cont *p = c->parent;
   if (p == NULL)
     return;
-  Cont **pp = &p->child;
-  while (*pp && *pp != c)
-    pp = &(*pp)->next;
-  if (*pp)
-    *pp = c->next;
-  c->parent = NULL;
-  c->next = NULL;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    p->child = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  else
+    p->last = c->prev;
+  c->parent = c->next = c->prev = NULL;
 }
 
 static void
@@ -1400,10 +1405,27 @@ append_child (Cont *p, Cont *c)
 {
   c->parent = p;
   c->next = NULL;
-  Cont **pp = &p->child;
-  while (*pp)
-    pp = &(*pp)->next;
-  *pp = c;
+  c->prev = p->last;
+  if (p->last)
+    p->last->next = c;
+  else
+    p->child = c;
+  p->last = c;
+}
+
+/* Puts @c (unlinked) just before @pos among @pos's siblings. */
+static void
+insert_before (Cont *pos, Cont *c)
+{
+  Cont *p = pos->parent;
+  c->parent = p;
+  c->next = pos;
+  c->prev = pos->prev;
+  if (pos->prev)
+    pos->prev->next = c;
+  else
+    p->child = c;
+  pos->prev = c;
 }
 
 /* TRUE if @a is @b or one of its descendants. */
@@ -1450,9 +1472,12 @@ sort_children (Cont *p)
     v[n++] = c;
   qsort (v, n, sizeof *v, cont_cmp);
   p->child = v[0];
-  for (guint i = 0; i + 1 < n; i++)
-    v[i]->next = v[i + 1];
-  v[n - 1]->next = NULL;
+  p->last = v[n - 1];
+  for (guint i = 0; i < n; i++)
+    {
+      v[i]->prev = i > 0 ? v[i - 1] : NULL;
+      v[i]->next = i + 1 < n ? v[i + 1] : NULL;
+    }
   g_free (v);
 }
 
@@ -1502,21 +1527,14 @@ prune (Cont *root)
       /* Children of the root only if there is just one. */
       if (p == root && c->child->next != NULL)
         continue;
-      /* Splice the children in where the dummy was. */
-      Cont *first = c->child, *last = first;
-      for (Cont *k = first; k; k = k->next)
+      /* Splice the children in where the dummy was, in order. */
+      while (c->child)
         {
-          k->parent = p;
-          last = k;
+          Cont *k = c->child;
+          unlink_cont (k);
+          insert_before (c, k);
         }
-      Cont **pp = &p->child;
-      while (*pp != c)
-        pp = &(*pp)->next;
-      last->next = c->next;
-      *pp = first;
-      c->child = NULL;
-      c->parent = NULL;
-      c->next = NULL;
+      unlink_cont (c);
     }
 }
 
@@ -1575,14 +1593,8 @@ gather_subjects (Tree *t)
         {
           /* A new dummy in the table message's place holds both. */
           Cont *d = cont_new (t);
-          d->parent = root;
-          Cont **pp = &root->child;
-          while (*pp != old)
-            pp = &(*pp)->next;
-          d->next = old->next;
-          *pp = d;
-          old->parent = NULL;
-          old->next = NULL;
+          insert_before (old, d);
+          unlink_cont (old);
           append_child (d, old);
           unlink_cont (c);
           append_child (d, c);
@@ -1767,8 +1779,11 @@ mh_imap__thread (MhStore *store, const char *folder, MhStoreView *view,
               rc = cont_new (&t);
               g_hash_table_insert (ids, g_strdup (rid), rc);
             }
-          /* An existing link stays; no loops. */
-          if (prev && rc->parent == NULL && rc != c && !is_descendant (prev, rc))
+          /* An existing link stays; no loops (only a node with
+           * children can be an ancestor of @prev: the test skips the
+           * walk up a long reply chain, which made it quadratic). */
+          if (prev && rc->parent == NULL && rc != c && prev != rc
+              && (rc->child == NULL || !is_descendant (prev, rc)))
             append_child (prev, rc);
           prev = rc;
         }
@@ -1776,7 +1791,7 @@ mh_imap__thread (MhStore *store, const char *folder, MhStoreView *view,
         g_mime_references_free (rl);
       /* (1)(B) the last reference becomes the parent (or none). */
       unlink_cont (c);
-      if (prev && prev != c && !is_descendant (prev, c))
+      if (prev && prev != c && (c->child == NULL || !is_descendant (prev, c)))
         append_child (prev, c);
     }
   g_ptr_array_unref (msgs);
@@ -1800,15 +1815,14 @@ mh_imap__thread (MhStore *store, const char *folder, MhStoreView *view,
       g_autoptr (GPtrArray) v = g_ptr_array_new ();
       for (Cont *c = t.root.child; c; c = c->next)
         g_ptr_array_add (v, c);
-      t.root.child = NULL;
+      t.root.child = t.root.last = NULL;
       g_autoptr (GHashTable) first = g_hash_table_new (g_str_hash,
                                                        g_str_equal);
       qsort (v->pdata, v->len, sizeof (gpointer), cont_cmp);
       for (guint i = 0; i < v->len; i++)
         {
           Cont *c = v->pdata[i];
-          c->parent = NULL;
-          c->next = NULL;
+          c->parent = c->next = c->prev = NULL;
           Cont *p = g_hash_table_lookup (first, c->base);
           if (p)
             append_child (p, c);

@@ -6,6 +6,7 @@
 #include "mh-test.h"
 #include "server/imap-private.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -782,6 +783,67 @@ test_thread_loops_and_dups (void **state)
   assert_string_equal (refs, "(2 (1)(4))(3)");
 }
 
+/* A long In-Reply-To chain and many roots with one subject, written
+ * straight into the Maildir: one thread each, and the shapes RFC 5256
+ * gives ("(1 2 3 ...)" and a dummy over "((a)(b)...)"). */
+static void
+test_thread_big (void **state)
+{
+  Fx *fx = *state;
+  const int n = 300;
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, "Threads", &error));
+  g_autofree char *cur = g_build_filename (mh_store_get_maildir (fx->store),
+                                           ".Threads", "cur", NULL);
+  for (int i = 0; i < 2 * n; i++)
+    {
+      gboolean chain = i < n;
+      int k = chain ? i : i - n;
+      g_autofree char *name = g_strdup_printf ("%s/%d.M%dP1.t:2,", cur,
+                                               1700000000 + i, i);
+      g_autofree char *irt = chain && k > 0
+                               ? g_strdup_printf ("In-Reply-To: <c%d@x>\n",
+                                                  k - 1)
+                               : g_strdup ("");
+      g_autofree char *text = g_strdup_printf (
+        "Message-ID: <%c%d@x>\n%sSubject: %s\n"
+        "Date: Mon, %d Nov 2026 %02d:%02d:00 +0000\n\nx\n",
+        chain ? 'c' : 's', k, irt,
+        chain ? (k ? "Re: Chain" : "Chain") : "Same", chain ? 2 : 3,
+        k / 60, k % 60);
+      assert_true (g_file_set_contents (name, text, -1, NULL));
+    }
+  g_usleep (100000); /* a new directory mtime tick for the store */
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, "Threads", FALSE,
+                                               &error);
+  assert_non_null (v);
+  assert_int_equal (mh_store_view_get_count (v), 2 * n);
+  /* Sequence numbers by Message-ID: the store picks the UID order. */
+  g_autofree guint *seq_c = g_new0 (guint, n);
+  g_autofree guint *seq_s = g_new0 (guint, n);
+  for (guint i = 0; i < 2 * (guint) n; i++)
+    {
+      g_autoptr (MhStoreMessage) m = mh_store_message_get (
+        fx->store, "Threads", mh_store_view_get_uid (v, i), &error);
+      assert_non_null (m);
+      const char *h = mh_store_message_get_header (m, "message-id", NULL);
+      char kind;
+      int k;
+      assert_int_equal (sscanf (h, "Message-ID: <%c%d@x>", &kind, &k), 2);
+      (kind == 'c' ? seq_c : seq_s)[k] = i + 1;
+    }
+  GString *want = g_string_new ("(");
+  for (int k = 0; k < n; k++)
+    g_string_append_printf (want, "%s%u", k ? " " : "", seq_c[k]);
+  g_string_append (want, ")(");
+  for (int k = 0; k < n; k++)
+    g_string_append_printf (want, "(%u)", seq_s[k]);
+  g_string_append (want, ")");
+  g_autofree char *got = thread (fx, MH_IMAP_THREAD_REFERENCES, FALSE);
+  assert_string_equal (got, want->str);
+  g_string_free (want, TRUE);
+}
+
 /* ---- Responses ---------------------------------------------------------- */
 
 static char *
@@ -1024,6 +1086,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_thread, setup, teardown),
     cmocka_unit_test_setup_teardown (test_thread_loops_and_dups, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_thread_big, setup, teardown),
     cmocka_unit_test_setup_teardown (test_format, setup, teardown),
     cmocka_unit_test_setup_teardown (test_save, setup, teardown),
     cmocka_unit_test (test_base_subject),
