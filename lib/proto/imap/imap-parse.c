@@ -85,11 +85,22 @@ eat (P *p, char c)
   return FALSE;
 }
 
+/* RFC 9051 9 / RFC 6855 3: atoms are 7-bit; say so rather than
+ * "expected a space" when a client sends a raw UTF-8 name. */
+static gboolean
+fail_8bit (P *p)
+{
+  return fail (p, "8-bit characters are only allowed in quoted strings "
+                  "(after ENABLE UTF8=ACCEPT) and literals");
+}
+
 static gboolean
 expect_sp (P *p, const char *what)
 {
   if (eat (p, ' '))
     return TRUE;
+  if (peek (p) >= 0x80)
+    return fail_8bit (p);
   if (at_end (p))
     return fail (p, "missing %s", what);
   return fail (p, "expected a space before %s", what);
@@ -108,6 +119,8 @@ expect_end (P *p)
 {
   if (at_end (p))
     return TRUE;
+  if (peek (p) >= 0x80)
+    return fail_8bit (p);
   return fail (p, "unexpected characters at the end of the command");
 }
 
@@ -155,7 +168,9 @@ static char *
 atom (P *p, const char *what)
 {
   char *a = take_while (p, is_atom_char);
-  if (a == NULL)
+  if (a == NULL && peek (p) >= 0x80)
+    fail_8bit (p);
+  else if (a == NULL)
     fail (p, at_end (p) ? "missing %s" : "expected %s", what);
   return a;
 }
@@ -365,7 +380,9 @@ astring (P *p, const char *what)
   if (c == '"' || c == '{')
     return string (p, NULL, what);
   char *a = take_while (p, is_astring_char);
-  if (a == NULL)
+  if (a == NULL && peek (p) >= 0x80)
+    fail_8bit (p);
+  else if (a == NULL)
     fail (p, at_end (p) ? "missing %s" : "expected %s", what);
   return a;
 }

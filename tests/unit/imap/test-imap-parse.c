@@ -143,6 +143,12 @@ test_parse_table (void **state)
 }
 
 static const ParseCase bad_cases[] = {
+  { MH_IMAP_STATE_AUTHENTICATED, "a SELECT caf\303\251", 14,
+    "a BAD Error in IMAP command SELECT: 8-bit characters are only allowed "
+    "in quoted strings (after ENABLE UTF8=ACCEPT) and literals" },
+  { MH_IMAP_STATE_AUTHENTICATED, "a SELECT \303\251", 11,
+    "a BAD Error in IMAP command SELECT: 8-bit characters are only allowed "
+    "in quoted strings (after ENABLE UTF8=ACCEPT) and literals" },
   /* fuzz-imap found a double free here (corpus crash-sort-reverse-
    * double-free) */
   { MH_IMAP_STATE_SELECTED, "a SORT (REVERSE)", 16,
