@@ -98,7 +98,8 @@ append_flag_list (GString *out, MhStoreView *view, gboolean star)
                         "$Forwarded");
   g_auto (GStrv) kw = mh_store_view_get_folder_keywords (view);
   for (char **k = kw; k && *k; k++)
-    g_string_append_printf (out, " %s", *k);
+    if (g_ascii_strcasecmp (*k, "$Forwarded") != 0) /* a system flag here */
+      g_string_append_printf (out, " %s", *k);
   if (star)
     g_string_append (out, " \\*");
   g_string_append_c (out, ')');
@@ -127,7 +128,8 @@ append_message_flags (MhImapSession *s, GString *out, MhStoreView *view,
       g_string_append_printf (l, " %s", names[k].name);
   g_auto (GStrv) kw = mh_store_view_get_keywords (view, i);
   for (char **k = kw; k && *k; k++)
-    g_string_append_printf (l, " %s", *k);
+    if (g_ascii_strcasecmp (*k, "$Forwarded") != 0)
+      g_string_append_printf (l, " %s", *k);
   if (!(s->enabled & MH_IMAP_ENABLED_REV2) && mh_store_view_is_recent (view, i))
     g_string_append (l, " \\Recent");
   g_string_append_printf (out, "(%s)", l->len ? l->str + 1 : "");
@@ -390,6 +392,42 @@ mark_parents (GHashTable *by_name, GPtrArray *all, const char *name,
     }
 }
 
+/* RFC 8438 3: SIZE must be at least the sum of the messages'
+ * RFC822.SIZE (CRLF line ends), while the store counts bytes on disk
+ * (LF): add them up from the metadata cache, no message file is read. */
+static gboolean
+virtual_size (MhImapSession *s, const char *folder, guint64 *size_out,
+              GError **error)
+{
+  g_autoptr (MhStoreView) v = mh_store_select (s->store, folder, FALSE,
+                                               error);
+  if (v == NULL)
+    return FALSE;
+  guint64 sum = 0;
+  guint n = mh_store_view_get_count (v);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr (MhStoreMessage) m = mh_store_message_get (
+          s->store, folder, mh_store_view_get_uid (v, i), NULL);
+      if (m != NULL) /* expunged meanwhile: not counted */
+        sum += mh_store_message_get_rfc822_size (m);
+    }
+  *size_out = sum;
+  return TRUE;
+}
+
+/* mh_store_folder_status() plus SIZE as RFC 8438 means it. */
+static gboolean
+folder_status (MhImapSession *s, const char *folder, MhImapStatusItem items,
+               MhStoreStatus *st, GError **error)
+{
+  if (!mh_store_folder_status (s->store, folder, st, error))
+    return FALSE;
+  if (items & MH_IMAP_STATUS_SIZE)
+    return virtual_size (s, folder, &st->size, error);
+  return TRUE;
+}
+
 static void
 append_status_items (MhImapSession *s, GString *out, MhImapStatusItem items,
                      const MhStoreStatus *st)
@@ -570,7 +608,7 @@ mh_imap__cmd_list (MhImapSession *s, const MhImapCommand *cmd, GString *out)
         {
           MhStoreStatus st = { .version = 1 };
           g_autoptr (GError) serr = NULL;
-          if (mh_store_folder_status (s->store, c->name, &st, &serr))
+          if (folder_status (s, c->name, cmd->status_items, &st, &serr))
             {
               g_string_append (out, "* STATUS ");
               mh_imap__append_folder (s, out, c->name);
@@ -603,7 +641,7 @@ mh_imap__cmd_status (MhImapSession *s, const MhImapCommand *cmd, GString *out)
   if (name == NULL)
     return MH_IMAP_RUN_DONE;
   MhStoreStatus st = { .version = 1 };
-  if (!mh_store_folder_status (s->store, name, &st, &error))
+  if (!folder_status (s, name, cmd->status_items, &st, &error))
     {
       reply_store_error (s, cmd, out, error, name);
       return MH_IMAP_RUN_DONE;

@@ -377,6 +377,9 @@ append_flags (MhImapSession *s, GString *out, MhStoreView *view, guint i)
   g_auto (GStrv) kw = mh_store_view_get_keywords (view, i);
   for (char **k = kw; k && *k; k++)
     {
+      /* $Forwarded is a system flag here (Maildir 'P') */
+      if (g_ascii_strcasecmp (*k, "$Forwarded") == 0)
+        continue;
       if (!first)
         g_string_append_c (out, ' ');
       g_string_append (out, *k);
@@ -518,7 +521,8 @@ mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
     {
       GString *kw = g_string_new (NULL);
       for (char **k = kw_new; k && *k; k++)
-        g_string_append_printf (kw, " %s", *k);
+        if (g_ascii_strcasecmp (*k, "$Forwarded") != 0)
+          g_string_append_printf (kw, " %s", *k);
       g_string_append_printf (out,
                               "* FLAGS (\\Answered \\Flagged \\Deleted "
                               "\\Seen \\Draft $Forwarded%s)\r\n",
