@@ -733,6 +733,52 @@ class ImapTest(unittest.TestCase):
         a.close()
         b.close()
 
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.srv.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def test_client_that_stops_reading_is_not_buffered(self):
+        user = self.new_user()
+        r = self.session(user)
+        if "UIDPLUS" not in r.cmd("CAPABILITY")[0][0]:
+            self.skipTest("FETCH not served")
+        n, size = 300, 80 * 1024
+        body = ("x" * 76 + "\r\n") * (size // 78)
+        with smtplib.LMTP("127.0.0.1", self.lmtp) as l:
+            for i in range(n):
+                l.sendmail("sender@remote.example", [user],
+                           ("Subject: big %d\r\n\r\n%s" % (i, body))
+                           .encode())
+        r.cmd("EXAMINE INBOX")
+        before = self.rss_kib()
+        r.send("f1 UID FETCH 1:* BODY.PEEK[]\r\n")
+        time.sleep(2)  # not reading: the server must stop producing
+        grown = self.rss_kib() - before
+        total = n * size // 1024
+        self.assertLess(grown, 12 * 1024, "server grew %d KiB of %d KiB "
+                        "unread" % (grown, total))
+        # then everything arrives, in order, complete
+        r.sock.settimeout(30)
+        got = 0
+        while True:
+            l = r.line()
+            if l.startswith("f1 "):
+                break
+            m = re.match(r"^\* (\d+) FETCH .*\{(\d+)\}$", l)
+            if m:
+                self.assertEqual(int(m.group(1)), got + 1)
+                want = int(m.group(2))
+                while len(r.buf) < want:
+                    r.buf += r.recv()
+                r.buf = r.buf[want:]
+                got += 1
+        self.assertTrue(l.startswith("f1 OK"), l)
+        self.assertEqual(got, n)
+        r.close()
+
     def test_restart_keeps_uidvalidity_and_uids(self):
         user = self.new_user()
         self.lmtp_deliver(user, "k1")
