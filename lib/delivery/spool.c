@@ -188,6 +188,8 @@ flush (MhDeliverySpool *s, GError **error)
       if (n <= 0)
         {
           int e = n < 0 ? errno : EIO;
+          /* a partial write leaves the length unknown: never pool it */
+          s->file_len = G_MAXUINT64;
           return spool_fail (s, error, MH_DELIVERY_ERROR_SPOOL,
                              "cannot write the spool file in %s: %s", s->dir,
                              g_strerror (e));
