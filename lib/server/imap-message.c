@@ -1048,7 +1048,8 @@ target_folder (MhImapSession *s, const MhImapCommand *cmd, const char *wire,
   if (!mh_store_folder_exists (s->store, f))
     {
       /* RFC 9051 6.3.12: TRYCREATE tells the client CREATE would help. */
-      mh_imap__tagged (out, cmd, "NO", "TRYCREATE", "Mailbox doesn't exist");
+      tagged_printf (out, cmd, "NO", "TRYCREATE", "Mailbox doesn't exist: %s",
+                     wire);
       g_free (f);
       return NULL;
     }

@@ -263,7 +263,7 @@ class MessageCommands(unittest.TestCase):
         self.select()
         u = self.uids()
         self.assertEqual(self.r.cmd("COPY 1 Nowhere"),
-                         ([], "NO [TRYCREATE] Mailbox doesn't exist"))
+                         ([], "NO [TRYCREATE] Mailbox doesn't exist: Nowhere"))
         self.r.cmd("CREATE Dest")
         st = self.status("Dest", "UIDVALIDITY UIDNEXT")
         v, nxt = st["UIDVALIDITY"], st["UIDNEXT"]
@@ -337,7 +337,7 @@ class MessageCommands(unittest.TestCase):
         self.assertEqual(tagged, "OK [APPENDUID %d 2:3] Append completed" % v)
         lines, tagged = self.r.send_literal_cmd(
             ['APPEND Nope {%d}\r\n' % len(msg), msg + b"\r\n"])
-        self.assertEqual(tagged, "NO [TRYCREATE] Mailbox doesn't exist")
+        self.assertEqual(tagged, "NO [TRYCREATE] Mailbox doesn't exist: Nope")
         self.r.cmd("EXAMINE Box")
         lines, _ = self.r.cmd("FETCH 1:3 (FLAGS INTERNALDATE)")
         self.assertEqual(len(lines), 3)

@@ -520,7 +520,7 @@ test_copy_move (void **state)
   MhImapCommand *c = cmd_new (MH_IMAP_CMD_COPY, FALSE, "COPY", "1:2");
   c->mailbox = g_strdup ("Nope");
   g_autofree char *o = run (fx, mh_imap__cmd_copy, c, NULL);
-  assert_out (o, "a1 NO [TRYCREATE] Mailbox doesn't exist\r\n");
+  assert_out (o, "a1 NO [TRYCREATE] Mailbox doesn't exist: Nope\r\n");
 
   c = cmd_new (MH_IMAP_CMD_COPY, FALSE, "COPY", "1:2");
   c->mailbox = g_strdup ("Archive");
@@ -639,7 +639,7 @@ test_append (void **state)
   c->mailbox = g_strdup ("Missing");
   add_message (c, "Subject: x\r\n\r\nx\r\n", NULL);
   g_autofree char *o2 = run (fx, mh_imap__cmd_append, c, NULL);
-  assert_out (o2, "a1 NO [TRYCREATE] Mailbox doesn't exist\r\n");
+  assert_out (o2, "a1 NO [TRYCREATE] Mailbox doesn't exist: Missing\r\n");
 
   /* APPENDLIMIT (RFC 7889): TOOBIG, and nothing of a MULTIAPPEND is
    * stored. */
