@@ -299,6 +299,25 @@ class MessageCommands(unittest.TestCase):
         lines, _ = self.r.cmd("UID SEARCH ALL")
         self.assertEqual(lines, ["* SEARCH %d" % u[0]])
 
+    def test_fetch_vanished_earlier(self):
+        self.deliver(1, 2, 3)
+        self.r.cmd("ENABLE QRESYNC")
+        self.select()
+        u = self.uids()
+        lines, _ = self.r.cmd("FETCH 3 (MODSEQ)")
+        m = int(re.search(r"MODSEQ \((\d+)\)", lines[0]).group(1))
+        self.r.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        self.assertEqual(self.r.cmd("EXPUNGE"),
+                         (["* VANISHED %d" % u[1]], "OK Expunge completed"))
+        lines, tagged = self.r.cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d "
+                                   "VANISHED)" % m)
+        self.assertEqual(tagged, "OK Fetch completed")
+        self.assertEqual(lines, ["* VANISHED (EARLIER) %d" % u[1]])
+        # VANISHED needs UID FETCH (RFC 7162 3.6).
+        _, tagged = self.r.cmd("FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)"
+                               % m)
+        self.assertTrue(tagged.startswith("BAD "), tagged)
+
     def test_close_and_unselect(self):
         self.deliver(1, 2)
         self.select()
