@@ -349,7 +349,8 @@ cbuf_tag (MhImapEngine *e)
 static void
 command_reset (MhImapEngine *e)
 {
-  buf_reset (&e->cbuf, e->mode == M_AUTH);
+  /* LOGIN passwords and SASL responses pass through here */
+  buf_reset (&e->cbuf, TRUE);
   e->line_start = 0;
   e->line_bytes = 0;
   e->lit_total = 0;
@@ -584,7 +585,10 @@ end_line (MhImapEngine *e)
   if (sync)
     out_str (e, "+ OK\r\n");
   buf_append (c, "\r\n", 2);
-  buf_reserve (c, (gsize) MIN (n, (guint64) 64 * 1024));
+  /* n is within the limits: reserve it at once rather than copy the
+   * literal again at every doubling (the pages are touched only as the
+   * bytes arrive) */
+  buf_reserve (c, (gsize) n);
   e->lit_total += n;
   e->lit_left = n;
   e->lit_binary = binary;
@@ -791,7 +795,7 @@ pump (MhImapEngine *e)
     {
       if (e->closing || e->block == B_TLS)
         {
-          buf_reset (&e->in, FALSE);
+          buf_reset (&e->in, TRUE);
           buf_reset (&e->zin, FALSE);
           return;
         }
@@ -810,7 +814,7 @@ pump (MhImapEngine *e)
       break;
     }
   if (buf_avail (&e->in) == 0)
-    buf_reset (&e->in, FALSE);
+    buf_reset (&e->in, TRUE);
 }
 
 /* ---- Public: lifecycle --------------------------------------------------- */
@@ -900,6 +904,15 @@ mh_imap_engine_feed (MhImapEngine *e, const guint8 *buf, gsize len)
     {
       if (e->closing || e->dying || e->block == B_TLS)
         return len; /* discarded */
+      if (e->inflate == NULL && buf_avail (&e->in) == 0 && can_frame (e))
+        {
+          /* nothing held back: frame straight from the caller's bytes
+           * and keep only what cannot be framed yet */
+          gsize k = frame (e, buf + used, len - used);
+          used += k;
+          if (k > 0)
+            continue;
+        }
       Buf *b = e->inflate != NULL ? &e->zin : &e->in;
       gsize cap = e->inflate != NULL ? ZIN_CAP : IN_CAP;
       gsize room = cap - MIN (cap, buf_avail (b));
@@ -995,7 +1008,7 @@ unblock_for (MhImapEngine *e, MhImapCommandKind kind, gboolean ok)
            * read after it */
           e->block = B_TLS;
           e->block_active = FALSE;
-          buf_reset (&e->in, FALSE);
+          buf_reset (&e->in, TRUE);
           command_reset (e);
           e->frame = F_LINE;
           return;
@@ -1160,7 +1173,7 @@ void
 mh_imap_engine_starttls_done (MhImapEngine *e)
 {
   g_return_if_fail (e != NULL);
-  buf_reset (&e->in, FALSE);
+  buf_reset (&e->in, TRUE);
   command_reset (e);
   e->frame = F_LINE;
   if (e->block == B_TLS || (e->block == B_STARTTLS && e->block_active))
@@ -1187,7 +1200,7 @@ mh_imap_engine_start_compress (MhImapEngine *e)
       if (old.data != NULL)
         buf_append (&e->zin, old.data + old.pos, buf_avail (&old));
       buf_clear (&old);
-      buf_reset (&e->in, FALSE);
+      buf_reset (&e->in, TRUE);
     }
   if (e->block == B_COMPRESS)
     {
