@@ -1,38 +1,29 @@
 /* lib/store/deliver.c: delivery into a Maildir with group commit.
  *
  * Design notes
- * - One delivery: compute the metadata cache (CPU, no lock); write
- *   tmp/<unique> (O_EXCL), fsync it, close; rename into new/ (cur/ when
- *   flags or keywords are given); then wait for the group commit. Only
- *   when the commit covering this rename is done does the call return
- *   TRUE. A crash before that leaves either nothing in new/ (the rename
- *   is atomic and the data was fsynced before it) or a complete file
- *   whose delivery was never acknowledged (the sender retries: a
- *   duplicate, never a loss). tmp/ leftovers are harmless.
- * - Group commit: renamed deliveries queue up with increasing tickets.
+ * - One delivery: write tmp/<unique> (O_EXCL), fsync it, close; rename
+ *   into new/ (cur/ when flags or keywords are given); fsync that
+ *   directory; compute the metadata cache (GMime, once, on the caller's
+ *   thread); then wait for the index group commit. A crash before the
+ *   directory fsync returned leaves either nothing in new/ (the rename is
+ *   atomic and the data was fsynced before it) or a complete file whose
+ *   delivery was never acknowledged (the sender retries: a duplicate,
+ *   never a loss). tmp/ leftovers are harmless.
+ * - Durability is the file fsync and the directory fsync, exactly the
+ *   raw Maildir loop's two journal commits. Each delivery fsyncs its own
+ *   directory: the file system already merges concurrent fsyncs into one
+ *   journal commit (ext4's jbd2 does), so a leader doing it for a batch
+ *   only added thread wake-ups. The index commit adds no third one: the
+ *   env is MDB_NOSYNC (index.c: the index is durable lazily, the Maildir
+ *   is the truth, markers and UID reservations cover a power loss).
+ * - Index group commit: deliveries queue up with increasing tickets.
  *   Whoever finds no commit in progress becomes the leader, takes every
- *   queued delivery (at most MH_LIMIT_STORE_BATCH_MAX) and, for that
- *   batch, fsyncs each distinct target directory and, at the same time on
- *   a pool thread, writes the index (UIDs, cache, dovecot-uidlist lines)
- *   in one LMDB commit. Then it publishes done_ticket = the batch's last
- *   ticket and wakes everybody. Waiters whose ticket is above it loop
- *   and one becomes the next leader.
- *   Why it is correct: a delivery's ticket is taken after its rename
- *   returned; the leader takes the batch (under the lock) before it
- *   starts the fsync, so the fsync STARTED after every rename in the
- *   batch, and fsync of a directory makes all its completed entries
- *   durable. done_ticket only grows, batches are committed in ticket
- *   order, and a delivery returns only when done_ticket >= its ticket,
- *   i.e. when a batch containing it finished both the fsync and the
- *   index commit without error (errors are per delivery).
- *   Why it is fast: N concurrent deliveries share one directory fsync
- *   and one LMDB commit, and the commit itself does not wait for the disk
- *   (MDB_NOSYNC, see index.c: the index is durable lazily, the Maildir is
- *   the truth), so a delivery costs the file fsync and its share of one
- *   directory fsync: the raw Maildir minimum. A batch of several runs the
- *   index txn on store->gc_thread beside the fsync; a batch of one (one
- *   delivery at a time) runs it inline after the fsync: the txn is ~0.1
- *   ms of CPU, less than two thread wake-ups cost on a loaded machine.
+ *   queued delivery (at most MH_LIMIT_STORE_BATCH_MAX) and writes their
+ *   index records (UIDs, cache, dovecot-uidlist lines) in one LMDB txn,
+ *   then publishes done_ticket = the batch's last ticket and wakes
+ *   everybody; waiters whose ticket is above it loop and one becomes the
+ *   next leader. A delivery returns when done_ticket >= its ticket: its
+ *   UID is assigned and visible to readers. Errors are per delivery.
  * - The index commit may race a reconciliation that already saw the
  *   renamed file: the commit then finds the base name in the index and
  *   keeps that UID (no duplicate).
@@ -58,19 +49,9 @@ pending_free (MhStorePending *p)
   g_free (p);
 }
 
-typedef struct
-{
-  MhStore *store;
-  GPtrArray *batch;
-  GMutex lock;
-  GCond cond;
-  gboolean done;
-  GError *error;
-} IndexJob;
-
-/* The cache of a pending delivery, computed by whoever needs it first:
- * its own thread while it waits for a commit already running, or the
- * commit thread. */
+/* The cache of a pending delivery: computed by its own thread before it
+ * queues for the commit (the CAS keeps it safe should anyone else ask
+ * first). */
 static GVariant *
 pending_cache (MhStorePending *p)
 {
@@ -190,95 +171,19 @@ index_batch (MhStore *store, GPtrArray *batch, GError **error)
   return ok;
 }
 
-static void
-index_job (gpointer data)
-{
-  IndexJob *j = data;
-  GError *e = NULL;
-  index_batch (j->store, j->batch, &e);
-  g_mutex_lock (&j->lock);
-  j->error = e;
-  j->done = TRUE;
-  g_cond_signal (&j->cond);
-  g_mutex_unlock (&j->lock);
-}
-
-gpointer
-mh_store__index_thread (gpointer data)
-{
-  MhStore *store = data;
-  for (;;)
-    {
-      gpointer job = g_async_queue_pop (store->gc_queue);
-      if (job == store)
-        return NULL;
-      index_job (job);
-    }
-}
-
-/* A batch of one (one delivery at a time): no thread hand-off. */
-static void
-commit_one (MhStore *store, MhStorePending *p)
-{
-  GError *err = NULL;
-  g_autofree char *fd = mh_store__folder_path (store, p->folder, &err);
-  g_autofree char *d = fd ? g_build_filename (fd, p->in_new ? "new" : "cur",
-                                              NULL)
-                          : NULL;
-  if (d != NULL && mh_store__fsync_dir (d, &err))
-    {
-      GPtrArray one = { .pdata = (gpointer *) &p, .len = 1 };
-      index_batch (store, &one, &err);
-    }
-  p->error = err;
-}
-
+/* The leader writes a batch into the index: one txn, one commit that
+ * does not wait for the disk (MDB_NOSYNC). */
 static void
 commit_batch (MhStore *store, GPtrArray *batch)
 {
-  if (batch->len == 1)
-    {
-      commit_one (store, batch->pdata[0]);
-      return;
-    }
-  IndexJob job;
-  memset (&job, 0, sizeof job);
-  job.store = store;
-  job.batch = batch;
-  g_mutex_init (&job.lock);
-  g_cond_init (&job.cond);
-  g_async_queue_push (store->gc_queue, &job);
-
-  /* Meanwhile: fsync each distinct directory renamed into. */
-  g_autoptr (GHashTable) dirs = g_hash_table_new_full (g_str_hash,
-                                                       g_str_equal, g_free,
-                                                       NULL);
-  GError *ferr = NULL;
-  for (guint i = 0; i < batch->len; i++)
-    {
-      MhStorePending *p = batch->pdata[i];
-      g_autofree char *fd = mh_store__folder_path (store, p->folder, NULL);
-      char *d = g_build_filename (fd, p->in_new ? "new" : "cur", NULL);
-      if (!g_hash_table_add (dirs, d))
-        continue;
-      if (ferr == NULL)
-        mh_store__fsync_dir (d, &ferr);
-    }
-
-  g_mutex_lock (&job.lock);
-  while (!job.done)
-    g_cond_wait (&job.cond, &job.lock);
-  g_mutex_unlock (&job.lock);
-  g_mutex_clear (&job.lock);
-  g_cond_clear (&job.cond);
-  GError *err = ferr ? ferr : job.error;
+  GError *err = NULL;
+  index_batch (store, batch, &err);
   for (guint i = 0; err && i < batch->len; i++)
     {
       MhStorePending *p = batch->pdata[i];
       p->error = g_error_copy (err);
     }
-  g_clear_error (&ferr);
-  g_clear_error (&job.error);
+  g_clear_error (&err);
 }
 
 static gboolean
@@ -291,15 +196,6 @@ group_commit (MhStore *store, MhStorePending *p, GError **error)
     {
       if (store->gc_leader)
         {
-          /* A commit is running and we will wait for it anyway: compute
-           * our cache now rather than in the next commit. */
-          if (g_atomic_pointer_get (&p->cache) == NULL)
-            {
-              g_mutex_unlock (&store->gc_lock);
-              pending_cache (p);
-              g_mutex_lock (&store->gc_lock);
-              continue;
-            }
           g_cond_wait (&store->gc_cond, &store->gc_lock);
           continue;
         }
@@ -423,9 +319,7 @@ mh_store_deliver (MhStore *store, const char *folder, GBytes *message,
   p->vsize = mh_store__rfc822_size (data, len);
   p->internal_date = internal_date > 0 ? internal_date
                                        : g_get_real_time () / G_USEC_PER_SEC;
-  /* The metadata cache is computed off the critical path: see
-   * pending_cache(). */
-  p->data = g_bytes_ref (message);
+  p->data = g_bytes_ref (message); /* for the cache, see pending_cache() */
   guint64 n = (guint64) g_atomic_int_add (&store->name_counter, 1);
   g_autofree char *base = mh_store__unique_name (store->host, n, len, p->vsize);
   p->in_new = flags == 0 && kwbits == 0;
@@ -473,6 +367,16 @@ mh_store_deliver (MhStore *store, const char *folder, GBytes *message,
       pending_free (p);
       return FALSE;
     }
+  /* Our own directory fsync, as the raw loop does: concurrent ones share
+   * the file system's journal commit. */
+  g_autofree char *dstdir = g_build_filename (dir, p->in_new ? "new" : "cur",
+                                              NULL);
+  if (!mh_store__fsync_dir (dstdir, error))
+    {
+      pending_free (p);
+      return FALSE;
+    }
+  pending_cache (p); /* CPU on our own thread, outside the commit */
   gboolean ok = group_commit (store, p, error);
   if (ok && uid_out)
     *uid_out = p->uid;

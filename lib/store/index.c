@@ -394,7 +394,15 @@ markers_scan (MhStore *store, const char *boot, gboolean *lost,
         continue;
       char *p = g_build_filename (store->index_dir, n, NULL);
       g_autofree char *text = NULL;
-      g_file_get_contents (p, &text, NULL, NULL);
+      g_autoptr (GError) e = NULL;
+      if (!g_file_get_contents (p, &text, NULL, &e)
+          && g_error_matches (e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        {
+          /* Its process closed the store meanwhile (close takes no
+           * lock): synced, nothing to recover. */
+          g_free (p);
+          continue;
+        }
       if (text == NULL || strcmp (g_strstrip (text), boot) != 0)
         {
           /* Another boot (or unreadable: be safe). */

@@ -145,8 +145,6 @@ struct _MhStore
   guint64 gc_next_ticket; /* tickets handed out */
   guint64 gc_done_ticket; /* every ticket <= this is durable */
   gboolean gc_leader;     /* someone is committing */
-  GThread *gc_thread;     /* runs the index commit beside the dir fsync */
-  GAsyncQueue *gc_queue;  /* jobs for gc_thread; the store itself = quit */
   volatile gint name_counter;
   char *host;        /* escaped host name for unique names */
   int notify_fd;     /* DATA/index/.../notify, see store.c */
@@ -185,8 +183,6 @@ struct _MhStoreWatch
 
 /* store.c: runs the change hook (no lock held by the caller). */
 void mh_store__changed (MhStore *store, const char *folder);
-/* deliver.c: the body of store->gc_thread. */
-gpointer mh_store__index_thread (gpointer store);
 /* store.c: creates a role folder on first use; NOT_FOUND otherwise. */
 gboolean mh_store__role_autocreate (MhStore *store, const char *folder,
                                     GError **error);

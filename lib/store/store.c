@@ -199,12 +199,6 @@ mh_store_open (const char *maildir, const char *index_dir,
       return NULL;
     }
   store->host = mh_store__host_name ();
-  /* One thread: the index commit runs beside the directory fsync. A
-   * plain thread, not a GThreadPool: GLib's pools rely on process-wide
-   * helper threads that a fork()ed child does not have. */
-  store->gc_queue = g_async_queue_new ();
-  store->gc_thread = g_thread_new ("mh-store-commit", mh_store__index_thread,
-                                   store);
   if (!sync_all (store, FALSE, error))
     return NULL;
   return g_steal_pointer (&store);
@@ -243,13 +237,6 @@ mh_store_unref (MhStore *store)
 {
   if (store == NULL || !g_atomic_int_dec_and_test (&store->ref))
     return;
-  if (store->gc_thread)
-    {
-      g_async_queue_push (store->gc_queue, store); /* quit */
-      g_thread_join (store->gc_thread);
-    }
-  if (store->gc_queue)
-    g_async_queue_unref (store->gc_queue);
   mh_store__db_close (store);
   if (store->index_dir)
     {
