@@ -21,7 +21,9 @@ Normalisation (what is not compared, and why):
 - \\Recent and RECENT counts (session-order dependent by definition);
 - MODSEQ and HIGHESTMODSEQ numbers (each server counts its own);
 - the order of items inside one FETCH response, and of the attributes of
-  a LIST line (no order is prescribed).
+  a LIST line (no order is prescribed);
+- how ENVELOPE strings spell RFC 2047 encoded words (compared decoded:
+  ours re-encodes display names, Dovecot copies the header's words).
 Everything else must be equal. DIFFERENCES lists the commands whose
 responses differ on purpose, with the reason; any other difference fails
 the test with both responses side by side.
@@ -29,6 +31,8 @@ the test with both responses side by side.
 MH_IMAP_SECOND=dovecot compares Dovecot with a second Dovecot (to check
 this test itself). Needs root and dovecot-imapd; exit 77 otherwise."""
 
+import email.errors
+import email.header
 import os
 import re
 import shutil
@@ -366,6 +370,19 @@ def tokens(s):
     return out
 
 
+def decode_words(text):
+    """RFC 2047 encoded words decoded: ours re-encodes non-ASCII display
+    names from the parsed header (lib/store/meta.c, address_name()),
+    Dovecot passes the header's own words; both mean the same name."""
+    if "=?" not in text:
+        return text
+    try:
+        return str(email.header.make_header(
+            email.header.decode_header(text)))
+    except (ValueError, LookupError, email.errors.HeaderParseError):
+        return text
+
+
 def norm_flags(text):
     inner = text.strip()[1:-1].split()
     return "(" + " ".join(sorted(f for f in inner if f != "\\Recent")) + ")"
@@ -378,6 +395,10 @@ def norm_fetch(items):
         name, value = toks[k].upper(), toks[k + 1]
         if name == "FLAGS":
             value = norm_flags(value)
+        elif name == "ENVELOPE":
+            value = re.sub(r'"((?:[^"\\]|\\.)*)"',
+                           lambda m: '"' + decode_words(m.group(1)) + '"',
+                           value)
         elif name == "MODSEQ":
             value = "(N)"
         pairs.append(f"{name} {value}")
