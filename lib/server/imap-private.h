@@ -170,6 +170,13 @@ void mh_imap__append_folder (MhImapSession *s, GString *out,
  * 9051 7.5.1 forbids EXPUNGE there: @allow_expunge FALSE). */
 gboolean mh_imap__sync_view (MhImapSession *s, GString *out,
                              gboolean allow_expunge, GError **error);
+/* TRUE if the message at view index @index is \Recent for this session
+ * (imap.c keeps that across resyncs; FETCH/STORE responses written by
+ * imap-message.c ask here). */
+gboolean mh_imap__is_recent (MhImapSession *s, guint index);
+/* Frees what imap.c keeps in s->priv (the session's \Recent UIDs, which
+ * outlive each store view); for hosts that build sessions by hand. */
+void mh_imap__session_free_priv (MhImapSession *s);
 
 /* imap-mailbox.c */
 MhImapRun mh_imap__cmd_select (MhImapSession *s, const MhImapCommand *cmd,

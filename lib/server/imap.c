@@ -277,6 +277,10 @@ mutf7_decode (const char *s)
         }
       gboolean ok = *s == '-' && units->len > 0 && nbits < 6
                     && (bits & ((1u << nbits) - 1)) == 0;
+      /* ASCII must not be encoded (canonical form only), and a NUL or
+       * another control character would cut or corrupt the name. */
+      for (guint k = 0; ok && k < units->len; k++)
+        ok = g_array_index (units, gunichar2, k) > 0x7f;
       char *dec = NULL;
       if (ok)
         dec = g_utf16_to_utf8 ((gunichar2 *) units->data, units->len, NULL,
@@ -284,16 +288,6 @@ mutf7_decode (const char *s)
       g_array_unref (units);
       if (dec == NULL)
         return NULL;
-      /* Printable ASCII must not be encoded (canonical form only). */
-      for (const char *q = dec; *q; q = g_utf8_next_char (q))
-        {
-          gunichar u = g_utf8_get_char (q);
-          if (u >= 0x20 && u <= 0x7e)
-            {
-              g_free (dec);
-              return NULL;
-            }
-        }
       g_string_append (out, dec);
       g_free (dec);
       s++;
@@ -349,7 +343,8 @@ mh_imap__append_folder (MhImapSession *s, GString *out, const char *folder)
 /* ---- untagged updates --------------------------------------------------- */
 
 static void
-append_flags (MhImapSession *s, GString *out, MhStoreView *view, guint i)
+append_flags (MhImapSession *s, GString *out, MhStoreView *view, guint i,
+              gboolean recent)
 {
   static const struct
   {
@@ -385,21 +380,84 @@ append_flags (MhImapSession *s, GString *out, MhStoreView *view, guint i)
       g_string_append (out, *k);
       first = FALSE;
     }
-  if (!(s->enabled & MH_IMAP_ENABLED_REV2)
-      && mh_store_view_is_recent (view, i))
+  if (!(s->enabled & MH_IMAP_ENABLED_REV2) && recent)
     g_string_append (out, first ? "\\Recent" : " \\Recent");
   g_string_append_c (out, ')');
 }
 
+/* \Recent belongs to the session that claimed the message, for as long
+ * as it keeps the mailbox selected, while each fresh read-write select
+ * claims only what arrived since. s->priv keeps the session's recent
+ * UIDs (sorted) with a reference to the view they were last made for:
+ * a different view (another SELECT, CLOSE) starts over from its own. */
+typedef struct
+{
+  MhStoreView *view;
+  GArray *uids; /* guint32, ascending */
+} SessionRecent;
+
+void
+mh_imap__session_free_priv (MhImapSession *s)
+{
+  SessionRecent *r = s->priv;
+  if (r == NULL)
+    return;
+  mh_store_view_unref (r->view);
+  g_array_unref (r->uids);
+  g_free (r);
+  s->priv = NULL;
+}
+
+static SessionRecent *
+session_recent (MhImapSession *s)
+{
+  SessionRecent *r = s->priv;
+  if (r != NULL && r->view == s->view)
+    return r;
+  mh_imap__session_free_priv (s);
+  r = g_new0 (SessionRecent, 1);
+  r->view = mh_store_view_ref (s->view);
+  r->uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+  guint n = mh_store_view_get_count (s->view);
+  for (guint i = 0; i < n; i++)
+    if (mh_store_view_is_recent (s->view, i))
+      {
+        guint32 uid = mh_store_view_get_uid (s->view, i);
+        g_array_append_val (r->uids, uid);
+      }
+  s->priv = r;
+  return r;
+}
+
+static gboolean
+uid_in (GArray *uids, guint32 uid)
+{
+  guint lo = 0, hi = uids->len;
+  while (lo < hi)
+    {
+      guint mid = (lo + hi) / 2;
+      guint32 v = g_array_index (uids, guint32, mid);
+      if (v == uid)
+        return TRUE;
+      if (v < uid)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  return FALSE;
+}
+
 static void
 append_fetch_flags (MhImapSession *s, GString *out, MhStoreView *view,
-                    guint i, guint seq)
+                    guint i, guint seq, GArray *recent_uids)
 {
+  gboolean recent = mh_store_view_is_recent (view, i)
+                    || uid_in (recent_uids, mh_store_view_get_uid (view, i));
   g_string_append_printf (out, "* %u FETCH (", seq);
   if (s->enabled & MH_IMAP_ENABLED_QRESYNC)
     g_string_append_printf (out, "UID %u ", mh_store_view_get_uid (view, i));
   g_string_append (out, "FLAGS ");
-  append_flags (s, out, view, i);
+  append_flags (s, out, view, i, recent);
   if (s->enabled & (MH_IMAP_ENABLED_CONDSTORE | MH_IMAP_ENABLED_QRESYNC))
     g_string_append_printf (out, " MODSEQ (%" G_GUINT64_FORMAT ")",
                             mh_store_view_get_modseq (view, i));
@@ -437,49 +495,45 @@ mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
   if (fresh == NULL)
     return FALSE;
   MhStoreView *old = s->view;
+  SessionRecent *rec = session_recent (s);
+  g_autoptr (GArray) recent_now = g_array_new (FALSE, FALSE,
+                                               sizeof (guint32));
   guint n_old = mh_store_view_get_count (old);
   guint n_new = mh_store_view_get_count (fresh);
   g_autoptr (GArray) gone = g_array_new (FALSE, FALSE, sizeof (guint));
   g_autoptr (GArray) changed = g_array_new (FALSE, FALSE, sizeof (guint));
-  /* \Recent belongs to the session that first saw a message: a fresh
-   * read-write select claims only messages new since, so the session's
-   * count is its old recent messages still there plus the new claims. */
-  guint i = 0, j = 0, added = 0, recent_old = 0, recent_new = 0;
+  /* The session's \Recent: what it claimed before (rec) plus what this
+   * select claimed; recent_now becomes rec's list once the client has
+   * been told. */
+  guint i = 0, j = 0, added = 0, recent_old = 0;
   while (i < n_old || j < n_new)
     {
       guint32 ou = i < n_old ? mh_store_view_get_uid (old, i) : G_MAXUINT32;
       guint32 nu = j < n_new ? mh_store_view_get_uid (fresh, j) : G_MAXUINT32;
       if (i < n_old && ou < nu)
         {
-          if (mh_store_view_is_recent (old, i))
+          if (uid_in (rec->uids, ou))
             recent_old++;
           g_array_append_val (gone, i);
           i++;
+          continue;
         }
-      else if (j < n_new && nu < ou)
-        {
-          if (mh_store_view_is_recent (fresh, j))
-            recent_new++;
-          added++;
-          j++;
-        }
+      if (j < n_new && nu < ou)
+        added++;
       else
         {
-          if (mh_store_view_is_recent (old, i))
-            {
-              recent_old++;
-              recent_new++;
-            }
-          else if (mh_store_view_is_recent (fresh, j))
-            recent_new++;
+          if (uid_in (rec->uids, ou))
+            recent_old++;
           if (mh_store_view_get_modseq (old, i)
                   != mh_store_view_get_modseq (fresh, j)
               || mh_store_view_get_flags (old, i)
                      != mh_store_view_get_flags (fresh, j))
             g_array_append_val (changed, j);
           i++;
-          j++;
         }
+      if (mh_store_view_is_recent (fresh, j) || uid_in (rec->uids, nu))
+        g_array_append_val (recent_now, nu);
+      j++;
     }
 
   if (gone->len > 0 && !allow_expunge)
@@ -492,7 +546,8 @@ mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
           gint oi = mh_store_view_find (old, mh_store_view_get_uid (fresh,
                                                                     nj));
           if (oi >= 0)
-            append_fetch_flags (s, out, fresh, nj, (guint) oi + 1);
+            append_fetch_flags (s, out, fresh, nj, (guint) oi + 1,
+                                rec->uids);
         }
       return TRUE;
     }
@@ -540,17 +595,21 @@ mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
   if (added > 0)
     g_string_append_printf (out, "* %u EXISTS\r\n", n_new);
   if (!(s->enabled & MH_IMAP_ENABLED_REV2)
-      && (added > 0 || recent_old != recent_new))
-    g_string_append_printf (out, "* %u RECENT\r\n", recent_new);
+      && (added > 0 || recent_old != recent_now->len))
+    g_string_append_printf (out, "* %u RECENT\r\n", recent_now->len);
 
   for (guint k = 0; k < changed->len; k++)
     {
       guint nj = g_array_index (changed, guint, k);
-      append_fetch_flags (s, out, fresh, nj, nj + 1);
+      append_fetch_flags (s, out, fresh, nj, nj + 1, rec->uids);
     }
 
   mh_store_view_unref (s->view);
   s->view = g_steal_pointer (&fresh);
+  mh_store_view_unref (rec->view);
+  rec->view = mh_store_view_ref (s->view);
+  g_array_unref (rec->uids);
+  rec->uids = g_steal_pointer (&recent_now);
   s->known_modseq = MAX (s->known_modseq, now.highestmodseq);
   return TRUE;
 }
@@ -727,6 +786,7 @@ imap_free (gpointer engine)
   if (im->s.cursor_free && im->s.cursor)
     im->s.cursor_free (im->s.cursor);
   session_forget_mailbox (&im->s);
+  mh_imap__session_free_priv (&im->s);
   if (im->s.notify != NULL && mh_imap__notify_free != NULL)
     mh_imap__notify_free (im->s.notify);
   notify_forget (im);
