@@ -585,10 +585,10 @@ end_line (MhImapEngine *e)
   if (sync)
     out_str (e, "+ OK\r\n");
   buf_append (c, "\r\n", 2);
-  /* n is within the limits: reserve it at once rather than copy the
-   * literal again at every doubling (the pages are touched only as the
-   * bytes arrive) */
-  buf_reserve (c, (gsize) n);
+  /* reserve up to 1 MiB at once rather than copy the literal again at
+   * every doubling; a client that announces more and sends nothing
+   * should not make us map all of it */
+  buf_reserve (c, (gsize) MIN (n, (guint64) 1 << 20));
   e->lit_total += n;
   e->lit_left = n;
   e->lit_binary = binary;
