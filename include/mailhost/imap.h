@@ -70,7 +70,7 @@ typedef enum
  * SEARCH/SORT/THREAD/EXPUNGE are the plain kinds with @uid set.
  * %MH_IMAP_CMD_DONE ends an IDLE; %MH_IMAP_CMD_AUTH_RESPONSE is a
  * client line inside an AUTHENTICATE exchange. Both carry the tag of the
- * command they belong to.
+ * command they belong to, and its name ("IDLE", "AUTHENTICATE").
  */
 typedef enum
 {
