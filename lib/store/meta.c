@@ -174,28 +174,172 @@ header_value (GMimeObject *obj, const char *name)
   return v;
 }
 
-/* The display name as ENVELOPE carries it: the phrase without quotes
- * (RFC 3501 7.4.2 addr-name), ASCII as is, anything else as RFC 2047
- * encoded words (the cache is shared by sessions with and without
- * UTF8=ACCEPT). NULL for none. */
-static char *
-address_name (const char *name)
+/* A "phrase <addr>" of a raw address list, as written. */
+typedef struct
 {
+  char *phrase; /* unquoted, encoded words kept; NULL if none */
+  char *addr;   /* the angle-addr's content, route removed */
+  gboolean used;
+} RawAddr;
+
+static void
+raw_addr_free (gpointer p)
+{
+  RawAddr *r = p;
+  g_free (r->phrase);
+  g_free (r->addr);
+  g_free (r);
+}
+
+/* Unquotes a phrase: quoted strings lose their quotes and escapes,
+ * comments go, runs of blanks become one space (as Dovecot does). */
+static char *
+unquote_phrase (const char *s, gsize len)
+{
+  GString *o = g_string_new (NULL);
+  gboolean space = FALSE;
+  for (gsize i = 0; i < len; i++)
+    {
+      char c = s[i];
+      if (c == '"')
+        {
+          if (space && o->len)
+            g_string_append_c (o, ' ');
+          space = FALSE;
+          for (i++; i < len && s[i] != '"'; i++)
+            {
+              if (s[i] == '\\' && i + 1 < len)
+                i++;
+              g_string_append_c (o, s[i]);
+            }
+          continue;
+        }
+      if (c == '(')
+        {
+          int depth = 1;
+          for (i++; i < len && depth > 0; i++)
+            if (s[i] == '\\' && i + 1 < len)
+              i++;
+            else if (s[i] == '(')
+              depth++;
+            else if (s[i] == ')')
+              depth--;
+          i--;
+          space = TRUE;
+          continue;
+        }
+      if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+        {
+          space = TRUE;
+          continue;
+        }
+      if (space && o->len)
+        g_string_append_c (o, ' ');
+      space = FALSE;
+      g_string_append_c (o, c);
+    }
+  return g_string_free (o, FALSE);
+}
+
+/* The "phrase <addr>" items of a raw address header, in order: split at
+ * ',', ':' and ';' outside quotes, comments and angle brackets. GMime
+ * decodes encoded words in display names; ENVELOPE sends them as
+ * written (RFC 3501 7.4.2, and what Dovecot sends). */
+static GPtrArray *
+raw_addrs (const char *v)
+{
+  GPtrArray *a = g_ptr_array_new_with_free_func (raw_addr_free);
+  gsize start = 0, lt = 0, gt = 0, n = strlen (v);
+  gboolean in_angle = FALSE;
+  for (gsize i = 0; i <= n; i++)
+    {
+      char c = i < n ? v[i] : ',';
+      if (c == '"')
+        {
+          for (i++; i < n && v[i] != '"'; i++)
+            if (v[i] == '\\' && i + 1 < n)
+              i++;
+          continue;
+        }
+      if (c == '(' && !in_angle)
+        {
+          int depth = 1;
+          for (i++; i < n && depth > 0; i++)
+            if (v[i] == '\\' && i + 1 < n)
+              i++;
+            else if (v[i] == '(')
+              depth++;
+            else if (v[i] == ')')
+              depth--;
+          i--;
+          continue;
+        }
+      if (c == '<')
+        {
+          in_angle = TRUE;
+          lt = i;
+        }
+      else if (c == '>' && in_angle)
+        {
+          in_angle = FALSE;
+          gt = i;
+        }
+      else if (!in_angle && (c == ',' || c == ':' || c == ';'))
+        {
+          if (gt > lt && lt >= start)
+            {
+              RawAddr *r = g_new0 (RawAddr, 1);
+              char *ph = unquote_phrase (v + start, lt - start);
+              r->phrase = *ph ? ph : (g_free (ph), NULL);
+              const char *as = v + lt + 1, *ae = v + gt;
+              const char *colon = memchr (as, ':', ae - as);
+              if (colon)
+                as = colon + 1; /* obsolete route "@a,@b:" */
+              r->addr = g_strstrip (g_strndup (as, ae - as));
+              g_ptr_array_add (a, r);
+            }
+          start = i + 1;
+          lt = gt = 0;
+        }
+    }
+  return a;
+}
+
+/* The display name as ENVELOPE carries it (RFC 3501 7.4.2 addr-name):
+ * the phrase as written but unquoted, encoded words left encoded (as
+ * Dovecot sends it); NULL for none. Without the raw text, GMime's
+ * decoded name, re-encoded if not ASCII. */
+static char *
+address_name (InternetAddressMailbox *mb, GPtrArray *raws)
+{
+  const char *addr = internet_address_mailbox_get_addr (mb);
+  for (guint i = 0; raws && addr && i < raws->len; i++)
+    {
+      RawAddr *r = raws->pdata[i];
+      if (!r->used && g_ascii_strcasecmp (r->addr, addr) == 0)
+        {
+          r->used = TRUE;
+          if (r->phrase && strstr (r->phrase, "=?") != NULL)
+            return g_strdup (r->phrase);
+          break;
+        }
+    }
+  const char *name = internet_address_get_name (INTERNET_ADDRESS (mb));
   if (name == NULL || *name == '\0')
     return NULL;
-  for (const char *p = name; *p; p++)
-    if ((guchar) *p >= 0x80)
-      return g_mime_utils_header_encode_text (NULL, name, "utf-8");
+  if (raws == NULL)
+    for (const char *p = name; *p; p++)
+      if ((guchar) *p >= 0x80)
+        return g_mime_utils_header_encode_text (NULL, name, "utf-8");
   return g_strdup (name);
 }
 
 /* (name adl mailbox host). A missing domain must not be NIL, which means
  * group syntax: "MISSING_DOMAIN" as Dovecot writes. */
 static void
-mailbox (GString *o, InternetAddressMailbox *mb)
+mailbox (GString *o, InternetAddressMailbox *mb, GPtrArray *raws)
 {
-  g_autofree char *name = address_name (
-    internet_address_get_name (INTERNET_ADDRESS (mb)));
+  g_autofree char *name = address_name (mb, raws);
   const char *addr = internet_address_mailbox_get_addr (mb);
   const char *at = addr ? strrchr (addr, '@') : NULL;
   g_autofree char *local = at ? g_strndup (addr, at - addr) : g_strdup (addr);
@@ -219,16 +363,16 @@ address_list (GString *o, const char *raw)
       g_clear_object (&l);
       return;
     }
+  g_autoptr (GPtrArray) raws = raw_addrs (raw);
   g_string_append_c (o, '(');
   for (int i = 0; i < internet_address_list_length (l); i++)
     {
       InternetAddress *a = internet_address_list_get_address (l, i);
       const char *name = internet_address_get_name (a);
-      g_autofree char *enc = address_name (name);
       if (INTERNET_ADDRESS_IS_GROUP (a))
         {
           g_string_append (o, "(NIL NIL ");
-          nstring (o, enc ? enc : "");
+          nstring (o, name ? name : "");
           g_string_append (o, " NIL)");
           InternetAddressList *m = internet_address_group_get_members (
             INTERNET_ADDRESS_GROUP (a));
@@ -237,12 +381,12 @@ address_list (GString *o, const char *raw)
               InternetAddress *ma = internet_address_list_get_address (m, j);
               if (!INTERNET_ADDRESS_IS_MAILBOX (ma))
                 continue;
-              mailbox (o, INTERNET_ADDRESS_MAILBOX (ma));
+              mailbox (o, INTERNET_ADDRESS_MAILBOX (ma), raws);
             }
           g_string_append (o, "(NIL NIL NIL NIL)");
           continue;
         }
-      mailbox (o, INTERNET_ADDRESS_MAILBOX (a));
+      mailbox (o, INTERNET_ADDRESS_MAILBOX (a), raws);
     }
   g_string_append_c (o, ')');
   g_object_unref (l);
