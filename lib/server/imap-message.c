@@ -59,6 +59,9 @@
 #pragma weak mh_imap__search_format
 #pragma weak mh_imap__search_save
 #pragma weak mh_imap__search_uses_modseq
+/* imap.c's view of \Recent (it outlives each resynced view); until it
+ * provides one, the view's own flag. */
+#pragma weak mh_imap__is_recent
 
 /* ---- Sets -------------------------------------------------------------- */
 
@@ -458,10 +461,19 @@ parse_flags (char **list, MhStoreFlags *flags_out, GPtrArray *keywords,
 /* "FLAGS (\Answered ... kw)" of the message at @idx of @view. @has_kw
  * says whether the folder has any keyword (saves an allocation per
  * message when it has none). */
+static gboolean
+is_recent (MhImapSession *s, guint idx)
+{
+  if (mh_imap__is_recent != NULL)
+    return mh_imap__is_recent (s, idx);
+  return mh_store_view_is_recent (s->view, idx);
+}
+
 static void
-append_flags (GString *out, MhStoreView *view, guint idx, gboolean has_kw,
+append_flags (GString *out, MhImapSession *s, guint idx, gboolean has_kw,
               gboolean rev2)
 {
+  MhStoreView *view = s->view;
   MhStoreFlags f = mh_store_view_get_flags (view, idx);
   gsize start = out->len;
 
@@ -478,7 +490,7 @@ append_flags (GString *out, MhStoreView *view, guint idx, gboolean has_kw,
   if (f & MH_STORE_FLAG_DRAFT)
     g_string_append (out, "\\Draft ");
   /* \Recent is gone from IMAP4rev2 (RFC 9051 appendix E). */
-  if (!rev2 && mh_store_view_is_recent (view, idx))
+  if (!rev2 && is_recent (s, idx))
     g_string_append (out, "\\Recent ");
   if (f & MH_STORE_FLAG_FORWARDED)
     g_string_append (out, "$Forwarded ");
@@ -637,7 +649,7 @@ render_cheap (FetchCursor *c, MhImapSession *s, const GPtrArray *atts,
     g_string_append_printf (out, "UID %u ", mh_store_view_get_uid (v, idx));
   if (want_flags)
     {
-      append_flags (out, v, idx, c->has_kw, c->rev2);
+      append_flags (out, s, idx, c->has_kw, c->rev2);
       g_string_append_c (out, ' ');
     }
   if (want_modseq)
@@ -986,7 +998,7 @@ mh_imap__cmd_store (MhImapSession *s, const MhImapCommand *cmd,
                 g_string_append_printf (out, "UID %u ", uid);
               if (!cmd->store_silent)
                 {
-                  append_flags (out, s->view, j, has_kw,
+                  append_flags (out, s, j, has_kw,
                                 (s->enabled & MH_IMAP_ENABLED_REV2) != 0);
                   g_string_append_c (out, ' ');
                 }

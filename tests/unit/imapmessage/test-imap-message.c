@@ -148,6 +148,7 @@ teardown (void **state)
   if (fx->s.saved_uids)
     g_array_unref (fx->s.saved_uids);
   mh_imap__notify_free (fx->s.notify);
+  mh_imap__session_free_priv (&fx->s);
   mh_store_unref (fx->s.store);
   mh_store_unref (fx->store);
   *state = fx->g;
