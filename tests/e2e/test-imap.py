@@ -617,12 +617,12 @@ class ImapTest(unittest.TestCase):
         self.assertEqual(r.line(), "* 1 EXISTS")
         self.assertLess(time.monotonic() - t0, 1.0)
         self.assertEqual(r.line(), "* 1 RECENT")
-        # another process: mh-deliver
-        t0 = time.monotonic()
+        # another process: mh-deliver (timed from its exit: delivered)
         subprocess.run([DELIVER, "--config", self.srv.conf, user],
                        input=message("again", user).encode(), check=True)
+        t0 = time.monotonic()
         self.assertEqual(r.line(), "* 2 EXISTS")
-        self.assertLess(time.monotonic() - t0, 1.5)  # includes the process
+        self.assertLess(time.monotonic() - t0, 1.0)
         self.assertEqual(r.line(), "* 2 RECENT")
         r.send("DONE\r\n")
         lines, tagged = r.wait("i1")
@@ -759,8 +759,12 @@ class ImapTest(unittest.TestCase):
         time.sleep(2)  # not reading: the server must stop producing
         grown = self.rss_kib() - before
         total = n * size // 1024
-        self.assertLess(grown, 12 * 1024, "server grew %d KiB of %d KiB "
-                        "unread" % (grown, total))
+        # (ASan's quarantine keeps freed memory resident: no figure then)
+        with open("/proc/%d/maps" % self.srv.proc.pid) as f:
+            asan = "libasan" in f.read()
+        if not asan:
+            self.assertLess(grown, 12 * 1024, "server grew %d KiB of %d "
+                            "KiB unread" % (grown, total))
         # then everything arrives, in order, complete
         r.sock.settimeout(30)
         got = 0
