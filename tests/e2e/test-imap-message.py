@@ -281,7 +281,7 @@ class MessageCommands(unittest.TestCase):
         self.assertEqual(lines, ["* STATUS Dest (MESSAGES 4)"])
         # QRESYNC turns the expunges into VANISHED.
         self.r.cmd("ENABLE QRESYNC")
-        self.assertEqual(self.r.cmd("MOVE 1 Dest"),
+        self.assertEqual(no_recent(self.r.cmd("MOVE 1 Dest")),
                          (["* OK [COPYUID %d %d %d] Moved UIDs."
                            % (v, u[1], nxt + 4), "* VANISHED %d" % u[1]],
                           "OK Move completed"))
@@ -291,9 +291,10 @@ class MessageCommands(unittest.TestCase):
         self.select()
         u = self.uids()
         self.r.cmd("STORE 2:4 +FLAGS.SILENT (\\Deleted)")
-        self.assertEqual(self.r.cmd("UID EXPUNGE %d" % u[2]),
+        # (IMAP4rev1: RECENT may be restated after expunges, as Dovecot does.)
+        self.assertEqual(no_recent(self.r.cmd("UID EXPUNGE %d" % u[2])),
                          (["* 3 EXPUNGE"], "OK Expunge completed"))
-        self.assertEqual(self.r.cmd("EXPUNGE"),
+        self.assertEqual(no_recent(self.r.cmd("EXPUNGE")),
                          (["* 3 EXPUNGE", "* 2 EXPUNGE"],
                           "OK Expunge completed"))
         lines, _ = self.r.cmd("UID SEARCH ALL")
@@ -307,7 +308,7 @@ class MessageCommands(unittest.TestCase):
         lines, _ = self.r.cmd("FETCH 3 (MODSEQ)")
         m = int(re.search(r"MODSEQ \((\d+)\)", lines[0]).group(1))
         self.r.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)")
-        self.assertEqual(self.r.cmd("EXPUNGE"),
+        self.assertEqual(no_recent(self.r.cmd("EXPUNGE")),
                          (["* VANISHED %d" % u[1]], "OK Expunge completed"))
         lines, tagged = self.r.cmd("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d "
                                    "VANISHED)" % m)
