@@ -631,6 +631,97 @@ MH_API const guint32 *mh_store_view_get_vanished (MhStoreView *view,
  * Returns: the index of @uid in @view, or -1.
  */
 MH_API gint mh_store_view_find (MhStoreView *view, guint32 uid);
+/**
+ * mh_store_view_get_rfc822_size:
+ * @view: a view
+ * @index: 0 .. count-1
+ *
+ * Read from the index record when the view was made (no file access).
+ *
+ * Returns: the message's size with CRLF line ends (IMAP RFC822.SIZE).
+ */
+MH_API guint64 mh_store_view_get_rfc822_size (MhStoreView *view, guint index);
+/**
+ * mh_store_view_get_internal_date:
+ * @view: a view
+ * @index: 0 .. count-1
+ *
+ * Returns: the message's internal date, seconds since the epoch, as
+ *   recorded when the view was made.
+ */
+MH_API gint64 mh_store_view_get_internal_date (MhStoreView *view,
+                                               guint index);
+/**
+ * mh_store_view_get_save_date:
+ * @view: a view
+ * @index: 0 .. count-1
+ *
+ * Returns: when the message was saved into this folder (delivery, APPEND
+ *   or COPY), seconds since the epoch (IMAP SAVEDBEFORE/SAVEDSINCE).
+ */
+MH_API gint64 mh_store_view_get_save_date (MhStoreView *view, guint index);
+
+/**
+ * MhStoreReader:
+ *
+ * A batch reader of message metadata in one folder: one index read
+ * transaction and one freshness check for a run of lookups, instead of
+ * one each per mh_store_message_get(). It sees the index as it was when
+ * made (a snapshot); message files are not touched, so a file that
+ * vanished since is reported when its body is read (mh_store_read()).
+ * Keep it short-lived (one command): it pins that index snapshot.
+ *
+ * Thread safety: one thread at a time per reader; readers of one store
+ * may be used from several threads at once.
+ */
+typedef struct _MhStoreReader MhStoreReader;
+/* Also declared with the message API below (C11 allows both). */
+typedef struct _MhStoreMessage MhStoreMessage;
+MH_API GType mh_store_reader_get_type (void) G_GNUC_CONST;
+#define MH_TYPE_STORE_READER (mh_store_reader_get_type ())
+/**
+ * mh_store_reader_new:
+ * @store: a store
+ * @folder: (nullable): the folder name, %NULL for INBOX
+ * @error: return location for a #GError
+ *
+ * Brings the folder's index up to date with the Maildir once and opens a
+ * read snapshot.
+ *
+ * Returns: (transfer full) (nullable): a reader, or %NULL with
+ *   MH_STORE_ERROR_NOT_FOUND if the folder does not exist.
+ */
+MH_API MhStoreReader *mh_store_reader_new (MhStore *store, const char *folder,
+                                           GError **error);
+/**
+ * mh_store_reader_get:
+ * @reader: a reader
+ * @uid: a UID
+ * @error: return location for a #GError
+ *
+ * Like mh_store_message_get() from the reader's snapshot, without a
+ * freshness check.
+ *
+ * Returns: (transfer full) (nullable): the message, or %NULL with
+ *   MH_STORE_ERROR_NOT_FOUND if the snapshot has no such UID.
+ */
+MH_API MhStoreMessage *mh_store_reader_get (MhStoreReader *reader, guint32 uid,
+                                            GError **error);
+/**
+ * mh_store_reader_ref:
+ * @reader: a reader
+ *
+ * Returns: (transfer full): @reader
+ */
+MH_API MhStoreReader *mh_store_reader_ref (MhStoreReader *reader);
+/**
+ * mh_store_reader_unref:
+ * @reader: (nullable) (transfer full): a reader
+ *
+ * Drops a reference; the last one ends the read snapshot.
+ */
+MH_API void mh_store_reader_unref (MhStoreReader *reader);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MhStoreReader, mh_store_reader_unref)
 
 /**
  * mh_store_changes_since:

@@ -462,39 +462,28 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
 
 /* ---- Messages and reading --------------------------------------------- */
 
-static MhStoreMessage *
-message_load (MhStore *store, const char *folder, guint32 uid,
-              char **filename_out, gboolean *in_new_out, GError **error)
+/* One message from an open read txn: its record and cache (recomputed
+ * from the file when the cache record is missing or damaged). Shared by
+ * message_load() and the batch reader (view-meta.c). */
+MhStoreMessage *
+mh_store__message_from_txn (MhStore *store, MDB_txn *txn, guint32 fid,
+                            const char *folder, guint32 uid,
+                            char **filename_out, GError **error)
 {
-  folder = mh_store__canon (folder);
-  if (!mh_store__sync_folder (store, folder, FALSE, error))
-    return NULL;
-  MDB_txn *txn;
-  if (mh_store__txn_begin (store, FALSE, &txn, error) != 0)
-    return NULL;
-  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, folder,
-                                                       FALSE, error);
   MsgRec r;
   g_autofree char *fn = NULL;
-  if (f == NULL)
+  if (!mh_store__msg_get (store, txn, fid, uid, &r, &fn))
     {
-      mdb_txn_abort (txn);
-      return NULL;
-    }
-  if (!mh_store__msg_get (store, txn, f->rec.id, uid, &r, &fn))
-    {
-      mdb_txn_abort (txn);
       g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
                    "no message with UID %u in '%s'", uid, folder);
       return NULL;
     }
   guint8 key[8];
-  mh_store__key_fid_uid (key, f->rec.id, uid);
+  mh_store__key_fid_uid (key, fid, uid);
   MDB_val ck = { 8, key }, cv;
   GVariant *cache = NULL;
   if (mdb_get (txn, store->db.cache, &ck, &cv) == 0)
     cache = g_variant_ref_sink (cache_from_lmdb (&cv));
-  mdb_txn_abort (txn);
   if (cache == NULL || !g_variant_is_normal_form (cache))
     {
       /* A damaged cache record is recomputed from the file. */
@@ -520,8 +509,32 @@ message_load (MhStore *store, const char *folder, guint32 uid,
                  &m->envelope, &m->body, &m->bodystructure, NULL, NULL);
   if (filename_out)
     *filename_out = g_steal_pointer (&fn);
-  if (in_new_out)
-    *in_new_out = r.in_new;
+  return m;
+}
+
+static MhStoreMessage *
+message_load (MhStore *store, const char *folder, guint32 uid,
+              char **filename_out, gboolean *in_new_out, GError **error)
+{
+  folder = mh_store__canon (folder);
+  if (!mh_store__sync_folder (store, folder, FALSE, error))
+    return NULL;
+  MDB_txn *txn;
+  if (mh_store__txn_begin (store, FALSE, &txn, error) != 0)
+    return NULL;
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, folder,
+                                                       FALSE, error);
+  if (f == NULL)
+    {
+      mdb_txn_abort (txn);
+      return NULL;
+    }
+  MhStoreMessage *m = mh_store__message_from_txn (store, txn, f->rec.id,
+                                                  folder, uid, filename_out,
+                                                  error);
+  mdb_txn_abort (txn);
+  if (m && in_new_out)
+    *in_new_out = m->rec.in_new;
   return m;
 }
 

@@ -230,6 +230,12 @@ gboolean mh_store__msg_put (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
 /* Looks a message up: a copy of its record and file name. */
 gboolean mh_store__msg_get (MhStore *store, MDB_txn *txn, guint32 fid,
                             guint32 uid, MsgRec *rec_out, char **name_out);
+/* ops.c: one message (record + cache) from an open read txn; no
+ * freshness check. NOT_FOUND if the index has no such UID. */
+MhStoreMessage *mh_store__message_from_txn (MhStore *store, MDB_txn *txn,
+                                            guint32 fid, const char *folder,
+                                            guint32 uid, char **filename_out,
+                                            GError **error);
 
 /* Folder directory paths. */
 char *mh_store__folder_path (MhStore *store, const char *name,

