@@ -27,12 +27,12 @@
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
-#define CHECK(x)                                                          \
-  do                                                                      \
-    {                                                                     \
-      if (!(x))                                                           \
-        __builtin_trap ();                                                \
-    }                                                                     \
+#define CHECK(x)                                                               \
+  do                                                                           \
+    {                                                                          \
+      if (!(x))                                                                \
+        __builtin_trap ();                                                     \
+    }                                                                          \
   while (0)
 
 typedef struct
@@ -85,7 +85,7 @@ tag_ok (const char *t)
     return TRUE;
   for (const char *p = t; *p; p++)
     {
-      guchar c = (guchar) *p;
+      guchar c = (guchar)*p;
       if (c <= 0x20 || c >= 0x7f || strchr ("(){%*\"\\+", c) != NULL)
         return FALSE;
     }
@@ -101,7 +101,7 @@ check_line (Host *h)
   for (gsize k = 0; k + 2 < len; k++)
     CHECK (l[k] != '\0' && l[k] != '\r' && l[k] != '\n');
   if (h->debug)
-    fprintf (stderr, "S: %.*s", (int) len, l);
+    fprintf (stderr, "S: %.*s", (int)len, l);
   if (len == 6 && memcmp (l, "+ OK\r\n", 6) == 0)
     {
       h->plus_ok++;
@@ -115,7 +115,7 @@ check_line (Host *h)
     }
   const char *sp = memchr (l, ' ', len);
   CHECK (sp != NULL);
-  g_autofree char *tag = g_strndup (l, (gsize) (sp - l));
+  g_autofree char *tag = g_strndup (l, (gsize)(sp - l));
   CHECK (tag_ok (tag));
   CHECK (g_str_has_prefix (sp, " OK ") || g_str_has_prefix (sp, " NO ")
          || g_str_has_prefix (sp, " BAD "));
@@ -138,17 +138,17 @@ take_output (Host *h)
       while (left > 0)
         {
           gsize rd = 0, wr = 0;
-          GConverterResult r = g_converter_convert (
-              h->cu, ip, left, buf, sizeof buf, G_CONVERTER_NO_FLAGS, &rd,
-              &wr, NULL);
+          GConverterResult r
+              = g_converter_convert (h->cu, ip, left, buf, sizeof buf,
+                                     G_CONVERTER_NO_FLAGS, &rd, &wr, NULL);
           CHECK (r != G_CONVERTER_ERROR);
-          g_string_append_len (plain, buf, (gssize) wr);
+          g_string_append_len (plain, buf, (gssize)wr);
           ip += rd;
           left -= rd;
         }
     }
   else
-    g_string_append_len (plain, (const char *) p, (gssize) n);
+    g_string_append_len (plain, (const char *)p, (gssize)n);
   for (gsize i = 0; i < plain->len; i++)
     {
       g_string_append_c (h->line, plain->str[i]);
@@ -333,7 +333,7 @@ static void
 answer (Host *h, MhImapCommand *c)
 {
   MhImapEngine *e = h->e;
-  guint32 r = h->fixed ? (guint32) c->kind * 7 + (guint32) strlen (c->tag)
+  guint32 r = h->fixed ? (guint32)c->kind * 7 + (guint32)strlen (c->tag)
                        : next_rand (h);
   switch (c->kind)
     {
@@ -357,7 +357,7 @@ answer (Host *h, MhImapCommand *c)
     case MH_IMAP_CMD_SELECT:
     case MH_IMAP_CMD_EXAMINE:
       mh_imap_engine_set_state (e, MH_IMAP_STATE_SELECTED);
-      mh_imap_engine_write (e, (const guint8 *) "* 3 EXISTS\r\n", 12);
+      mh_imap_engine_write (e, (const guint8 *)"* 3 EXISTS\r\n", 12);
       mh_imap_engine_tagged (e, c, "OK", "READ-WRITE", NULL);
       break;
     case MH_IMAP_CMD_CLOSE:
@@ -430,7 +430,7 @@ drain (Host *h)
   /* bounded memory: limits are small in the fuzzer */
   CHECK (mh_imap_engine_memory (h->e)
          <= 400 * 1024 + 2 * h->lim.max_append + 4 * h->lim.max_command
-                + (gsize) h->lim.max_pending * 4096);
+                + (gsize)h->lim.max_pending * 4096);
 }
 
 static gsize
@@ -447,10 +447,9 @@ feed_piece (Host *h, const guint8 *p, gsize n)
     {
       gsize rd = 0, wr = 0;
       GConverterResult r = g_converter_convert (
-          h->cz, ip, left, buf, sizeof buf, G_CONVERTER_FLUSH, &rd, &wr,
-          NULL);
+          h->cz, ip, left, buf, sizeof buf, G_CONVERTER_FLUSH, &rd, &wr, NULL);
       CHECK (r != G_CONVERTER_ERROR);
-      g_byte_array_append (z, buf, (guint) wr);
+      g_byte_array_append (z, buf, (guint)wr);
       ip += rd;
       left -= rd;
       if (left == 0 && r == G_CONVERTER_FLUSHED)
@@ -494,7 +493,9 @@ run_once (const uint8_t *data, size_t size, guint8 cfg, guint32 seed,
     }
   h.e = mh_imap_engine_new (&h.lim);
   MhImapLimits *def = mh_imap_limits_new ();
-#define DEF(f) if (h.lim.f == 0) h.lim.f = def->f
+#define DEF(f)                                                                 \
+  if (h.lim.f == 0)                                                            \
+  h.lim.f = def->f
   DEF (max_line);
   DEF (max_literal);
   DEF (max_append);
@@ -504,7 +505,7 @@ run_once (const uint8_t *data, size_t size, guint8 cfg, guint32 seed,
 #undef DEF
   mh_imap_limits_free (def);
   h.line = g_string_new (NULL);
-  mh_imap_engine_set_state (h.e, (MhImapState) ((cfg >> 1) % 3));
+  mh_imap_engine_set_state (h.e, (MhImapState)((cfg >> 1) % 3));
   mh_imap_engine_set_utf8 (h.e, (cfg & 0x08) != 0);
   mh_imap_engine_set_literal_minus (h.e, (cfg & 0x10) != 0);
   mh_imap_engine_greet (h.e, "[CAPABILITY IMAP4rev1] ready");
@@ -562,7 +563,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   /* a g_return_if_fail() in the engine is a bug the fuzzer must see */
   g_log_set_always_fatal (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
   guint8 cfg = data[0];
-  guint32 seed = data[1] | (guint32) data[2] << 8;
+  guint32 seed = data[1] | (guint32)data[2] << 8;
   if (data[3] & 0x80)
     {
       /* differential: whole input vs one byte at a time */

@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK (mh-imap-error-quark, mh_imap_error)
+G_DEFINE_QUARK (mh - imap - error - quark, mh_imap_error)
 
 /* ---- Sequence sets ------------------------------------------------------- */
 
@@ -80,7 +80,7 @@ mh_imap__search_key_copy (const MhImapSearchKey *key)
   if (key->children != NULL)
     {
       c->children = g_ptr_array_new_full (
-          key->children->len, (GDestroyNotify) mh_imap__search_key_free);
+          key->children->len, (GDestroyNotify)mh_imap__search_key_free);
       for (guint i = 0; i < key->children->len; i++)
         g_ptr_array_add (c->children,
                          mh_imap__search_key_copy (key->children->pdata[i]));
@@ -249,7 +249,7 @@ mh_imap_command_copy (const MhImapCommand *cmd)
   if (cmd->fetch_atts != NULL)
     {
       c->fetch_atts = g_ptr_array_new_full (
-          cmd->fetch_atts->len, (GDestroyNotify) mh_imap__fetch_att_free);
+          cmd->fetch_atts->len, (GDestroyNotify)mh_imap__fetch_att_free);
       for (guint i = 0; i < cmd->fetch_atts->len; i++)
         g_ptr_array_add (c->fetch_atts,
                          fetch_att_copy (cmd->fetch_atts->pdata[i]));
@@ -268,7 +268,7 @@ mh_imap_command_copy (const MhImapCommand *cmd)
   if (cmd->messages != NULL)
     {
       c->messages = g_ptr_array_new_full (
-          cmd->messages->len, (GDestroyNotify) mh_imap__append_message_free);
+          cmd->messages->len, (GDestroyNotify)mh_imap__append_message_free);
       for (guint i = 0; i < cmd->messages->len; i++)
         g_ptr_array_add (c->messages,
                          append_message_copy (cmd->messages->pdata[i]));
@@ -276,8 +276,8 @@ mh_imap_command_copy (const MhImapCommand *cmd)
   c->qresync_known_uids = mh_imap__seqset_copy (cmd->qresync_known_uids);
   c->qresync_seq_match = mh_imap__seqset_copy (cmd->qresync_seq_match);
   c->qresync_uid_match = mh_imap__seqset_copy (cmd->qresync_uid_match);
-  c->strings = has_pairs (cmd) ? pairs_copy (cmd->strings)
-                               : g_strdupv (cmd->strings);
+  c->strings
+      = has_pairs (cmd) ? pairs_copy (cmd->strings) : g_strdupv (cmd->strings);
   c->mechanism = g_strdup (cmd->mechanism);
   c->initial_response = g_strdup (cmd->initial_response);
   c->user = g_strdup (cmd->user);

@@ -60,7 +60,7 @@
 #define ZIN_CAP (16 * 1024)       /* compressed bytes not yet inflated */
 #define OUT_SOFT_MAX (256 * 1024) /* stop framing while this much is unsent */
 #define SLICE_MIN 2048 /* APPENDs above this are sliced, not copied */
-#define TAIL_MAX 24               /* enough for "~{18446744073709551615+}" */
+#define TAIL_MAX 24    /* enough for "~{18446744073709551615+}" */
 
 typedef enum
 {
@@ -126,10 +126,10 @@ struct _MhImapEngine
   LineMode mode;
   Block block;
   gboolean block_active; /* the blocking command was handed out */
-  gsize line_start;     /* offset of the current line in cbuf */
-  guint64 line_bytes;   /* non-literal bytes of this command */
-  guint64 lit_total;    /* literal bytes of this command */
-  gboolean peeked;      /* is_append is known */
+  gsize line_start;      /* offset of the current line in cbuf */
+  guint64 line_bytes;    /* non-literal bytes of this command */
+  guint64 lit_total;     /* literal bytes of this command */
+  gboolean peeked;       /* is_append is known */
   gboolean is_append;
   guint64 lit_left;
   gboolean lit_binary;
@@ -384,8 +384,8 @@ can_frame (MhImapEngine *e)
 /* Finds a literal announcement at the end of @line: "{n}", "{n+}",
  * "~{n}", "~{n+}". */
 static gboolean
-find_literal (const guint8 *line, gsize len, guint64 *n_out,
-              gboolean *sync_out, gboolean *binary_out, gsize *start_out)
+find_literal (const guint8 *line, gsize len, guint64 *n_out, gboolean *sync_out,
+              gboolean *binary_out, gsize *start_out)
 {
   if (len < 3 || line[len - 1] != '}')
     return FALSE;
@@ -451,7 +451,7 @@ idle_or_auth_line (MhImapEngine *e, const char *line, gsize len)
     }
   queue_command (e, cmd, len + 64);
   if (cmd->kind == MH_IMAP_CMD_AUTH_RESPONSE)
-    ((Entry *) g_queue_peek_tail (&e->queue))->blocker = TRUE;
+    ((Entry *)g_queue_peek_tail (&e->queue))->blocker = TRUE;
   e->block_active = FALSE;
 }
 
@@ -470,10 +470,10 @@ complete_command (MhImapEngine *e)
       e->cbuf.data = NULL;
       e->cbuf.len = e->cbuf.cap = 0;
     }
-  const guint8 *p = whole != NULL ? g_bytes_get_data (whole, NULL)
-                                  : e->cbuf.data;
-  MhImapParseResult r = mh_imap__parse (p, size, whole, e->utf8, &cmd, &tag,
-                                        &code, &text);
+  const guint8 *p
+      = whole != NULL ? g_bytes_get_data (whole, NULL) : e->cbuf.data;
+  MhImapParseResult r
+      = mh_imap__parse (p, size, whole, e->utf8, &cmd, &tag, &code, &text);
   command_reset (e);
   if (r != MH_IMAP_PARSE_OK)
     {
@@ -501,7 +501,7 @@ complete_command (MhImapEngine *e)
     }
   queue_command (e, cmd, size);
   if (e->block != B_NONE)
-    ((Entry *) g_queue_peek_tail (&e->queue))->blocker = TRUE;
+    ((Entry *)g_queue_peek_tail (&e->queue))->blocker = TRUE;
 }
 
 /* A full line is in cbuf from line_start (LF dropped). */
@@ -512,13 +512,13 @@ end_line (MhImapEngine *e)
   if (c->len > e->line_start && c->data[c->len - 1] == '\r')
     c->len--;
   /* an empty first line has no buffer yet */
-  const guint8 *line = c->data != NULL ? c->data + e->line_start
-                                       : (const guint8 *) "";
+  const guint8 *line
+      = c->data != NULL ? c->data + e->line_start : (const guint8 *)"";
   gsize len = c->len - e->line_start;
 
   if (e->mode != M_CMD)
     {
-      idle_or_auth_line (e, (const char *) line, len);
+      idle_or_auth_line (e, (const char *)line, len);
       command_reset (e);
       return;
     }
@@ -541,17 +541,17 @@ end_line (MhImapEngine *e)
   guint64 max = e->is_append ? e->lim.max_append : e->lim.max_literal;
   guint64 total_max = e->is_append ? e->lim.max_append : e->lim.max_command;
   guint64 total = e->lit_total + (e->is_append ? 0 : e->line_bytes);
-  gboolean too_big = n > max || n > total_max - MIN (total, total_max)
-                     || total >= total_max;
+  gboolean too_big
+      = n > max || n > total_max - MIN (total, total_max) || total >= total_max;
   if (!sync && e->literal_minus && n > MH_LIMIT_IMAP_LITERAL_MINUS)
     {
       /* RFC 7888 4: the bytes follow anyway; there is no telling
        * where the next command starts, so the session ends */
       g_autofree char *tag = cbuf_tag (e);
-      g_autofree char *t = g_strdup_printf (
-          "Non-synchronizing literal of %" G_GUINT64_FORMAT
-          " bytes exceeds LITERAL- maximum of %u bytes",
-          n, MH_LIMIT_IMAP_LITERAL_MINUS);
+      g_autofree char *t
+          = g_strdup_printf ("Non-synchronizing literal of %" G_GUINT64_FORMAT
+                             " bytes exceeds LITERAL- maximum of %u bytes",
+                             n, MH_LIMIT_IMAP_LITERAL_MINUS);
       push_error (e, tag, "BAD", "TOOBIG", t);
       Entry *last = g_queue_peek_tail (&e->queue);
       last->bye = g_strdup ("Literal too large.");
@@ -571,8 +571,9 @@ end_line (MhImapEngine *e)
                              " bytes, the maximum is %" G_GUINT64_FORMAT,
                              n, max);
       else
-        t = g_strdup_printf ("Command too large: the maximum is %"
-                             G_GUINT64_FORMAT " bytes", total_max);
+        t = g_strdup_printf (
+            "Command too large: the maximum is %" G_GUINT64_FORMAT " bytes",
+            total_max);
       /* RFC 7889 4: NO [TOOBIG] for a message over APPENDLIMIT */
       refuse_and_skip (e, e->is_append ? "NO" : "BAD", "TOOBIG", t, FALSE);
       if (!sync)
@@ -588,7 +589,7 @@ end_line (MhImapEngine *e)
   /* reserve up to 1 MiB at once rather than copy the literal again at
    * every doubling; a client that announces more and sends nothing
    * should not make us map all of it */
-  buf_reserve (c, (gsize) MIN (n, (guint64) 1 << 20));
+  buf_reserve (c, (gsize)MIN (n, (guint64)1 << 20));
   e->lit_total += n;
   e->lit_left = n;
   e->lit_binary = binary;
@@ -652,7 +653,7 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
         case F_LINE:
           {
             const guint8 *lf = memchr (p + i, '\n', n - i);
-            gsize take = lf != NULL ? (gsize) (lf - (p + i)) : n - i;
+            gsize take = lf != NULL ? (gsize)(lf - (p + i)) : n - i;
             guint64 limit = e->lim.max_line;
             const guint8 *nul = memchr (p + i, '\0', take);
             if (nul != NULL && e->line_bytes + (nul - (p + i)) <= limit)
@@ -671,7 +672,8 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
                     e->lim.max_line);
                 /* up to the limit, as if the line had come in pieces:
                  * the tag is read from there */
-                gsize keep = (gsize) (limit + 1 - MIN (e->line_bytes, limit + 1));
+                gsize keep
+                    = (gsize)(limit + 1 - MIN (e->line_bytes, limit + 1));
                 buf_append (&e->cbuf, p + i, keep);
                 i += keep;
                 line_error (e, t);
@@ -688,7 +690,7 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
           }
         case F_LITERAL:
           {
-            gsize take = (gsize) MIN (e->lit_left, (guint64) (n - i));
+            gsize take = (gsize)MIN (e->lit_left, (guint64)(n - i));
             if (!e->lit_binary && memchr (p + i, '\0', take) != NULL)
               {
                 /* RFC 9051 9: literal = ... *CHAR8, CHAR8 excludes NUL */
@@ -714,7 +716,7 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
         case F_SKIP_LINE:
           {
             const guint8 *lf = memchr (p + i, '\n', n - i);
-            gsize take = lf != NULL ? (gsize) (lf - (p + i)) : n - i;
+            gsize take = lf != NULL ? (gsize)(lf - (p + i)) : n - i;
             tail_add (e, p + i, take);
             i += take;
             if (lf == NULL)
@@ -727,8 +729,8 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
             gboolean sync, binary;
             gsize start;
             e->tail_len = 0;
-            if (find_literal ((const guint8 *) e->tail, tl, &ln, &sync,
-                              &binary, &start)
+            if (find_literal ((const guint8 *)e->tail, tl, &ln, &sync, &binary,
+                              &start)
                 && !sync)
               {
                 e->frame = F_SKIP_LITERAL;
@@ -740,7 +742,7 @@ frame (MhImapEngine *e, const guint8 *p, gsize n)
           }
         case F_SKIP_LITERAL:
           {
-            gsize take = (gsize) MIN (e->lit_left, (guint64) (n - i));
+            gsize take = (gsize)MIN (e->lit_left, (guint64)(n - i));
             i += take;
             e->lit_left -= take;
             if (e->lit_left == 0)
@@ -766,8 +768,8 @@ inflate_some (MhImapEngine *e)
   g_autoptr (GError) err = NULL;
   GConverterResult r = g_converter_convert (
       e->inflate, e->zin.data + e->zin.pos, buf_avail (&e->zin),
-      e->in.data + e->in.len, IN_CAP - buf_avail (&e->in),
-      G_CONVERTER_NO_FLAGS, &rd, &wr, &err);
+      e->in.data + e->in.len, IN_CAP - buf_avail (&e->in), G_CONVERTER_NO_FLAGS,
+      &rd, &wr, &err);
   if (r == G_CONVERTER_ERROR)
     {
       if (g_error_matches (err, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT))
@@ -829,7 +831,9 @@ mh_imap_engine_new (const MhImapLimits *limits)
   mh_imap_limits_free (def);
   if (limits != NULL)
     {
-#define TAKE(f) if (limits->f != 0) e->lim.f = limits->f
+#define TAKE(f)                                                                \
+  if (limits->f != 0)                                                          \
+  e->lim.f = limits->f
       TAKE (max_line);
       TAKE (max_literal);
       TAKE (max_append);
@@ -841,8 +845,7 @@ mh_imap_engine_new (const MhImapLimits *limits)
   /* a line must at least hold "a LOGOUT"; a command its line */
   e->lim.max_line = MAX (e->lim.max_line, 64);
   e->lim.max_command = MAX (e->lim.max_command, 64);
-  e->lim.max_line = (guint) MIN ((guint64) e->lim.max_line,
-                                 e->lim.max_command);
+  e->lim.max_line = (guint)MIN ((guint64)e->lim.max_line, e->lim.max_command);
   e->state = MH_IMAP_STATE_NOT_AUTHENTICATED;
   g_queue_init (&e->queue);
   return e;
@@ -861,7 +864,7 @@ mh_imap_engine_unref (MhImapEngine *e)
 {
   if (e == NULL || !g_atomic_int_dec_and_test (&e->ref))
     return;
-  g_queue_clear_full (&e->queue, (GDestroyNotify) entry_free);
+  g_queue_clear_full (&e->queue, (GDestroyNotify)entry_free);
   /* input may hold a LOGIN or AUTHENTICATE secret */
   if (e->cbuf.data != NULL)
     mh_core__wipe (e->cbuf.data, e->cbuf.len);
@@ -1125,8 +1128,7 @@ mh_imap_engine_write (MhImapEngine *e, const guint8 *data, gsize len)
 
 void
 mh_imap_engine_tagged (MhImapEngine *e, const MhImapCommand *cmd,
-                       const char *status, const char *code,
-                       const char *text)
+                       const char *status, const char *code, const char *text)
 {
   g_return_if_fail (e != NULL);
   g_return_if_fail (cmd != NULL);
@@ -1189,8 +1191,10 @@ mh_imap_engine_start_compress (MhImapEngine *e)
   g_return_if_fail (e != NULL);
   if (e->deflate != NULL)
     return;
-  e->deflate = G_CONVERTER (g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_RAW, -1));
-  e->inflate = G_CONVERTER (g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_RAW));
+  e->deflate
+      = G_CONVERTER (g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_RAW, -1));
+  e->inflate
+      = G_CONVERTER (g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_RAW));
   /* bytes taken after COMPRESS were already compressed by the client */
   if (buf_avail (&e->in) > 0)
     {
@@ -1248,7 +1252,7 @@ mh_imap_engine_bye (MhImapEngine *e, const char *text)
   g_string_free (s, TRUE);
   e->closing = TRUE;
   e->state = MH_IMAP_STATE_LOGOUT;
-  g_queue_clear_full (&e->queue, (GDestroyNotify) entry_free);
+  g_queue_clear_full (&e->queue, (GDestroyNotify)entry_free);
   e->queue_bytes = 0;
 }
 

@@ -36,7 +36,7 @@ string_form (const char *s, gsize len, gboolean utf8)
     return 2;
   for (gsize i = 0; i < len; i++)
     {
-      guchar c = (guchar) s[i];
+      guchar c = (guchar)s[i];
       if (c == 0 || c == '\r' || c == '\n')
         return 2;
       if (c >= 0x80)
@@ -44,7 +44,7 @@ string_form (const char *s, gsize len, gboolean utf8)
       if (!is_atom_char (c))
         atom = FALSE;
     }
-  if (eight && !(utf8 && g_utf8_validate (s, (gssize) len, NULL)))
+  if (eight && !(utf8 && g_utf8_validate (s, (gssize)len, NULL)))
     return 2;
   return atom ? 0 : 1;
 }
@@ -55,7 +55,7 @@ append_quoted_or_literal (GString *out, const char *s, gsize len, int form)
   if (form == 2)
     {
       g_string_append_printf (out, "{%" G_GSIZE_FORMAT "}\r\n", len);
-      g_string_append_len (out, s, (gssize) len);
+      g_string_append_len (out, s, (gssize)len);
       return;
     }
   g_string_append_c (out, '"');
@@ -69,27 +69,25 @@ append_quoted_or_literal (GString *out, const char *s, gsize len, int form)
 }
 
 void
-mh_imap_append_astring (GString *out, const char *s, gssize len,
-                        gboolean utf8)
+mh_imap_append_astring (GString *out, const char *s, gssize len, gboolean utf8)
 {
   g_return_if_fail (out != NULL);
   g_return_if_fail (s != NULL || len == 0);
   if (s == NULL)
     s = "";
-  gsize n = len < 0 ? strlen (s) : (gsize) len;
+  gsize n = len < 0 ? strlen (s) : (gsize)len;
   int form = string_form (s, n, utf8);
   /* "NIL" as an atom would read as NIL where an nstring may also appear */
   if (form == 0 && !(n == 3 && g_ascii_strncasecmp (s, "NIL", 3) == 0))
     {
-      g_string_append_len (out, s, (gssize) n);
+      g_string_append_len (out, s, (gssize)n);
       return;
     }
   append_quoted_or_literal (out, s, n, form == 0 ? 1 : form);
 }
 
 void
-mh_imap_append_nstring (GString *out, const char *s, gssize len,
-                        gboolean utf8)
+mh_imap_append_nstring (GString *out, const char *s, gssize len, gboolean utf8)
 {
   g_return_if_fail (out != NULL);
   if (s == NULL)
@@ -97,7 +95,7 @@ mh_imap_append_nstring (GString *out, const char *s, gssize len,
       g_string_append (out, "NIL");
       return;
     }
-  gsize n = len < 0 ? strlen (s) : (gsize) len;
+  gsize n = len < 0 ? strlen (s) : (gsize)len;
   int form = string_form (s, n, utf8);
   append_quoted_or_literal (out, s, n, form == 0 ? 1 : form);
 }
@@ -136,7 +134,8 @@ mh_imap_seqset_format (const guint32 *values, gsize n)
       guint32 a = values[i], b = a;
       gsize j = i + 1;
       /* runs of consecutive numbers (duplicates folded in) */
-      while (j < n && (values[j] == b || (b < G_MAXUINT32 && values[j] == b + 1)))
+      while (j < n
+             && (values[j] == b || (b < G_MAXUINT32 && values[j] == b + 1)))
         b = values[j++];
       if (s->len > 0)
         g_string_append_c (s, ',');

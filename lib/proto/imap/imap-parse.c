@@ -46,8 +46,7 @@ typedef struct
 
 /* ---- Basics -------------------------------------------------------------- */
 
-static gboolean G_GNUC_PRINTF (2, 3)
-fail (P *p, const char *fmt, ...)
+static gboolean G_GNUC_PRINTF (2, 3) fail (P *p, const char *fmt, ...)
 {
   if (p->err != NULL)
     return FALSE;
@@ -77,7 +76,7 @@ at_end (const P *p)
 static gboolean
 eat (P *p, char c)
 {
-  if (peek (p) == (guchar) c)
+  if (peek (p) == (guchar)c)
     {
       p->pos++;
       return TRUE;
@@ -161,7 +160,7 @@ take_while (P *p, gboolean (*pred) (int))
     p->pos++;
   if (p->pos == start)
     return NULL;
-  return g_strndup ((const char *) p->s + start, p->pos - start);
+  return g_strndup ((const char *)p->s + start, p->pos - start);
 }
 
 static char *
@@ -195,7 +194,7 @@ peek_keyword (const P *p, const char *kw)
 {
   gsize n = strlen (kw);
   if (p->len - p->pos < n
-      || g_ascii_strncasecmp ((const char *) p->s + p->pos, kw, n) != 0)
+      || g_ascii_strncasecmp ((const char *)p->s + p->pos, kw, n) != 0)
     return FALSE;
   return p->pos + n == p->len || !is_atom_char (p->s[p->pos + n]);
 }
@@ -218,14 +217,13 @@ number64 (P *p, guint64 *out, const char *what)
     {
       guint d = p->s[p->pos] - '0';
       /* RFC 9051 9: number64 is at most 2^63-1 */
-      if (n > ((guint64) G_MAXINT64 - d) / 10)
+      if (n > ((guint64)G_MAXINT64 - d) / 10)
         return fail (p, "%s is too large", what);
       n = n * 10 + d;
       p->pos++;
     }
   if (p->pos == start)
-    return fail (p, at_end (p) ? "missing %s" : "expected %s (a number)",
-                 what);
+    return fail (p, at_end (p) ? "missing %s" : "expected %s (a number)", what);
   *out = n;
   return TRUE;
 }
@@ -240,7 +238,7 @@ number32 (P *p, guint32 *out, gboolean nonzero, const char *what)
     return fail (p, "%s is too large", what);
   if (nonzero && n == 0)
     return fail (p, "%s must not be 0", what);
-  *out = (guint32) n;
+  *out = (guint32)n;
   return TRUE;
 }
 
@@ -252,14 +250,16 @@ check_text (P *p, const char *s, gsize len, const char *what)
 {
   gboolean eight = FALSE;
   for (gsize i = 0; i < len; i++)
-    if ((guchar) s[i] >= 0x80)
+    if ((guchar)s[i] >= 0x80)
       eight = TRUE;
   if (!eight)
     return TRUE;
   if (!p->utf8)
-    return fail (p, "8-bit characters in quoted %s need UTF8=ACCEPT "
-                    "(or a literal)", what);
-  if (!g_utf8_validate (s, (gssize) len, NULL))
+    return fail (p,
+                 "8-bit characters in quoted %s need UTF8=ACCEPT "
+                 "(or a literal)",
+                 what);
+  if (!g_utf8_validate (s, (gssize)len, NULL))
     return fail (p, "%s is not valid UTF-8", what);
   return TRUE;
 }
@@ -291,8 +291,10 @@ quoted (P *p, gsize *len_out, const char *what)
           if (d != '"' && d != '\\')
             {
               g_string_free (s, TRUE);
-              fail (p, "invalid escape in quoted string of %s (only \\\" "
-                       "and \\\\ are allowed)", what);
+              fail (p,
+                    "invalid escape in quoted string of %s (only \\\" "
+                    "and \\\\ are allowed)",
+                    what);
               return NULL;
             }
           p->pos++;
@@ -304,7 +306,7 @@ quoted (P *p, gsize *len_out, const char *what)
           fail (p, "CR or LF in quoted string of %s", what);
           return NULL;
         }
-      g_string_append_c (s, (char) c);
+      g_string_append_c (s, (char)c);
     }
   if (!check_text (p, s->str, s->len, what))
     {
@@ -341,8 +343,8 @@ literal_at (P *p, gsize *off_out, gsize *len_out, gboolean *binary_out,
   if (n > p->len - p->pos)
     return fail (p, "literal for %s is truncated", what);
   *off_out = p->pos;
-  *len_out = (gsize) n;
-  p->pos += (gsize) n;
+  *len_out = (gsize)n;
+  p->pos += (gsize)n;
   if (binary_out != NULL)
     *binary_out = binary;
   return TRUE;
@@ -356,7 +358,7 @@ literal_string (P *p, gsize *len_out, gboolean binary_ok, const char *what)
     return NULL;
   if (len_out != NULL)
     *len_out = len;
-  return g_strndup ((const char *) p->s + off, len);
+  return g_strndup ((const char *)p->s + off, len);
 }
 
 /* string = quoted / literal */
@@ -472,11 +474,11 @@ seqset (P *p, const char *what)
 static char *
 flag (P *p, gboolean in_store)
 {
-  (void) in_store;
+  (void)in_store;
   if (eat (p, '\\'))
     {
-      static const char *const sys[] = { "Answered", "Flagged", "Deleted",
-                                         "Seen", "Draft" };
+      static const char *const sys[]
+          = { "Answered", "Flagged", "Deleted", "Seen", "Draft" };
       g_autofree char *a = atom (p, "a system flag name after '\\'");
       if (a == NULL)
         return NULL;
@@ -521,7 +523,7 @@ flag_list (P *p, gboolean in_store)
     }
   g_ptr_array_add (a, NULL);
   g_ptr_array_set_free_func (a, NULL);
-  return (char **) g_ptr_array_free (a, FALSE);
+  return (char **)g_ptr_array_free (a, FALSE);
 }
 
 /* ---- Dates --------------------------------------------------------------- */
@@ -529,13 +531,13 @@ flag_list (P *p, gboolean in_store)
 static int
 month (P *p)
 {
-  static const char *const names[] = { "Jan", "Feb", "Mar", "Apr",
-                                       "May", "Jun", "Jul", "Aug",
-                                       "Sep", "Oct", "Nov", "Dec" };
+  static const char *const names[]
+      = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
   if (p->len - p->pos < 3)
     return 0;
   for (int i = 0; i < 12; i++)
-    if (g_ascii_strncasecmp ((const char *) p->s + p->pos, names[i], 3) == 0)
+    if (g_ascii_strncasecmp ((const char *)p->s + p->pos, names[i], 3) == 0)
       {
         p->pos += 3;
         return i + 1;
@@ -561,9 +563,9 @@ days_since_epoch (guint d, guint m, guint y)
 {
   GDate date;
   g_date_clear (&date, 1);
-  g_date_set_dmy (&date, (GDateDay) d, (GDateMonth) m, (GDateYear) y);
+  g_date_set_dmy (&date, (GDateDay)d, (GDateMonth)m, (GDateYear)y);
   /* 1970-01-01 is Julian day 719163 in GDate's count */
-  return (gint64) g_date_get_julian (&date) - 719163;
+  return (gint64)g_date_get_julian (&date) - 719163;
 }
 
 /* date = date-text / DQUOTE date-text DQUOTE; date-text =
@@ -577,9 +579,9 @@ date (P *p, gint64 *out)
   if (!digits (p, 1, 2, &d) || !eat (p, '-') || (m = month (p)) == 0
       || !eat (p, '-') || !digits (p, 4, 4, &y) || (q && !eat (p, '"')))
     return fail (p, "invalid date (expected d-Mon-yyyy, e.g. 1-Feb-2024)");
-  if (!g_date_valid_dmy ((GDateDay) d, (GDateMonth) m, (GDateYear) y))
+  if (!g_date_valid_dmy ((GDateDay)d, (GDateMonth)m, (GDateYear)y))
     return fail (p, "invalid date: day %u of month %d of %u", d, m, y);
-  *out = days_since_epoch (d, (guint) m, y);
+  *out = days_since_epoch (d, (guint)m, y);
   return TRUE;
 }
 
@@ -604,12 +606,12 @@ date_time (P *p, gint64 *out)
     return fail (p, "invalid time zone in date-time (expected +hhmm)");
   if (!digits (p, 4, 4, &zh) || !eat (p, '"'))
     return fail (p, "invalid time zone in date-time (expected +hhmm)");
-  if (!g_date_valid_dmy ((GDateDay) d, (GDateMonth) m, (GDateYear) y)
-      || hh > 23 || mm > 59 || ss > 60 || zh % 100 > 59 || zh / 100 > 23)
+  if (!g_date_valid_dmy ((GDateDay)d, (GDateMonth)m, (GDateYear)y) || hh > 23
+      || mm > 59 || ss > 60 || zh % 100 > 59 || zh / 100 > 23)
     return fail (p, "date-time out of range");
-  gint64 t = days_since_epoch (d, (guint) m, y) * 86400 + hh * 3600
-             + mm * 60 + ss;
-  t -= sign * (gint64) ((zh / 100) * 3600 + (zh % 100) * 60);
+  gint64 t
+      = days_since_epoch (d, (guint)m, y) * 86400 + hh * 3600 + mm * 60 + ss;
+  t -= sign * (gint64)((zh / 100) * 3600 + (zh % 100) * 60);
   *out = t;
   return TRUE;
 }
@@ -685,7 +687,7 @@ search_key_body (P *p, guint depth)
       p->pos++;
       MhImapSearchKey *k = mh_imap__search_key_new (MH_IMAP_SEARCH_AND);
       k->children = g_ptr_array_new_with_free_func (
-          (GDestroyNotify) mh_imap__search_key_free);
+          (GDestroyNotify)mh_imap__search_key_free);
       for (;;)
         {
           MhImapSearchKey *ch = search_key (p, depth + 1);
@@ -720,22 +722,21 @@ search_key_body (P *p, guint depth)
   if (k != NULL)
     return k;
 
-  static const char *const str_names[] = { "BCC",     "CC",   "FROM",
-                                           "SUBJECT", "TO",   "BODY",
-                                           "TEXT" };
+  static const char *const str_names[]
+      = { "BCC", "CC", "FROM", "SUBJECT", "TO", "BODY", "TEXT" };
   static const MhImapSearchKeyType str_types[] = {
-    MH_IMAP_SEARCH_BCC,     MH_IMAP_SEARCH_CC,   MH_IMAP_SEARCH_FROM,
-    MH_IMAP_SEARCH_SUBJECT, MH_IMAP_SEARCH_TO,   MH_IMAP_SEARCH_BODY,
+    MH_IMAP_SEARCH_BCC,     MH_IMAP_SEARCH_CC, MH_IMAP_SEARCH_FROM,
+    MH_IMAP_SEARCH_SUBJECT, MH_IMAP_SEARCH_TO, MH_IMAP_SEARCH_BODY,
     MH_IMAP_SEARCH_TEXT,
   };
   static const char *const date_names[] = {
-    "BEFORE",     "ON",     "SINCE",       "SENTBEFORE", "SENTON",
-    "SENTSINCE",  "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE",
+    "BEFORE",    "ON",          "SINCE",   "SENTBEFORE", "SENTON",
+    "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE",
   };
   static const MhImapSearchKeyType date_types[] = {
-    MH_IMAP_SEARCH_BEFORE,     MH_IMAP_SEARCH_ON,
-    MH_IMAP_SEARCH_SINCE,      MH_IMAP_SEARCH_SENTBEFORE,
-    MH_IMAP_SEARCH_SENTON,     MH_IMAP_SEARCH_SENTSINCE,
+    MH_IMAP_SEARCH_BEFORE,      MH_IMAP_SEARCH_ON,
+    MH_IMAP_SEARCH_SINCE,       MH_IMAP_SEARCH_SENTBEFORE,
+    MH_IMAP_SEARCH_SENTON,      MH_IMAP_SEARCH_SENTSINCE,
     MH_IMAP_SEARCH_SAVEDBEFORE, MH_IMAP_SEARCH_SAVEDON,
     MH_IMAP_SEARCH_SAVEDSINCE,
   };
@@ -751,8 +752,7 @@ search_key_body (P *p, guint depth)
       k->string = s;
       return k;
     }
-  if (search_lookup (kw, date_names, date_types, G_N_ELEMENTS (date_names),
-                     &t))
+  if (search_lookup (kw, date_names, date_types, G_N_ELEMENTS (date_names), &t))
     {
       gint64 d = 0;
       if (!expect_sp (p, what) || !date (p, &d))
@@ -830,7 +830,7 @@ search_key_body (P *p, guint depth)
         return NULL;
       k = mh_imap__search_key_new (MH_IMAP_SEARCH_NOT);
       k->children = g_ptr_array_new_with_free_func (
-          (GDestroyNotify) mh_imap__search_key_free);
+          (GDestroyNotify)mh_imap__search_key_free);
       g_ptr_array_add (k->children, ch);
       return k;
     }
@@ -838,7 +838,7 @@ search_key_body (P *p, guint depth)
     {
       k = mh_imap__search_key_new (MH_IMAP_SEARCH_OR);
       k->children = g_ptr_array_new_with_free_func (
-          (GDestroyNotify) mh_imap__search_key_free);
+          (GDestroyNotify)mh_imap__search_key_free);
       for (int i = 0; i < 2; i++)
         {
           MhImapSearchKey *ch = NULL;
@@ -958,7 +958,7 @@ search_program (P *p, gboolean need_charset)
     }
   MhImapSearchKey *root = mh_imap__search_key_new (MH_IMAP_SEARCH_AND);
   root->children = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_imap__search_key_free);
+      (GDestroyNotify)mh_imap__search_key_free);
   cmd->search = root;
   do
     {
@@ -1010,8 +1010,10 @@ search_return (P *p)
       else if (g_str_equal (o, "SAVE"))
         cmd->search_return |= MH_IMAP_RETURN_SAVE;
       else
-        return fail (p, "unknown return option %s (expected MIN, MAX, ALL, "
-                        "COUNT or SAVE)", o);
+        return fail (p,
+                     "unknown return option %s (expected MIN, MAX, ALL, "
+                     "COUNT or SAVE)",
+                     o);
       if (eat (p, ')'))
         break;
       if (!expect_sp (p, "the next return option"))
@@ -1090,8 +1092,8 @@ section (P *p, MhImapFetchAtt *a, gboolean binary)
       gsize start = p->pos;
       while (is_section_char (peek (p)))
         p->pos++;
-      g_autofree char *t
-          = g_ascii_strup ((const char *) p->s + start, (gssize) (p->pos - start));
+      g_autofree char *t = g_ascii_strup ((const char *)p->s + start,
+                                          (gssize)(p->pos - start));
       if (g_str_equal (t, "HEADER"))
         a->text = MH_IMAP_SECTION_HEADER;
       else if (g_str_equal (t, "HEADER.FIELDS"))
@@ -1104,8 +1106,9 @@ section (P *p, MhImapFetchAtt *a, gboolean binary)
         a->text = MH_IMAP_SECTION_MIME;
       else
         {
-          fail (p, "invalid section text \"%s\" (expected HEADER, "
-                   "HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT%s)",
+          fail (p,
+                "invalid section text \"%s\" (expected HEADER, "
+                "HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT%s)",
                 t, parts->len > 0 ? " or MIME" : "");
           goto out;
         }
@@ -1143,7 +1146,7 @@ section (P *p, MhImapFetchAtt *a, gboolean binary)
           g_string_append_c (spec, ')');
           g_ptr_array_add (f, NULL);
           g_ptr_array_set_free_func (f, NULL);
-          a->fields = (char **) g_ptr_array_free (f, FALSE);
+          a->fields = (char **)g_ptr_array_free (f, FALSE);
         }
     }
   if (!expect_c (p, ']', "to close the section"))
@@ -1178,13 +1181,15 @@ static gboolean
 fetch_att (P *p, gboolean alone)
 {
   gsize start = p->pos;
-  while (p->pos < p->len && (g_ascii_isalnum (p->s[p->pos])
-                             || p->s[p->pos] == '.' || p->s[p->pos] == '-'))
+  while (p->pos < p->len
+         && (g_ascii_isalnum (p->s[p->pos]) || p->s[p->pos] == '.'
+             || p->s[p->pos] == '-'))
     p->pos++;
   if (p->pos == start)
-    return fail (p, at_end (p) ? "missing FETCH item" : "expected a FETCH item");
+    return fail (p,
+                 at_end (p) ? "missing FETCH item" : "expected a FETCH item");
   g_autofree char *n
-      = g_ascii_strup ((const char *) p->s + start, (gssize) (p->pos - start));
+      = g_ascii_strup ((const char *)p->s + start, (gssize)(p->pos - start));
   static const struct
   {
     const char *name;
@@ -1234,7 +1239,7 @@ fetch_att (P *p, gboolean alone)
     return fail (p, "unknown FETCH item \"%s\"", n);
   if (!eat (p, '['))
     return fail (p, "expected '[' after %s", n);
-  MhImapFetchAtt *a = att_new (body ? MH_IMAP_FETCH_BODY_SECTION
+  MhImapFetchAtt *a = att_new (body  ? MH_IMAP_FETCH_BODY_SECTION
                                : bin ? MH_IMAP_FETCH_BINARY
                                      : MH_IMAP_FETCH_BINARY_SIZE);
   a->peek = g_str_has_suffix (n, ".PEEK");
@@ -1274,8 +1279,10 @@ fetch_modifiers (P *p)
       else if (g_str_equal (m, "VANISHED"))
         cmd->vanished = TRUE;
       else
-        return fail (p, "unknown FETCH modifier %s (expected CHANGEDSINCE "
-                        "or VANISHED)", m);
+        return fail (p,
+                     "unknown FETCH modifier %s (expected CHANGEDSINCE "
+                     "or VANISHED)",
+                     m);
       if (eat (p, ')'))
         break;
       if (!expect_sp (p, "the next FETCH modifier"))
@@ -1297,8 +1304,8 @@ parse_fetch (P *p)
       || (cmd->set = seqset (p, "message set")) == NULL
       || !expect_sp (p, "FETCH items"))
     return FALSE;
-  cmd->fetch_atts
-      = g_ptr_array_new_with_free_func ((GDestroyNotify) mh_imap__fetch_att_free);
+  cmd->fetch_atts = g_ptr_array_new_with_free_func (
+      (GDestroyNotify)mh_imap__fetch_att_free);
   if (eat (p, '('))
     {
       for (;;)
@@ -1351,8 +1358,10 @@ parse_store (P *p)
   if (g_str_equal (item, "FLAGS.SILENT"))
     cmd->store_silent = TRUE;
   else if (!g_str_equal (item, "FLAGS"))
-    return fail (p, "unknown STORE item %s (expected FLAGS, +FLAGS or "
-                    "-FLAGS, optionally .SILENT)", item);
+    return fail (p,
+                 "unknown STORE item %s (expected FLAGS, +FLAGS or "
+                 "-FLAGS, optionally .SILENT)",
+                 item);
   if (!expect_sp (p, "flags"))
     return FALSE;
   if (peek (p) == '(')
@@ -1380,7 +1389,7 @@ parse_store (P *p)
     }
   g_ptr_array_add (a, NULL);
   g_ptr_array_set_free_func (a, NULL);
-  cmd->store_flags = (char **) g_ptr_array_free (a, FALSE);
+  cmd->store_flags = (char **)g_ptr_array_free (a, FALSE);
   return TRUE;
 }
 
@@ -1414,10 +1423,9 @@ static gboolean
 parse_sort (P *p)
 {
   MhImapCommand *cmd = p->cmd;
-  static const char *const names[] = { "ARRIVAL", "CC",      "DATE",
-                                       "FROM",    "SIZE",    "SUBJECT",
-                                       "TO",      "DISPLAYFROM",
-                                       "DISPLAYTO" };
+  static const char *const names[]
+      = { "ARRIVAL", "CC", "DATE",        "FROM",     "SIZE",
+          "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO" };
   if (!search_return (p) || !expect_sp (p, "sort criteria")
       || !expect_c (p, '(', "to open the sort criteria"))
     return FALSE;
@@ -1442,7 +1450,7 @@ parse_sort (P *p)
           break;
       if (i == G_N_ELEMENTS (names))
         return fail (p, "unknown sort key %s", k);
-      c.key = (MhImapSortKey) i;
+      c.key = (MhImapSortKey)i;
       g_array_append_val (cmd->sort, c);
       if (eat (p, ')'))
         break;
@@ -1466,8 +1474,10 @@ parse_thread (P *p)
   else if (g_str_equal (a, "REFERENCES"))
     cmd->thread = MH_IMAP_THREAD_REFERENCES;
   else
-    return fail (p, "unknown threading algorithm %s (expected "
-                    "ORDEREDSUBJECT or REFERENCES)", a);
+    return fail (p,
+                 "unknown threading algorithm %s (expected "
+                 "ORDEREDSUBJECT or REFERENCES)",
+                 a);
   return search_program (p, TRUE);
 }
 
@@ -1540,10 +1550,12 @@ parse_select (P *p)
           if (eat (p, '('))
             {
               if ((cmd->qresync_seq_match
-                   = seqset (p, "QRESYNC sequence match set")) == NULL
+                   = seqset (p, "QRESYNC sequence match set"))
+                      == NULL
                   || !expect_sp (p, "QRESYNC UID match set")
                   || (cmd->qresync_uid_match
-                      = seqset (p, "QRESYNC UID match set")) == NULL
+                      = seqset (p, "QRESYNC UID match set"))
+                         == NULL
                   || !expect_c (p, ')', "to close the sequence match data"))
                 return FALSE;
               if (cmd->qresync_seq_match->saved
@@ -1554,8 +1566,10 @@ parse_select (P *p)
             return FALSE;
         }
       else
-        return fail (p, "unknown SELECT parameter %s (expected CONDSTORE "
-                        "or QRESYNC)", k);
+        return fail (p,
+                     "unknown SELECT parameter %s (expected CONDSTORE "
+                     "or QRESYNC)",
+                     k);
       if (eat (p, ')'))
         break;
       if (!expect_sp (p, "the next SELECT parameter"))
@@ -1619,7 +1633,7 @@ parse_create (P *p)
         {
           g_ptr_array_add (use, NULL);
           g_ptr_array_set_free_func (use, NULL);
-          cmd->strings = (char **) g_ptr_array_free (use, FALSE);
+          cmd->strings = (char **)g_ptr_array_free (use, FALSE);
           return expect_end (p);
         }
       if (!expect_sp (p, "the next CREATE parameter"))
@@ -1632,10 +1646,9 @@ parse_create (P *p)
 static gboolean
 status_items (P *p, MhImapStatusItem *out)
 {
-  static const char *const names[] = { "MESSAGES", "RECENT",   "UIDNEXT",
-                                       "UIDVALIDITY", "UNSEEN", "DELETED",
-                                       "SIZE", "HIGHESTMODSEQ",
-                                       "APPENDLIMIT" };
+  static const char *const names[]
+      = { "MESSAGES", "RECENT", "UIDNEXT",       "UIDVALIDITY", "UNSEEN",
+          "DELETED",  "SIZE",   "HIGHESTMODSEQ", "APPENDLIMIT" };
   if (!expect_c (p, '(', "to open the status items"))
     return FALSE;
   for (;;)
@@ -1649,7 +1662,7 @@ status_items (P *p, MhImapStatusItem *out)
           break;
       if (i == G_N_ELEMENTS (names))
         return fail (p, "unknown status item %s", k);
-      *out |= (MhImapStatusItem) (1u << i);
+      *out |= (MhImapStatusItem)(1u << i);
       if (eat (p, ')'))
         return TRUE;
       if (!expect_sp (p, "the next status item"))
@@ -1678,7 +1691,8 @@ parse_list (P *p, gboolean lsub)
       /* RFC 5258 6: list-select-opts */
       while (!eat (p, ')'))
         {
-          if (cmd->list_select != 0 && !expect_sp (p, "the next selection option"))
+          if (cmd->list_select != 0
+              && !expect_sp (p, "the next selection option"))
             return FALSE;
           g_autofree char *o = keyword (p, "selection option");
           if (o == NULL)
@@ -1696,8 +1710,9 @@ parse_list (P *p, gboolean lsub)
         }
       /* RFC 5258 3.1: RECURSIVEMATCH needs another option */
       if (cmd->list_select == MH_IMAP_LIST_SELECT_RECURSIVEMATCH
-          || cmd->list_select == (MH_IMAP_LIST_SELECT_RECURSIVEMATCH
-                                  | MH_IMAP_LIST_SELECT_REMOTE))
+          || cmd->list_select
+                 == (MH_IMAP_LIST_SELECT_RECURSIVEMATCH
+                     | MH_IMAP_LIST_SELECT_REMOTE))
         return fail (p, "RECURSIVEMATCH needs another selection option "
                         "such as SUBSCRIBED");
       if (!expect_sp (p, "reference name"))
@@ -1729,7 +1744,7 @@ parse_list (P *p, gboolean lsub)
     }
   g_ptr_array_add (pats, NULL);
   g_ptr_array_set_free_func (pats, NULL);
-  cmd->patterns = (char **) g_ptr_array_free (pats, FALSE);
+  cmd->patterns = (char **)g_ptr_array_free (pats, FALSE);
   if (p->err != NULL)
     return FALSE;
   if (lsub || at_end (p))
@@ -1778,7 +1793,7 @@ parse_append (P *p)
       || (cmd->mailbox = mailbox (p, "mailbox name")) == NULL)
     return FALSE;
   cmd->messages = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_imap__append_message_free);
+      (GDestroyNotify)mh_imap__append_message_free);
   do
     {
       MhImapAppendMessage *m = g_new0 (MhImapAppendMessage, 1);
@@ -1815,9 +1830,8 @@ parse_append (P *p)
         return FALSE;
       if (utf8_ext && !expect_c (p, ')', "to close UTF8 (...)"))
         return FALSE;
-      m->data = p->whole != NULL
-                    ? g_bytes_new_from_bytes (p->whole, off, len)
-                    : g_bytes_new (p->s + off, len);
+      m->data = p->whole != NULL ? g_bytes_new_from_bytes (p->whole, off, len)
+                                 : g_bytes_new (p->s + off, len);
     }
   while (!at_end (p));
   return TRUE;
@@ -1857,7 +1871,7 @@ parse_authenticate (P *p)
     ok = FALSE;
   if (!ok)
     return fail (p, "initial response is not base64 (or \"=\" for empty)");
-  cmd->initial_response = g_strndup ((const char *) p->s + start, n);
+  cmd->initial_response = g_strndup ((const char *)p->s + start, n);
   return TRUE;
 }
 
@@ -1868,8 +1882,7 @@ parse_login (P *p)
   return expect_sp (p, "user name")
          && (cmd->user = astring (p, "user name")) != NULL
          && expect_sp (p, "password")
-         && (cmd->password = astring (p, "password")) != NULL
-         && expect_end (p);
+         && (cmd->password = astring (p, "password")) != NULL && expect_end (p);
 }
 
 static gboolean
@@ -1890,7 +1903,7 @@ parse_enable (P *p)
   while (!at_end (p));
   g_ptr_array_add (a, NULL);
   g_ptr_array_set_free_func (a, NULL);
-  p->cmd->strings = (char **) g_ptr_array_free (a, FALSE);
+  p->cmd->strings = (char **)g_ptr_array_free (a, FALSE);
   return TRUE;
 }
 
@@ -1902,7 +1915,7 @@ pairs_finish (GPtrArray *a)
   g_ptr_array_add (a, NULL);
   g_ptr_array_add (a, NULL);
   g_ptr_array_set_free_func (a, NULL);
-  return (char **) g_ptr_array_free (a, FALSE);
+  return (char **)g_ptr_array_free (a, FALSE);
 }
 
 static gboolean
@@ -1984,7 +1997,8 @@ parse_setquota (P *p)
           break;
         }
       g_ptr_array_add (a, k);
-      ok = expect_sp (p, "resource limit") && number64 (p, &n, "resource limit");
+      ok = expect_sp (p, "resource limit")
+           && number64 (p, &n, "resource limit");
       if (ok)
         g_ptr_array_add (a, g_strdup_printf ("%" G_GUINT64_FORMAT, n));
     }
@@ -1995,7 +2009,7 @@ parse_setquota (P *p)
     }
   g_ptr_array_add (a, NULL);
   g_ptr_array_set_free_func (a, NULL);
-  cmd->strings = (char **) g_ptr_array_free (a, FALSE);
+  cmd->strings = (char **)g_ptr_array_free (a, FALSE);
   return TRUE;
 }
 
@@ -2006,14 +2020,15 @@ metadata_entry_ok (P *p, const char *e)
 {
   if (g_ascii_strncasecmp (e, "/private", 8) != 0
       && g_ascii_strncasecmp (e, "/shared", 7) != 0)
-    return fail (p, "metadata entry \"%s\" must start with /private or "
-                    "/shared", e);
+    return fail (p,
+                 "metadata entry \"%s\" must start with /private or "
+                 "/shared",
+                 e);
   gsize n = strlen (e);
-  if (strpbrk (e, "*%") != NULL || strstr (e, "//") != NULL
-      || e[n - 1] == '/')
+  if (strpbrk (e, "*%") != NULL || strstr (e, "//") != NULL || e[n - 1] == '/')
     return fail (p, "invalid metadata entry name \"%s\"", e);
   for (const char *c = e; *c; c++)
-    if ((guchar) *c < 0x20 || *c == 0x7f)
+    if ((guchar)*c < 0x20 || *c == 0x7f)
       return fail (p, "control character in metadata entry name");
   return TRUE;
 }
@@ -2053,8 +2068,10 @@ parse_getmetadata (P *p)
                 return fail (p, "DEPTH must be 0, 1 or infinity");
             }
           else
-            return fail (p, "unknown GETMETADATA option %s (expected "
-                            "MAXSIZE or DEPTH)", o);
+            return fail (p,
+                         "unknown GETMETADATA option %s (expected "
+                         "MAXSIZE or DEPTH)",
+                         o);
         }
       if (!expect_sp (p, "mailbox name"))
         return FALSE;
@@ -2092,7 +2109,7 @@ parse_getmetadata (P *p)
     }
   g_ptr_array_add (a, NULL);
   g_ptr_array_set_free_func (a, NULL);
-  cmd->strings = (char **) g_ptr_array_free (a, FALSE);
+  cmd->strings = (char **)g_ptr_array_free (a, FALSE);
   return TRUE;
 }
 
@@ -2154,8 +2171,7 @@ parse_notify (P *p)
     return fail (p, "missing NOTIFY arguments");
   /* RFC 5465: kept raw for the host, which knows the mailbox names */
   p->cmd->strings = g_new0 (char *, 2);
-  p->cmd->strings[0]
-      = g_strndup ((const char *) p->s + p->pos, p->len - p->pos);
+  p->cmd->strings[0] = g_strndup ((const char *)p->s + p->pos, p->len - p->pos);
   p->pos = p->len;
   return TRUE;
 }
@@ -2264,7 +2280,7 @@ read_tag (P *p)
     p->pos++;
   if (p->pos == start)
     return NULL;
-  return g_strndup ((const char *) p->s + start, p->pos - start);
+  return g_strndup ((const char *)p->s + start, p->pos - start);
 }
 
 char *
@@ -2276,8 +2292,8 @@ mh_imap__peek_tag (const guint8 *buf, gsize len, gboolean *is_append_out)
   if (tag != NULL && !at_end (&p) && peek (&p) != ' ')
     g_clear_pointer (&tag, g_free);
   if (is_append_out != NULL)
-    *is_append_out = tag != NULL && eat (&p, ' ')
-                     && peek_keyword (&p, "APPEND");
+    *is_append_out
+        = tag != NULL && eat (&p, ' ') && peek_keyword (&p, "APPEND");
   return tag;
 }
 
@@ -2296,9 +2312,10 @@ mh_imap__parse (const guint8 *buf, gsize len, GBytes *whole, gboolean utf8,
   if (cmd->tag == NULL || (!at_end (&p) && peek (&p) != ' '))
     {
       *tag_out = g_strdup ("*");
-      *text_out = g_strdup (cmd->tag == NULL && at_end (&p) ? "Empty command"
-                            : "Invalid tag (letters, digits and most "
-                              "punctuation but not + ( ) { * % \" \\)");
+      *text_out = g_strdup (cmd->tag == NULL && at_end (&p)
+                                ? "Empty command"
+                                : "Invalid tag (letters, digits and most "
+                                  "punctuation but not + ( ) { * % \" \\)");
       mh_imap_command_free (cmd);
       return MH_IMAP_PARSE_BAD;
     }
@@ -2339,7 +2356,8 @@ mh_imap__parse (const guint8 *buf, gsize len, GBytes *whole, gboolean utf8,
       *tag_out = g_strdup (cmd->tag);
       if (cmd->uid)
         *text_out = g_strdup_printf ("Error in IMAP command UID: %s cannot "
-                                     "follow UID", name);
+                                     "follow UID",
+                                     name);
       else
         *text_out = g_strdup_printf ("Unknown command %s", name);
       mh_imap_command_free (cmd);
@@ -2351,9 +2369,9 @@ mh_imap__parse (const guint8 *buf, gsize len, GBytes *whole, gboolean utf8,
   if (!commands[i].fn (&p) || p.err != NULL)
     {
       *tag_out = g_strdup (cmd->tag);
-      *text_out = p.err != NULL ? p.err
-                                : g_strdup_printf ("Error in IMAP command %s",
-                                                   cmd->name);
+      *text_out = p.err != NULL
+                      ? p.err
+                      : g_strdup_printf ("Error in IMAP command %s", cmd->name);
       *code_out = p.code;
       mh_imap_command_free (cmd);
       return p.no ? MH_IMAP_PARSE_NO : MH_IMAP_PARSE_BAD;

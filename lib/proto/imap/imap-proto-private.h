@@ -25,8 +25,8 @@ MhImapCommand *mh_imap__command_new (void);
 typedef enum
 {
   MH_IMAP_PARSE_OK,
-  MH_IMAP_PARSE_BAD,   /* tagged (or untagged, tag "*") BAD */
-  MH_IMAP_PARSE_NO,    /* tagged NO, e.g. [BADCHARSET] */
+  MH_IMAP_PARSE_BAD, /* tagged (or untagged, tag "*") BAD */
+  MH_IMAP_PARSE_NO,  /* tagged NO, e.g. [BADCHARSET] */
 } MhImapParseResult;
 
 /* Parses one complete command: its lines joined with CRLF, literals in
@@ -35,15 +35,14 @@ typedef enum
  * rather than copies. On success *cmd_out is set. Otherwise *tag_out
  * (the tag, or "*" when none could be read), *code_out (nullable
  * response code) and *text_out say what to answer. */
-MhImapParseResult mh_imap__parse (const guint8 *buf, gsize len,
-                                  GBytes *whole, gboolean utf8,
-                                  MhImapCommand **cmd_out, char **tag_out,
-                                  char **code_out, char **text_out);
+MhImapParseResult mh_imap__parse (const guint8 *buf, gsize len, GBytes *whole,
+                                  gboolean utf8, MhImapCommand **cmd_out,
+                                  char **tag_out, char **code_out,
+                                  char **text_out);
 
 /* Reads "tag SP name [SP name2]" at the start of @buf for the framing's
  * literal limits; returns the tag (or NULL) and sets *is_append_out. */
-char *mh_imap__peek_tag (const guint8 *buf, gsize len,
-                         gboolean *is_append_out);
+char *mh_imap__peek_tag (const guint8 *buf, gsize len, gboolean *is_append_out);
 
 /* TRUE if @c may appear in a tag (RFC 9051 9: ASTRING-CHAR but "+"). */
 gboolean mh_imap__is_tag_char (guchar c);

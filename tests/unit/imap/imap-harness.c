@@ -22,8 +22,8 @@ add_str (GString *s, const char *k, const char *v)
     return;
   g_string_append_printf (s, " %s=", k);
   for (const char *p = v; *p; p++)
-    if ((guchar) *p < 0x20 || *p == 0x7f)
-      g_string_append_printf (s, "\\x%02x", (guchar) *p);
+    if ((guchar)*p < 0x20 || *p == 0x7f)
+      g_string_append_printf (s, "\\x%02x", (guchar)*p);
     else
       g_string_append_c (s, *p);
 }
@@ -74,13 +74,17 @@ static void
 add_key (GString *s, const MhImapSearchKey *k)
 {
   static const char *const names[] = {
-    "AND", "OR", "NOT", "ALL", "SEQSET", "UID", "ANSWERED", "DELETED",
-    "DRAFT", "FLAGGED", "SEEN", "RECENT", "NEW", "OLD", "UNANSWERED",
-    "UNDELETED", "UNDRAFT", "UNFLAGGED", "UNSEEN", "KEYWORD", "UNKEYWORD",
-    "BCC", "CC", "FROM", "TO", "SUBJECT", "HEADER", "BODY", "TEXT",
-    "BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "LARGER",
-    "SMALLER", "MODSEQ", "OLDER", "YOUNGER", "SAVEDBEFORE", "SAVEDON",
-    "SAVEDSINCE", "SAVEDATESUPPORTED",
+    "AND",         "OR",        "NOT",        "ALL",
+    "SEQSET",      "UID",       "ANSWERED",   "DELETED",
+    "DRAFT",       "FLAGGED",   "SEEN",       "RECENT",
+    "NEW",         "OLD",       "UNANSWERED", "UNDELETED",
+    "UNDRAFT",     "UNFLAGGED", "UNSEEN",     "KEYWORD",
+    "UNKEYWORD",   "BCC",       "CC",         "FROM",
+    "TO",          "SUBJECT",   "HEADER",     "BODY",
+    "TEXT",        "BEFORE",    "ON",         "SINCE",
+    "SENTBEFORE",  "SENTON",    "SENTSINCE",  "LARGER",
+    "SMALLER",     "MODSEQ",    "OLDER",      "YOUNGER",
+    "SAVEDBEFORE", "SAVEDON",   "SAVEDSINCE", "SAVEDATESUPPORTED",
   };
   g_string_append (s, names[k->type]);
   if (k->header != NULL)
@@ -155,9 +159,9 @@ imap_describe (const MhImapCommand *c)
               g_string_append_printf (s, "f(%s)", j);
             }
           if (a->partial)
-            g_string_append_printf (s, "<%" G_GUINT64_FORMAT ".%"
-                                    G_GUINT64_FORMAT ">", a->offset,
-                                    a->length);
+            g_string_append_printf (
+                s, "<%" G_GUINT64_FORMAT ".%" G_GUINT64_FORMAT ">", a->offset,
+                a->length);
         }
     }
   if (c->changedsince)
@@ -237,7 +241,7 @@ drain_out (ImapRun *r)
 {
   const guint8 *p;
   gsize n = mh_imap_engine_peek_output (r->e, &p);
-  g_string_append_len (r->out, (const char *) p, (gssize) n);
+  g_string_append_len (r->out, (const char *)p, (gssize)n);
   mh_imap_engine_consume_output (r->e, n);
 }
 
@@ -335,9 +339,8 @@ host (ImapRun *r, const ImapSetup *s)
   drain_out (r);
 }
 
-static ImapRun *
-run_impl (const ImapSetup *s, const char *script, gssize len, gsize piece,
-          gsize cut);
+static ImapRun *run_impl (const ImapSetup *s, const char *script, gssize len,
+                          gsize piece, gsize cut);
 
 ImapRun *
 imap_run (const ImapSetup *s, const char *script, gssize len, gsize piece)
@@ -359,27 +362,26 @@ run_impl (const ImapSetup *s, const char *script, gssize len, gsize piece,
   r->e = mh_imap_engine_new (&s->limits);
   r->log = g_string_new (NULL);
   r->out = g_string_new (NULL);
-  r->cmds = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_imap_command_free);
+  r->cmds
+      = g_ptr_array_new_with_free_func ((GDestroyNotify)mh_imap_command_free);
   mh_imap_engine_set_state (r->e, s->state);
   mh_imap_engine_set_utf8 (r->e, s->utf8);
   mh_imap_engine_set_literal_minus (r->e, s->literal_minus);
-  gsize n = len < 0 ? strlen (script) : (gsize) len;
+  gsize n = len < 0 ? strlen (script) : (gsize)len;
   gsize off = 0;
   while (off < n)
     {
       gsize want = piece == 0 ? n - off : MIN (piece, n - off);
       if (cut > 0 && off < cut)
         want = cut - off;
-      gsize used = mh_imap_engine_feed (r->e, (const guint8 *) script + off,
-                                        want);
+      gsize used
+          = mh_imap_engine_feed (r->e, (const guint8 *)script + off, want);
       off += used;
       host (r, s);
       if (used == 0)
         {
           /* the host drained commands: the engine must take more now */
-          used = mh_imap_engine_feed (r->e, (const guint8 *) script + off,
-                                      want);
+          used = mh_imap_engine_feed (r->e, (const guint8 *)script + off, want);
           off += used;
           host (r, s);
           if (used == 0 && !mh_imap_engine_is_closing (r->e))
@@ -401,9 +403,9 @@ without_plus_ok (const char *s)
   while (*p)
     {
       const char *nl = strchr (p, '\n');
-      gsize n = nl != NULL ? (gsize) (nl - p + 1) : strlen (p);
+      gsize n = nl != NULL ? (gsize)(nl - p + 1) : strlen (p);
       if (!(n == 6 && strncmp (p, "+ OK\r\n", 6) == 0))
-        g_string_append_len (o, p, (gssize) n);
+        g_string_append_len (o, p, (gssize)n);
       p += n;
     }
   return g_string_free (o, FALSE);
@@ -437,7 +439,8 @@ imap_run_all (const ImapSetup *s, const char *script, gssize len)
       if (strcmp (o1, o2) != 0
           || count_plus_ok (r->out->str) != count_plus_ok (whole->out->str))
         fail_msg ("piece %" G_GSIZE_FORMAT " output differs:\n%s\nvs "
-                  "whole:\n%s", pieces[i], r->out->str, whole->out->str);
+                  "whole:\n%s",
+                  pieces[i], r->out->str, whole->out->str);
     }
   return whole;
 }
@@ -449,13 +452,13 @@ imap_parse_ok (const char *wire, MhImapState state)
   MhImapEngine *e = mh_imap_engine_new (NULL);
   mh_imap_engine_set_state (e, state);
   gsize n = strlen (script);
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) script, n), n);
+  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *)script, n), n);
   MhImapCommand *cmd = mh_imap_engine_next_command (e);
   const guint8 *out;
   gsize on = mh_imap_engine_peek_output (e, &out);
   if (cmd == NULL || on > 0)
-    fail_msg ("no command from \"%s\"; output: %.*s", wire, (int) on,
-              (const char *) out);
+    fail_msg ("no command from \"%s\"; output: %.*s", wire, (int)on,
+              (const char *)out);
   assert_null (mh_imap_engine_next_command (e));
   mh_imap_engine_unref (e);
   return cmd;
@@ -468,7 +471,7 @@ imap_parse_bad (const char *wire, MhImapState state, const char *reply)
   MhImapEngine *e = mh_imap_engine_new (NULL);
   mh_imap_engine_set_state (e, state);
   gsize n = strlen (script);
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) script, n), n);
+  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *)script, n), n);
   MhImapCommand *cmd = mh_imap_engine_next_command (e);
   if (cmd != NULL)
     {
@@ -477,7 +480,7 @@ imap_parse_bad (const char *wire, MhImapState state, const char *reply)
     }
   const guint8 *out;
   gsize on = mh_imap_engine_peek_output (e, &out);
-  g_autofree char *got = g_strndup ((const char *) out, on);
+  g_autofree char *got = g_strndup ((const char *)out, on);
   g_autofree char *want = g_strconcat (reply, "\r\n", NULL);
   if (strcmp (got, want) != 0)
     fail_msg ("\"%s\"\n  got:  %s  want: %s", wire, got, want);

@@ -18,7 +18,7 @@
 typedef struct
 {
   MhImapLimits limits;
-  MhImapState state;      /* state before the script */
+  MhImapState state; /* state before the script */
   gboolean utf8;
   gboolean literal_minus;
   gboolean refuse_starttls;

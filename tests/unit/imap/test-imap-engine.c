@@ -7,7 +7,10 @@
 #include <gio/gio.h>
 #include <string.h>
 
-#define AUTH_SETUP { .state = MH_IMAP_STATE_AUTHENTICATED }
+#define AUTH_SETUP                                                             \
+  {                                                                            \
+    .state = MH_IMAP_STATE_AUTHENTICATED                                       \
+  }
 
 static void
 assert_out (const ImapRun *r, const char *want)
@@ -35,10 +38,10 @@ static const char literal_script[]
 static void
 test_literal_split_every_boundary (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = { 0 };
   gsize n = sizeof literal_script - 1;
-  g_autoptr (ImapRun) whole = imap_run_all (&s, literal_script, (gssize) n);
+  g_autoptr (ImapRun) whole = imap_run_all (&s, literal_script, (gssize)n);
   assert_log (whole, "a LOGIN user=user pass=pass\n"
                      "b APPEND mailbox=INBOX msg0: flags=[\\Seen] "
                      "data=hello\\x0d\\x0aworld\n"
@@ -58,8 +61,7 @@ test_literal_split_every_boundary (void **state)
 
   for (gsize cut = 1; cut < n; cut++)
     {
-      g_autoptr (ImapRun) r = imap_run_cut (&s, literal_script, (gssize) n,
-                                            cut);
+      g_autoptr (ImapRun) r = imap_run_cut (&s, literal_script, (gssize)n, cut);
       if (strcmp (r->log->str, whole->log->str) != 0)
         fail_msg ("cut at %" G_GSIZE_FORMAT ":\n%s", cut, r->log->str);
       assert_int_equal (r->cmds->len, 4);
@@ -69,7 +71,7 @@ test_literal_split_every_boundary (void **state)
 static void
 test_literal_too_big (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   s.limits.max_literal = 100;
   s.limits.max_append = 1000;
@@ -90,7 +92,7 @@ test_literal_too_big (void **state)
   while (sc->len < 16 + 120)
     g_string_append_c (sc, 'y');
   g_string_append (sc, " {5+}\r\nz BYE rest\r\nb NOOP\r\n");
-  g_autoptr (ImapRun) r2 = imap_run_all (&s, sc->str, (gssize) sc->len);
+  g_autoptr (ImapRun) r2 = imap_run_all (&s, sc->str, (gssize)sc->len);
   assert_out (r2, "a BAD [TOOBIG] Literal too large: 120 bytes, the maximum "
                   "is 100\r\nb OK NOOP completed.\r\n");
   assert_log (r2, "b NOOP\n");
@@ -100,7 +102,7 @@ test_literal_too_big (void **state)
 static void
 test_literal_minus (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   s.literal_minus = TRUE;
   g_autoptr (ImapRun) ok = imap_run_all (
@@ -115,7 +117,7 @@ test_literal_minus (void **state)
 static void
 test_command_total_limit (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   s.limits.max_command = 300;
   s.limits.max_literal = 200;
@@ -123,7 +125,7 @@ test_command_total_limit (void **state)
   for (int i = 0; i < 150; i++)
     g_string_append_c (sc, 'v');
   g_string_append (sc, " /private/b {150}\r\nb NOOP\r\n");
-  g_autoptr (ImapRun) r = imap_run_all (&s, sc->str, (gssize) sc->len);
+  g_autoptr (ImapRun) r = imap_run_all (&s, sc->str, (gssize)sc->len);
   assert_out (r, "+ OK\r\na BAD [TOOBIG] Command too large: the maximum is "
                  "300 bytes\r\nb OK NOOP completed.\r\n");
   g_string_free (sc, TRUE);
@@ -134,7 +136,7 @@ test_command_total_limit (void **state)
 static void
 test_line_limits_and_bytes (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   s.limits.max_line = 100;
   GString *sc = g_string_new ("a NOOP ");
@@ -144,7 +146,7 @@ test_line_limits_and_bytes (void **state)
   g_string_append (sc, " {10+}\r\nc LOGOUT\r\n\r\nb NOOP\r\n");
   g_string_append_len (sc, "d NO\0OP\r\n", 9);
   g_string_append (sc, "e NOOP\n\r\n\nf CAPABILITY\r\n");
-  g_autoptr (ImapRun) r = imap_run_all (&s, sc->str, (gssize) sc->len);
+  g_autoptr (ImapRun) r = imap_run_all (&s, sc->str, (gssize)sc->len);
   assert_out (r, "a BAD Command line too long: the maximum is 100 bytes\r\n"
                  "b OK NOOP completed.\r\n"
                  "d BAD NUL byte in command line\r\n"
@@ -153,8 +155,8 @@ test_line_limits_and_bytes (void **state)
   g_string_free (sc, TRUE);
 
   /* NUL in a literal; a literal8 may carry it */
-  g_autoptr (ImapRun) r2 = imap_run_all (
-      &s, "a LOGIN {3}\r\na\0b\r\nb NOOP\r\n", 26);
+  g_autoptr (ImapRun) r2
+      = imap_run_all (&s, "a LOGIN {3}\r\na\0b\r\nb NOOP\r\n", 26);
   assert_out (r2, "+ OK\r\na BAD NUL byte in literal (only a literal8 ~{n} "
                   "may carry NUL)\r\nb OK NOOP completed.\r\n");
 }
@@ -164,7 +166,7 @@ test_line_limits_and_bytes (void **state)
 static void
 test_pipelining_order (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = { 0 };
   /* the state is checked when a command's turn comes, so a pipelined
    * SELECT after LOGIN works; errors keep their place in line */
@@ -190,13 +192,13 @@ test_pipelining_order (void **state)
 static void
 test_pending_limit (void **state)
 {
-  (void) state;
+  (void)state;
   MhImapLimits lim = { .version = 1, .max_pending = 2 };
   g_autoptr (MhImapEngine) e = mh_imap_engine_new (&lim);
   const char *sc = "a NOOP\r\nb NOOP\r\nc NOOP\r\nd NOOP\r\n";
   assert_true (mh_imap_engine_want_read (e));
   /* the bytes are taken, but only two commands are framed */
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) sc, strlen (sc)),
+  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *)sc, strlen (sc)),
                     strlen (sc));
   assert_false (mh_imap_engine_want_read (e));
   for (int i = 0; i < 4; i++)
@@ -213,11 +215,11 @@ test_pending_limit (void **state)
 static void
 test_bad_count_bye (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   s.limits.max_bad_commands = 3;
-  g_autoptr (ImapRun) r = imap_run_all (
-      &s, "a X\r\nb NOOP\r\nc Y\r\nd FETCH\r\ne NOOP\r\n", -1);
+  g_autoptr (ImapRun) r
+      = imap_run_all (&s, "a X\r\nb NOOP\r\nc Y\r\nd FETCH\r\ne NOOP\r\n", -1);
   assert_out (r, "a BAD Unknown command X\r\nb OK NOOP completed.\r\n"
                  "c BAD Unknown command Y\r\n"
                  "d BAD Error in IMAP command FETCH: missing message set\r\n"
@@ -225,8 +227,7 @@ test_bad_count_bye (void **state)
   assert_true (r->closing);
   assert_false (mh_imap_engine_want_read (r->e));
   /* input after closing is swallowed */
-  assert_int_equal (mh_imap_engine_feed (r->e, (const guint8 *) "x\r\n", 3),
-                    3);
+  assert_int_equal (mh_imap_engine_feed (r->e, (const guint8 *)"x\r\n", 3), 3);
   assert_null (mh_imap_engine_next_command (r->e));
 }
 
@@ -235,7 +236,7 @@ test_bad_count_bye (void **state)
 static void
 test_idle_done (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   /* DONE pipelined right behind IDLE is read only after "+ idling" */
   g_autoptr (ImapRun) r = imap_run_all (
@@ -260,14 +261,14 @@ test_idle_done (void **state)
 static void
 test_authenticate (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = { 0 };
-  g_autoptr (ImapRun) r = imap_run_all (
-      &s,
-      "a AUTHENTICATE PLAIN\r\n*\r\n"
-      "b AUTHENTICATE PLAIN\r\nbm9wZQ==\r\n"
-      "c AUTHENTICATE PLAIN\r\nAHVzZXIAcGFzcw==\r\nd NOOP\r\n",
-      -1);
+  g_autoptr (ImapRun) r
+      = imap_run_all (&s,
+                      "a AUTHENTICATE PLAIN\r\n*\r\n"
+                      "b AUTHENTICATE PLAIN\r\nbm9wZQ==\r\n"
+                      "c AUTHENTICATE PLAIN\r\nAHVzZXIAcGFzcw==\r\nd NOOP\r\n",
+                      -1);
   assert_log (r, "a AUTHENTICATE mech=PLAIN\na AUTHENTICATE line=*\n"
                  "b AUTHENTICATE mech=PLAIN\nb AUTHENTICATE line=bm9wZQ==\n"
                  "c AUTHENTICATE mech=PLAIN\n"
@@ -282,8 +283,8 @@ test_authenticate (void **state)
   g_autoptr (ImapRun) r2 = imap_run_all (
       &s, "a AUTHENTICATE PLAIN AHVzZXIAcGFzcw==\r\nb NOOP\r\n", -1);
   assert_out (r2, "a OK Logged in\r\nb OK NOOP completed.\r\n");
-  g_autoptr (ImapRun) r3 = imap_run_all (
-      &s, "a AUTHENTICATE PLAIN\r\n\r\nb NOOP\r\n", -1);
+  g_autoptr (ImapRun) r3
+      = imap_run_all (&s, "a AUTHENTICATE PLAIN\r\n\r\nb NOOP\r\n", -1);
   assert_log (r3, "a AUTHENTICATE mech=PLAIN\na AUTHENTICATE line=\n"
                   "b NOOP\n");
 }
@@ -291,10 +292,10 @@ test_authenticate (void **state)
 static void
 test_starttls_drops_pipelined_input (void **state)
 {
-  (void) state;
+  (void)state;
   g_autoptr (MhImapEngine) e = mh_imap_engine_new (NULL);
   const char *a = "a STARTTLS\r\nb LOGIN user pass\r\n";
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) a, strlen (a)),
+  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *)a, strlen (a)),
                     strlen (a));
   g_autoptr (MhImapCommand) c = mh_imap_engine_next_command (e);
   assert_int_equal (c->kind, MH_IMAP_CMD_STARTTLS);
@@ -304,22 +305,22 @@ test_starttls_drops_pipelined_input (void **state)
    * handshake, must not run as if it came over TLS */
   assert_false (mh_imap_engine_want_read (e));
   const char *b = "c LOGIN user pass\r\n";
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) b, strlen (b)),
+  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *)b, strlen (b)),
                     strlen (b));
   assert_null (mh_imap_engine_next_command (e));
   mh_imap_engine_starttls_done (e);
   assert_true (mh_imap_engine_want_read (e));
   assert_null (mh_imap_engine_next_command (e));
   const char *d = "d NOOP\r\n";
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) d, strlen (d)),
+  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *)d, strlen (d)),
                     strlen (d));
   g_autoptr (MhImapCommand) dc = mh_imap_engine_next_command (e);
   assert_string_equal (dc->tag, "d");
 
   /* refused: the pipelined line is an ordinary command */
   ImapSetup s = { .refuse_starttls = TRUE };
-  g_autoptr (ImapRun) r2 = imap_run_all (
-      &s, "a STARTTLS\r\nb LOGIN user pass\r\n", -1);
+  g_autoptr (ImapRun) r2
+      = imap_run_all (&s, "a STARTTLS\r\nb LOGIN user pass\r\n", -1);
   assert_log (r2, "a STARTTLS\nb LOGIN user=user pass=pass\n");
 }
 
@@ -330,14 +331,14 @@ deflate_bytes (GConverter *c, const char *s, gsize n)
 {
   GByteArray *out = g_byte_array_new ();
   guint8 buf[4096];
-  const guint8 *in = (const guint8 *) s;
+  const guint8 *in = (const guint8 *)s;
   for (;;)
     {
       gsize rd = 0, wr = 0;
       GConverterResult res = g_converter_convert (
           c, in, n, buf, sizeof buf, G_CONVERTER_FLUSH, &rd, &wr, NULL);
       assert_int_not_equal (res, G_CONVERTER_ERROR);
-      g_byte_array_append (out, buf, (guint) wr);
+      g_byte_array_append (out, buf, (guint)wr);
       in += rd;
       n -= rd;
       if (n == 0 && res == G_CONVERTER_FLUSHED)
@@ -357,7 +358,7 @@ inflate_all (GConverter *c, const guint8 *p, gsize n)
       GConverterResult res = g_converter_convert (
           c, p, n, buf, sizeof buf, G_CONVERTER_NO_FLAGS, &rd, &wr, NULL);
       assert_int_not_equal (res, G_CONVERTER_ERROR);
-      g_string_append_len (out, buf, (gssize) wr);
+      g_string_append_len (out, buf, (gssize)wr);
       p += rd;
       n -= rd;
     }
@@ -367,11 +368,11 @@ inflate_all (GConverter *c, const guint8 *p, gsize n)
 static void
 test_compress_round_trip (void **state)
 {
-  (void) state;
+  (void)state;
   g_autoptr (MhImapEngine) e = mh_imap_engine_new (NULL);
   mh_imap_engine_set_state (e, MH_IMAP_STATE_AUTHENTICATED);
-  g_autoptr (GConverter) cz = G_CONVERTER (
-      g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_RAW, -1));
+  g_autoptr (GConverter) cz
+      = G_CONVERTER (g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_RAW, -1));
   g_autoptr (GConverter) cu
       = G_CONVERTER (g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_RAW));
 
@@ -380,8 +381,8 @@ test_compress_round_trip (void **state)
   GString *wire = g_string_new ("a COMPRESS DEFLATE\r\n");
   g_autoptr (GBytes) z1 = deflate_bytes (cz, "b NOOP\r\n", 8);
   g_string_append_len (wire, g_bytes_get_data (z1, NULL),
-                       (gssize) g_bytes_get_size (z1));
-  gsize used = mh_imap_engine_feed (e, (const guint8 *) wire->str, wire->len);
+                       (gssize)g_bytes_get_size (z1));
+  gsize used = mh_imap_engine_feed (e, (const guint8 *)wire->str, wire->len);
   assert_int_equal (used, wire->len);
   g_string_free (wire, TRUE);
   assert_false (mh_imap_engine_want_read (e));
@@ -436,13 +437,13 @@ test_compress_round_trip (void **state)
 static void
 test_compress_refused (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   /* the default host answers OK without starting compression, so use
    * an unauthenticated engine: COMPRESS is refused, input goes on */
   s.state = MH_IMAP_STATE_NOT_AUTHENTICATED;
-  g_autoptr (ImapRun) r = imap_run_all (
-      &s, "a COMPRESS DEFLATE\r\nb NOOP\r\n", -1);
+  g_autoptr (ImapRun) r
+      = imap_run_all (&s, "a COMPRESS DEFLATE\r\nb NOOP\r\n", -1);
   assert_out (r, "a BAD COMPRESS: Not authenticated: log in first\r\n"
                  "b OK NOOP completed.\r\n");
 }
@@ -452,13 +453,13 @@ test_compress_refused (void **state)
 static void
 test_output_helpers (void **state)
 {
-  (void) state;
+  (void)state;
   g_autoptr (MhImapEngine) e = mh_imap_engine_new (NULL);
   mh_imap_engine_greet (e, "[CAPABILITY IMAP4rev1] ready\r\n* OK fake");
-  MhImapCommand cmd = { .tag = (char *) "t1", .name = (char *) "SELECT" };
+  MhImapCommand cmd = { .tag = (char *)"t1", .name = (char *)"SELECT" };
   mh_imap_engine_tagged (e, &cmd, "NO", "TRYCREATE", "No such mailbox");
   mh_imap_engine_tagged (e, &cmd, "OK", NULL, NULL);
-  mh_imap_engine_write (e, (const guint8 *) "* 3 EXISTS\r\n", 12);
+  mh_imap_engine_write (e, (const guint8 *)"* 3 EXISTS\r\n", 12);
   mh_imap_engine_continuation (e, NULL);
   const char *want = "* OK [CAPABILITY IMAP4rev1] ready  * OK fake\r\n"
                      "t1 NO [TRYCREATE] No such mailbox\r\n"
@@ -471,7 +472,7 @@ test_output_helpers (void **state)
   assert_int_equal (mh_imap_engine_get_state (e), MH_IMAP_STATE_LOGOUT);
   const guint8 *p;
   gsize n = mh_imap_engine_peek_output (e, &p);
-  g_autofree char *s = g_strndup ((const char *) p, n);
+  g_autofree char *s = g_strndup ((const char *)p, n);
   assert_string_equal (s, "* OK [CAPABILITY IMAP4rev1] ready  * OK fake\r\n"
                           "t1 NO [TRYCREATE] No such mailbox\r\n"
                           "t1 OK SELECT completed.\r\n"
@@ -485,11 +486,11 @@ test_output_helpers (void **state)
 static void
 test_memory_shrinks_after_big_append (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   g_autoptr (MhImapEngine) e = mh_imap_engine_new (NULL);
   mh_imap_engine_set_state (e, MH_IMAP_STATE_AUTHENTICATED);
-  (void) s;
+  (void)s;
   gsize idle = mh_imap_engine_memory (e);
   assert_true (idle <= 1024);
 
@@ -497,14 +498,14 @@ test_memory_shrinks_after_big_append (void **state)
   char *msg = g_malloc (big);
   memset (msg, 'm', big);
   const char *head = "a APPEND INBOX {1048576+}\r\n";
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) head,
-                                         strlen (head)),
-                    strlen (head));
+  assert_int_equal (
+      mh_imap_engine_feed (e, (const guint8 *)head, strlen (head)),
+      strlen (head));
   gsize off = 0;
   while (off < big)
-    off += mh_imap_engine_feed (e, (const guint8 *) msg + off,
+    off += mh_imap_engine_feed (e, (const guint8 *)msg + off,
                                 MIN (big - off, 65536));
-  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *) "\r\n", 2), 2);
+  assert_int_equal (mh_imap_engine_feed (e, (const guint8 *)"\r\n", 2), 2);
   assert_true (mh_imap_engine_memory (e) >= big);
   MhImapCommand *c = mh_imap_engine_next_command (e);
   assert_non_null (c);
@@ -523,7 +524,7 @@ test_memory_shrinks_after_big_append (void **state)
 static void
 test_utf8_quoted (void **state)
 {
-  (void) state;
+  (void)state;
   ImapSetup s = AUTH_SETUP;
   g_autoptr (ImapRun) r = imap_run_all (
       &s, "a CREATE \"caf\xc3\xa9\"\r\nb CREATE {5}\r\ncaf\xc3\xa9\r\n", -1);

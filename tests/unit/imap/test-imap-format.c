@@ -19,26 +19,26 @@ nstr (const char *s, gssize len, gboolean utf8)
   return g_string_free (o, FALSE);
 }
 
-#define ASTR(in, utf8, want)                                              \
-  do                                                                      \
-    {                                                                     \
-      g_autofree char *got_ = astr (in, -1, utf8);                        \
-      assert_string_equal (got_, want);                                   \
-    }                                                                     \
+#define ASTR(in, utf8, want)                                                   \
+  do                                                                           \
+    {                                                                          \
+      g_autofree char *got_ = astr (in, -1, utf8);                             \
+      assert_string_equal (got_, want);                                        \
+    }                                                                          \
   while (0)
 
-#define NSTR(in, utf8, want)                                              \
-  do                                                                      \
-    {                                                                     \
-      g_autofree char *got_ = nstr (in, -1, utf8);                        \
-      assert_string_equal (got_, want);                                   \
-    }                                                                     \
+#define NSTR(in, utf8, want)                                                   \
+  do                                                                           \
+    {                                                                          \
+      g_autofree char *got_ = nstr (in, -1, utf8);                             \
+      assert_string_equal (got_, want);                                        \
+    }                                                                          \
   while (0)
 
 static void
 test_astring (void **state)
 {
-  (void) state;
+  (void)state;
   ASTR ("INBOX", FALSE, "INBOX");
   ASTR ("Sent.2024", FALSE, "Sent.2024");
   ASTR ("", FALSE, "\"\"");
@@ -64,7 +64,7 @@ test_astring (void **state)
 static void
 test_nstring (void **state)
 {
-  (void) state;
+  (void)state;
   NSTR (NULL, FALSE, "NIL");
   NSTR ("INBOX", FALSE, "\"INBOX\"");
   NSTR ("", FALSE, "\"\"");
@@ -92,11 +92,11 @@ free_set (MhImapSeqSet *s)
 static void
 test_seqset_contains (void **state)
 {
-  (void) state;
+  (void)state;
   const MhImapRange r[] = { { 2, 4 }, { 9, 7 }, { 20, MH_IMAP_STAR } };
   MhImapSeqSet *s = set_of (r, 3);
-  gboolean want[] = { FALSE, FALSE, TRUE, TRUE, TRUE, FALSE, FALSE,
-                      TRUE,  TRUE,  TRUE, FALSE };
+  gboolean want[] = { FALSE, FALSE, TRUE, TRUE, TRUE, FALSE,
+                      FALSE, TRUE,  TRUE, TRUE, FALSE };
   for (guint32 i = 0; i < G_N_ELEMENTS (want); i++)
     assert_int_equal (mh_imap_seqset_contains (s, i, 30), want[i]);
   assert_true (mh_imap_seqset_contains (s, 25, 30));
@@ -116,7 +116,7 @@ test_seqset_contains (void **state)
 static void
 test_seqset_format (void **state)
 {
-  (void) state;
+  (void)state;
   const guint32 v[] = { 1, 2, 3, 7, 9, 10, 10, 11, 4294967295u };
   g_autofree char *a = mh_imap_seqset_format (v, G_N_ELEMENTS (v));
   assert_string_equal (a, "1:3,7,9:11,4294967295");
@@ -133,7 +133,7 @@ test_seqset_format (void **state)
 static void
 test_limits_and_types (void **state)
 {
-  (void) state;
+  (void)state;
   g_autoptr (MhImapLimits) l = mh_imap_limits_new ();
   assert_int_equal (l->version, 1);
   assert_int_equal (l->max_line, MH_LIMIT_IMAP_LINE_MAX);
