@@ -10,8 +10,10 @@
  *     0 view     flags, keywords, \Recent, MODSEQ, sets: the view holds
  *                them, no store call at all (a flag SEARCH of 100,000
  *                messages is a scan of an array)
- *     1 meta     RFC822.SIZE, internal date, save date: one index read
- *                (mh_store_message_get(), no message file)
+ *     0 view     RFC822.SIZE, internal date, save date: also columns
+ *                of the view (mh_store_view_get_rfc822_size() etc.)
+ *     1 meta     one index read from the command's MhStoreReader (one
+ *                read snapshot and one freshness check per command)
  *     2 header   FROM/TO/CC/BCC/SUBJECT/SENT*: the header cache of the
  *                same record
  *     3 any hdr  HEADER name: the cache when the store caches that name,
@@ -33,10 +35,11 @@
  *   without a parseable Date: uses its internal date (as SORT does, RFC
  *   5256 2.2). OLDER/YOUNGER (RFC 5032): OLDER n is internal date <=
  *   now - n, YOUNGER n is >= now - n (Dovecot's reading).
- * - Save date (RFC 8514): the store keeps none, so the save date is the
- *   internal date (for a delivered or appended message they agree; a
- *   COPY keeps the source's). SAVEDATESUPPORTED therefore matches every
- *   message and FETCH SAVEDATE should return the internal date too.
+ * - Save date (RFC 8514): the internal date, as FETCH SAVEDATE answers
+ *   (for a delivered or appended message they agree; a COPY keeps the
+ *   source's). The store's own saved date (mh_store_view_get_save_date())
+ *   could replace it, together with FETCH SAVEDATE. SAVEDATESUPPORTED
+ *   matches every message.
  * - A message expunged by another session after the view was taken (its
  *   record or file is gone) matches nothing, whatever the program says;
  *   any other store error fails the whole command.
@@ -443,6 +446,10 @@ typedef struct
   guint count;
   gint64 now;
   const GArray *saved_uids;
+  /* One read snapshot for the whole command (made at the first message
+   * lookup): one freshness check instead of one per message. */
+  MhStoreReader *reader;
+  gboolean reader_done;
 } Search;
 
 static void
@@ -621,7 +628,7 @@ compile (Search *s, const MhImapSearchKey *k, int depth, GError **error)
     case MH_IMAP_SEARCH_OLDER:
     case MH_IMAP_SEARCH_YOUNGER:
       n->num = (gint64) MIN (k->number, (guint64) G_MAXINT64);
-      n->cost = COST_META;
+      n->cost = COST_VIEW;
       return n;
     case MH_IMAP_SEARCH_BEFORE:
     case MH_IMAP_SEARCH_ON:
@@ -634,7 +641,7 @@ compile (Search *s, const MhImapSearchKey *k, int depth, GError **error)
        * cheaper than finding each message's day in the zone. */
       n->lo = day_start (k->date);
       n->hi = day_start (k->date + 1);
-      n->cost = COST_META;
+      n->cost = COST_VIEW;
       return n;
     case MH_IMAP_SEARCH_SENTBEFORE:
     case MH_IMAP_SEARCH_SENTON:
@@ -730,7 +737,24 @@ msg_meta (Msg *m)
     {
       GError *e = NULL;
       m->msg_done = TRUE;
-      m->msg = mh_store_message_get (m->s->store, m->s->folder, m->uid, &e);
+      Search *s = m->s;
+      if (!s->reader_done)
+        {
+          s->reader_done = TRUE;
+          s->reader = mh_store_reader_new (s->store, s->folder, &e);
+          if (s->reader == NULL)
+            {
+              /* The folder went away: every message is gone. */
+              store_failed (m, e);
+              return NULL;
+            }
+        }
+      if (s->reader == NULL)
+        {
+          m->gone = TRUE;
+          return NULL;
+        }
+      m->msg = mh_store_reader_get (s->reader, m->uid, &e);
       if (m->msg == NULL)
         store_failed (m, e);
     }
@@ -911,7 +935,7 @@ msg_sent (Msg *m, gint64 *utc_out, gint64 *day_out)
     return FALSE;
   if (v->len > 0 && mh_imap__parse_date (v->pdata[0], utc_out, day_out))
     return TRUE;
-  gint64 t = mh_store_message_get_internal_date (m->msg);
+  gint64 t = mh_store_view_get_internal_date (m->s->view, m->index);
   *utc_out = t;
   *day_out = local_day (t);
   return TRUE;
@@ -1020,20 +1044,15 @@ eval (const Node *n, Msg *m)
     case MH_IMAP_SEARCH_LARGER:
     case MH_IMAP_SEARCH_SMALLER:
       {
-        MhStoreMessage *msg = msg_meta (m);
-        if (msg == NULL)
-          return -1;
-        guint64 sz = mh_store_message_get_rfc822_size (msg);
+        /* From the view: no lookup (the record it was built from). */
+        guint64 sz = mh_store_view_get_rfc822_size (m->s->view, m->index);
         return n->type == MH_IMAP_SEARCH_LARGER ? sz > (guint64) n->num
                                                  : sz < (guint64) n->num;
       }
     case MH_IMAP_SEARCH_OLDER:
     case MH_IMAP_SEARCH_YOUNGER:
       {
-        MhStoreMessage *msg = msg_meta (m);
-        if (msg == NULL)
-          return -1;
-        gint64 t = mh_store_message_get_internal_date (msg);
+        gint64 t = mh_store_view_get_internal_date (m->s->view, m->index);
         return n->type == MH_IMAP_SEARCH_OLDER ? t <= m->s->now - n->num
                                                 : t >= m->s->now - n->num;
       }
@@ -1044,10 +1063,8 @@ eval (const Node *n, Msg *m)
     case MH_IMAP_SEARCH_SAVEDON:
     case MH_IMAP_SEARCH_SAVEDSINCE:
       {
-        MhStoreMessage *msg = msg_meta (m);
-        if (msg == NULL)
-          return -1;
-        gint64 t = mh_store_message_get_internal_date (msg);
+        /* From the view; SAVED* too (see "Save date" above). */
+        gint64 t = mh_store_view_get_internal_date (m->s->view, m->index);
         switch (n->type)
           {
           case MH_IMAP_SEARCH_BEFORE:
@@ -1122,11 +1139,13 @@ mh_imap__search (MhStore *store, const char *folder, MhStoreView *view,
       if (m.error)
         {
           g_propagate_error (error, m.error);
+          g_clear_pointer (&s.reader, mh_store_reader_unref);
           node_free (prog);
           g_array_unref (res);
           return NULL;
         }
     }
+  g_clear_pointer (&s.reader, mh_store_reader_unref);
   node_free (prog);
   return res;
 }
@@ -1271,14 +1290,18 @@ mh_imap__sort (MhStore *store, const char *folder, MhStoreView *view,
         }
       m.index = row.index;
       m.uid = mh_store_view_get_uid (view, row.index);
+      row.arrival = mh_store_view_get_internal_date (view, row.index);
+      row.size = mh_store_view_get_rfc822_size (view, row.index);
       /* An expunged message sorts with empty keys: it is in @indices,
-       * so it must stay in the answer. */
-      MhStoreMessage *msg = msg_meta (&m);
+       * so it must stay in the answer. Only header keys need a lookup. */
+      gboolean need_msg = FALSE;
+      for (int k = 0; k <= MH_IMAP_SORT_DISPLAYTO; k++)
+        if (need[k] && k != MH_IMAP_SORT_ARRIVAL && k != MH_IMAP_SORT_SIZE)
+          need_msg = TRUE;
+      MhStoreMessage *msg = need_msg ? msg_meta (&m) : NULL;
       gboolean failed = msg == NULL;
       if (msg)
         {
-          row.arrival = mh_store_message_get_internal_date (msg);
-          row.size = mh_store_message_get_rfc822_size (msg);
           if (need[MH_IMAP_SORT_DATE])
             {
               gint64 day;
@@ -1323,6 +1346,7 @@ mh_imap__sort (MhStore *store, const char *folder, MhStoreView *view,
           break;
         }
     }
+  g_clear_pointer (&s.reader, mh_store_reader_unref);
   if (ok)
     {
       g_array_sort_with_data (rows, sort_cmp, (gpointer) criteria);
@@ -1802,6 +1826,7 @@ mh_imap__thread (MhStore *store, const char *folder, MhStoreView *view,
         append_child (prev, c);
     }
   g_ptr_array_unref (msgs);
+  g_clear_pointer (&s.reader, mh_store_reader_unref);
   if (!ok)
     {
       g_ptr_array_unref (t.all);
