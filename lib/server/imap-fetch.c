@@ -5,10 +5,11 @@
  *   "* SEQ FETCH (...)\r\n" appended to the caller's GString. On failure
  *   the GString is cut back to its length at entry, so the caller can
  *   skip the message or answer NO (error codes: imap-private.h).
- * - Cost per message: FLAGS, UID and MODSEQ come from the view (no store
- *   call). Anything else costs one mh_store_message_get(): INTERNALDATE,
- *   RFC822.SIZE, ENVELOPE and BODY[STRUCTURE] are ready strings of the
- *   index's metadata cache, nothing is parsed. Body sections add one
+ * - Cost per message: FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE and
+ *   SAVEDATE come from the view (no store call). Anything else costs one
+ *   metadata lookup (mh_store_reader_get() when the caller has a reader,
+ *   else mh_store_message_get()): ENVELOPE and BODY[STRUCTURE] are ready
+ *   strings of the index's metadata cache, nothing is parsed. Body sections add one
  *   mh_store_read() of the range wanted: the header block for HEADER and
  *   HEADER.FIELDS, at most offset+length bytes for a partial <o.l>. This
  *   file keeps no state between calls and caches nothing.
@@ -929,7 +930,9 @@ needs_message (const GPtrArray *atts)
     {
       MhImapFetchItem it = ((const MhImapFetchAtt *) atts->pdata[i])->item;
       if (it != MH_IMAP_FETCH_FLAGS && it != MH_IMAP_FETCH_UID
-          && it != MH_IMAP_FETCH_MODSEQ && it != MH_IMAP_FETCH_SAVEDATE)
+          && it != MH_IMAP_FETCH_MODSEQ && it != MH_IMAP_FETCH_SAVEDATE
+          && it != MH_IMAP_FETCH_INTERNALDATE
+          && it != MH_IMAP_FETCH_RFC822_SIZE)
         return TRUE;
     }
   return FALSE;
@@ -968,11 +971,12 @@ append_item (const MhImapFetchArgs *a, guint index, guint32 uid,
       return TRUE;
     case MH_IMAP_FETCH_INTERNALDATE:
       g_string_append (out, "INTERNALDATE ");
-      append_internaldate (out, mh_store_message_get_internal_date (msg));
+      append_internaldate (out,
+                           mh_store_view_get_internal_date (a->view, index));
       return TRUE;
     case MH_IMAP_FETCH_RFC822_SIZE:
       g_string_append (out, "RFC822.SIZE ");
-      append_u64 (out, mh_store_message_get_rfc822_size (msg));
+      append_u64 (out, mh_store_view_get_rfc822_size (a->view, index));
       return TRUE;
     case MH_IMAP_FETCH_ENVELOPE:
       g_string_append (out, "ENVELOPE ");
@@ -990,10 +994,16 @@ append_item (const MhImapFetchArgs *a, guint index, guint32 uid,
       append_modseq (a, index, out);
       return TRUE;
     case MH_IMAP_FETCH_SAVEDATE:
-      /* RFC 8514: NIL when the save date is not known; the store API
-       * does not expose the one its index keeps. */
-      g_string_append (out, "SAVEDATE NIL");
-      return TRUE;
+      {
+        /* RFC 8514: NIL when the save date is not known. */
+        gint64 saved = mh_store_view_get_save_date (a->view, index);
+        g_string_append (out, "SAVEDATE ");
+        if (saved > 0)
+          append_internaldate (out, saved);
+        else
+          g_string_append (out, "NIL");
+        return TRUE;
+      }
     case MH_IMAP_FETCH_RFC822:
       return append_rfc822 (a, msg, uid, "RFC822", MH_IMAP_SECTION_ALL, out,
                             error);
@@ -1027,7 +1037,8 @@ mh_imap__fetch_one (const MhImapFetchArgs *a, guint index, GString *out,
   if (needs_message (a->atts))
     {
       GError *e = NULL;
-      msg = mh_store_message_get (a->store, a->folder, uid, &e);
+      msg = a->reader ? mh_store_reader_get (a->reader, uid, &e)
+                      : mh_store_message_get (a->store, a->folder, uid, &e);
       if (msg == NULL)
         {
           if (g_error_matches (e, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND))

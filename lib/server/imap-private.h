@@ -242,6 +242,10 @@ typedef struct
   gboolean add_modseq;        /* CONDSTORE on: MODSEQ always sent */
   gboolean utf8;
   gboolean rev2;              /* IMAP4rev2 session: no \Recent in FLAGS */
+  MhStoreReader *reader;      /* (nullable) one index snapshot for a run
+                               * of messages (one output chunk: never
+                               * across a network wait); NULL: one
+                               * mh_store_message_get() per message */
 } MhImapFetchArgs;
 
 /* TRUE if any attribute sets \Seen (BODY[..], BINARY[..], RFC822,

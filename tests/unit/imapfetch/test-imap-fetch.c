@@ -476,6 +476,10 @@ test_flags_uid_modseq (void **state)
                                                &error);
   assert_non_null (v);
   guint64 ms = mh_store_view_get_modseq (v, 1);
+  /* SAVEDATE (RFC 8514): when it was delivered, in the server's zone. */
+  g_autoptr (GDateTime) sd = g_date_time_new_from_unix_utc (
+    mh_store_view_get_save_date (v, 1));
+  g_autofree char *saved = g_date_time_format (sd, "%d-%b-%Y %H:%M:%S");
   g_autoptr (GPtrArray) atts = atts_of (simple (MH_IMAP_FETCH_UID),
                                         simple (MH_IMAP_FETCH_FLAGS),
                                         simple (MH_IMAP_FETCH_MODSEQ),
@@ -488,8 +492,8 @@ test_flags_uid_modseq (void **state)
   assert_true (mh_imap__fetch_one (&a, 1, out, &error));
   g_autofree char *want = g_strdup_printf (
     "* 2 FETCH (UID %u FLAGS (\\Answered \\Deleted \\Seen $Forwarded "
-    "$Label1) MODSEQ (%" G_GUINT64_FORMAT ") SAVEDATE NIL)\r\n",
-    fx->uids[1], ms);
+    "$Label1) MODSEQ (%" G_GUINT64_FORMAT ") SAVEDATE \"%s +0000\")\r\n",
+    fx->uids[1], ms, saved);
   assert_string_equal (out->str, want);
 
   /* add_*: added once, UID first, FLAGS and MODSEQ last. */
@@ -504,6 +508,18 @@ test_flags_uid_modseq (void **state)
                           "MODSEQ (%" G_GUINT64_FORMAT "))\r\n",
                           fx->uids[1], ms);
   assert_string_equal (out->str, want);
+
+  /* The same through a batch reader of the store. */
+  g_autoptr (MhStoreReader) rd = mh_store_reader_new (fx->store, NULL,
+                                                      &error);
+  assert_non_null (rd);
+  g_autoptr (GPtrArray) atts4 = atts_of (simple (MH_IMAP_FETCH_ENVELOPE),
+                                         NULL);
+  MhImapFetchArgs ra = args_of (fx, atts4);
+  ra.reader = rd;
+  g_string_truncate (out, 0);
+  assert_true (mh_imap__fetch_one (&ra, 0, out, &error));
+  assert_string_equal (out->str, "* 1 FETCH (" ENV_SIMPLE ")\r\n");
 
   /* \Recent: in the view that claimed it, for IMAP4rev1 only. */
   g_autoptr (GPtrArray) atts3 = atts_of (simple (MH_IMAP_FETCH_FLAGS), NULL);
