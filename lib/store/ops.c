@@ -606,9 +606,8 @@ mh_store_message_get_header (MhStoreMessage *m, const char *name,
   if (cached_out)
     *cached_out = mh_store__header_is_cached (name);
   g_autoptr (GVariant) hdrs = g_variant_get_child_value (m->cache, 4);
-  /* Several lines of one header are joined; keep the joined string in
-   * the cache variant's lifetime via a qdata-free trick: we return the
-   * first and only entry when unique, which is the common case. */
+  /* meta.c stores one entry per name with every copy's lines joined in
+   * file order, so the first match holds them all. */
   gsize n = g_variant_n_children (hdrs);
   for (gsize i = 0; i < n; i++)
     {

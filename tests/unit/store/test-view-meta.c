@@ -15,8 +15,9 @@ static const char msg1[] = "From: Alice <alice@example.org>\n"
                            "Body one\n";
 static const char msg2[] = "From: Bob <bob@example.org>\r\n"
                            "Subject: two, longer\r\n"
+                           "Delivered-To: a@example.org\r\n"
                            "Received: from a by b\r\n"
-                           "Received: from c by d\r\n"
+                           "Delivered-To: b@example.org\r\n"
                            "\r\n"
                            "Body two\r\nmore\r\n";
 
@@ -120,6 +121,14 @@ test_reader (void **state)
                     mh_store_message_get_rfc822_size (b));
   assert_int_equal (mh_store_message_get_header_size (a),
                     mh_store_message_get_header_size (b));
+
+  /* A repeated cached header: every copy, in order. */
+  gboolean cached = FALSE;
+  assert_string_equal (mh_store_message_get_header (a, "delivered-to",
+                                                    &cached),
+                       "Delivered-To: a@example.org\r\n"
+                       "Delivered-To: b@example.org\r\n");
+  assert_true (cached);
 
   /* Unknown UID: NOT_FOUND naming it. */
   assert_null (mh_store_reader_get (r, 999, &error));
