@@ -447,6 +447,18 @@ uid_in (GArray *uids, guint32 uid)
   return FALSE;
 }
 
+gboolean
+mh_imap__is_recent (MhImapSession *s, guint index)
+{
+  if (s->view == NULL || index >= mh_store_view_get_count (s->view))
+    return FALSE;
+  if (mh_store_view_is_recent (s->view, index))
+    return TRUE;
+  /* Claimed by this session at an earlier resync: still \Recent here. */
+  return uid_in (session_recent (s)->uids,
+                 mh_store_view_get_uid (s->view, index));
+}
+
 static void
 append_fetch_flags (MhImapSession *s, GString *out, MhStoreView *view,
                     guint i, guint seq, GArray *recent_uids)
