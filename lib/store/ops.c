@@ -609,14 +609,41 @@ mh_store_message_get_header (MhStoreMessage *m, const char *name,
   /* meta.c stores one entry per name with every copy's lines joined in
    * file order, so the first match holds them all. */
   gsize n = g_variant_n_children (hdrs);
+  const char *first = NULL;
+  GString *all = NULL;
   for (gsize i = 0; i < n; i++)
     {
       const char *k, *v;
       g_variant_get_child (hdrs, i, "(&s&s)", &k, &v);
-      if (g_ascii_strcasecmp (k, name) == 0)
-        return v; /* points into m->cache's data */
+      if (g_ascii_strcasecmp (k, name) != 0)
+        continue;
+      if (first == NULL)
+        first = v; /* points into m->cache's data */
+      else
+        {
+          /* A record from an older index: one entry per copy. */
+          if (all == NULL)
+            all = g_string_new (first);
+          g_string_append (all, v);
+        }
     }
-  return NULL;
+  if (all == NULL)
+    return first;
+  if (m->joined == NULL)
+    m->joined = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       g_free);
+  char *lc = g_ascii_strdown (name, -1);
+  const char *had = g_hash_table_lookup (m->joined, lc);
+  if (had)
+    {
+      /* Asked before: the string returned then stays valid. */
+      g_free (lc);
+      g_string_free (all, TRUE);
+      return had;
+    }
+  char *joined = g_string_free (all, FALSE);
+  g_hash_table_insert (m->joined, lc, joined);
+  return joined;
 }
 
 static gboolean

@@ -173,6 +173,9 @@ struct _MhStoreMessage
   GVariant *cache;
   char *envelope, *body, *bodystructure;
   guint64 header_size;
+  /* Lowercase name → copies joined, for cache records made before the
+   * copies were joined at indexing (get_header, ops.c). */
+  GHashTable *joined;
 };
 
 struct _MhStoreWatch

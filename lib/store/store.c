@@ -117,6 +117,7 @@ mh_store_message_unref (MhStoreMessage *m)
   g_free (m->envelope);
   g_free (m->body);
   g_free (m->bodystructure);
+  g_clear_pointer (&m->joined, g_hash_table_unref);
   g_free (m);
 }
 

@@ -175,6 +175,47 @@ test_reader (void **state)
                         "Nope", NULL);
 }
 
+/* A cache record as the first index version wrote it (one entry per
+ * copy of a header) still gives every copy. */
+static void
+test_old_header_records (void **state)
+{
+  Fx *fx = *state;
+  guint32 u = deliver (fx->store, msg2);
+  g_autoptr (GError) error = NULL;
+  MDB_txn *txn;
+  assert_int_equal (mh_store__txn_begin (fx->store, TRUE, &txn, &error), 0);
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (fx->store, txn,
+                                                       "INBOX", FALSE,
+                                                       &error);
+  assert_non_null (f);
+  GVariantBuilder h, p;
+  g_variant_builder_init (&h, G_VARIANT_TYPE ("a(ss)"));
+  g_variant_builder_add (&h, "(ss)", "delivered-to", "Delivered-To: x\r\n");
+  g_variant_builder_add (&h, "(ss)", "subject", "Subject: s\r\n");
+  g_variant_builder_add (&h, "(ss)", "delivered-to", "Delivered-To: y\r\n");
+  g_variant_builder_init (&p, G_VARIANT_TYPE ("a(sttt)"));
+  g_autoptr (GVariant) c = g_variant_ref_sink (g_variant_new (
+      "(tsssa(ss)a(sttt))", (guint64) 10, "NIL", "NIL", "NIL", &h, &p));
+  guint8 key[8];
+  mh_store__key_fid_uid (key, f->rec.id, u);
+  MDB_val k = { 8, key };
+  MDB_val v = { g_variant_get_size (c), (void *) g_variant_get_data (c) };
+  assert_int_equal (mdb_put (txn, fx->store->db.cache, &k, &v, 0), 0);
+  assert_true (mh_store__txn_commit (fx->store, txn, &error));
+
+  g_autoptr (MhStoreMessage) m = mh_store_message_get (fx->store, NULL, u,
+                                                       &error);
+  assert_non_null (m);
+  const char *a = mh_store_message_get_header (m, "Delivered-To", NULL);
+  assert_string_equal (a, "Delivered-To: x\r\nDelivered-To: y\r\n");
+  /* Asked again: the same string, the first stays valid. */
+  assert_ptr_equal (mh_store_message_get_header (m, "delivered-to", NULL),
+                    a);
+  assert_string_equal (mh_store_message_get_header (m, "Subject", NULL),
+                       "Subject: s\r\n");
+}
+
 int
 main (void)
 {
@@ -182,6 +223,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_view_columns_match_messages, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_reader, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_old_header_records, setup,
+                                     teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
