@@ -69,15 +69,14 @@
  * stack of a worker thread. */
 #define SEARCH_DEPTH_MAX 256
 
+/* lib/store's guard: two guards would let two threads run g_mime_init()
+ * at once. */
+void mh_store__gmime_init (void);
+
 static void
 gmime_once (void)
 {
-  static gsize once = 0;
-  if (g_once_init_enter (&once))
-    {
-      g_mime_init ();
-      g_once_init_leave (&once, 1);
-    }
+  mh_store__gmime_init ();
 }
 
 /* ---- Text helpers (exposed for the unit tests) ------------------------- */

@@ -787,17 +787,24 @@ cache_headers (GVariantBuilder *b, const char *d, gsize hend)
                            ((GString *) lines->pdata[k])->str);
 }
 
-GVariant *
-mh_store__meta_compute (const char *data, gsize len)
+void
+mh_store__gmime_init (void)
 {
+  /* GMime needs one process-wide init, and g_mime_init() itself is not
+   * safe against a concurrent call: every library user goes through
+   * this one guard (lib/server's SEARCH too). */
   static gsize gmime_once = 0;
   if (g_once_init_enter (&gmime_once))
     {
-      /* GMime needs one process-wide init; it is idempotent and holds
-       * no per-embedder state. */
       g_mime_init ();
       g_once_init_leave (&gmime_once, 1);
     }
+}
+
+GVariant *
+mh_store__meta_compute (const char *data, gsize len)
+{
+  mh_store__gmime_init ();
   GMimeStream *st = g_mime_stream_mem_new_with_buffer (data, len);
   GMimeParser *p = g_mime_parser_new_with_stream (st);
   GMimeMessage *m = g_mime_parser_construct_message (p, NULL);

@@ -190,6 +190,8 @@ void mh_store__changed (MhStore *store, const char *folder);
 gboolean mh_store__role_autocreate (MhStore *store, const char *folder,
                                     GError **error);
 gboolean mh_store__header_is_cached (const char *name);
+/* meta.c: the one process-wide g_mime_init() (also lib/server). */
+void mh_store__gmime_init (void);
 
 /* index.c */
 gboolean mh_store__db_open (MhStore *store, GError **error);
