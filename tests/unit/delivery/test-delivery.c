@@ -15,15 +15,19 @@
 /* What the pipeline logged (a test writer: a store failure is logged at
  * error level, which G_DEBUG=fatal-criticals would otherwise abort on). */
 static GString *logged;
+/* Deliveries log from worker threads too: one writer at a time. */
+static GMutex logged_lock;
 
 static GLogWriterOutput
 capture (GLogLevelFlags level, const GLogField *fields, gsize n,
          gpointer user_data)
 {
+  g_mutex_lock (&logged_lock);
   for (gsize i = 0; i < n; i++)
     if (fields[i].length < 0 && strcmp (fields[i].key, "MESSAGE") == 0)
       g_string_append_printf (logged, "%s\n",
                               (const char *) fields[i].value);
+  g_mutex_unlock (&logged_lock);
   return G_LOG_WRITER_HANDLED;
 }
 
