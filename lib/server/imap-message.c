@@ -838,6 +838,13 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
     .utf8 = mh_imap__utf8 (s),
     .rev2 = c->rev2,
   };
+  /* One reader per chunk: a single freshness check and read transaction
+   * for up to 64 KiB of output, instead of one per message. Without one
+   * (it failed to open) fetch_one looks each message up itself. */
+  g_autoptr (MhStoreReader) reader
+      = c->cheap ? NULL
+                 : mh_store_reader_new (s->store, store_folder (s), NULL);
+  args.reader = reader;
   guint count = view_count (s);
 
   while (c->ri < c->ranges->len)
