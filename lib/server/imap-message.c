@@ -47,22 +47,6 @@
 
 #define LOG_SVC "imap"
 
-/* imap-fetch.c and imap-search.c are other engineers' files that land
- * separately: referenced weakly, so this file links (and its FLAGS/UID
- * FETCH, STORE, COPY, ... work) before they do; without them FETCH of
- * message data and SEARCH answer NO [CANNOT]. */
-#pragma weak mh_imap__fetch_one
-#pragma weak mh_imap__fetch_sets_seen
-#pragma weak mh_imap__search
-#pragma weak mh_imap__sort
-#pragma weak mh_imap__thread
-#pragma weak mh_imap__search_format
-#pragma weak mh_imap__search_save
-#pragma weak mh_imap__search_uses_modseq
-/* imap.c's view of \Recent (it outlives each resynced view); until it
- * provides one, the view's own flag. */
-#pragma weak mh_imap__is_recent
-
 /* ---- Sets -------------------------------------------------------------- */
 
 typedef struct
@@ -464,9 +448,7 @@ parse_flags (char **list, MhStoreFlags *flags_out, GPtrArray *keywords,
 static gboolean
 is_recent (MhImapSession *s, guint idx)
 {
-  if (mh_imap__is_recent != NULL)
-    return mh_imap__is_recent (s, idx);
-  return mh_store_view_is_recent (s->view, idx);
+  return mh_imap__is_recent (s, idx);
 }
 
 static void
@@ -761,14 +743,6 @@ fetch_start (MhImapSession *s, const MhImapCommand *cmd, GString *out)
       return MH_IMAP_RUN_DONE;
     }
 
-  if (!c->cheap
-      && (mh_imap__fetch_one == NULL || mh_imap__fetch_sets_seen == NULL))
-    {
-      cursor_clear (s);
-      mh_imap__tagged (out, cmd, "NO", "CANNOT",
-                       "FETCH of message data is not available");
-      return MH_IMAP_RUN_DONE;
-    }
 
   /* \Seen first, in one store call, so the FETCH lines show it (RFC 9051
    * 6.4.5: BODY[] without .PEEK sets \Seen). */
@@ -1391,13 +1365,6 @@ mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
       /* RFC 9051 6.4.4: an unknown charset gets NO [BADCHARSET (list)]. */
       mh_imap__tagged (out, cmd, "NO", "BADCHARSET (US-ASCII UTF-8)",
                        "Unsupported charset");
-      return MH_IMAP_RUN_DONE;
-    }
-  if (mh_imap__search == NULL || mh_imap__sort == NULL
-      || mh_imap__thread == NULL || mh_imap__search_format == NULL
-      || mh_imap__search_save == NULL || mh_imap__search_uses_modseq == NULL)
-    {
-      mh_imap__tagged (out, cmd, "NO", "CANNOT", "SEARCH is not available");
       return MH_IMAP_RUN_DONE;
     }
   if (cmd->search == NULL)

@@ -45,9 +45,6 @@
  *   count as secure), or anywhere with [auth] allow_plaintext. Otherwise
  *   LOGINDISABLED is advertised, no AUTH= mechanism is, and LOGIN gets
  *   NO [PRIVACYREQUIRED].
- * - Handlers of imap-message.c are referenced weakly: the service runs
- *   (and advertises only what works) before that file is in the build,
- *   and a command without its handler gets NO [CANNOT].
  * - Memory per idle session: this struct, the engine's buffers, the
  *   store view of the selected folder (a few bytes per message), one
  *   pointer in a shared watch. No thread, no main context of its own.
@@ -59,19 +56,6 @@
 
 #include <glib-unix.h>
 #include <string.h>
-
-/* Until imap-message.c is part of the build these resolve to NULL. */
-#pragma weak mh_imap__cmd_fetch
-#pragma weak mh_imap__cmd_store
-#pragma weak mh_imap__cmd_copy
-#pragma weak mh_imap__cmd_expunge
-#pragma weak mh_imap__cmd_close
-#pragma weak mh_imap__cmd_append
-#pragma weak mh_imap__cmd_search
-#pragma weak mh_imap__cmd_quota
-#pragma weak mh_imap__cmd_metadata
-#pragma weak mh_imap__cmd_notify
-#pragma weak mh_imap__notify_free
 
 #define SVC_OF(im) (mh_server_session_get_service ((im)->session))
 #define ID_OF(im) (mh_server_session_get_id ((im)->session))
@@ -628,83 +612,42 @@ mh_imap__sync_view (MhImapSession *s, GString *out, gboolean allow_expunge,
 
 /* ---- capabilities ------------------------------------------------------- */
 
-/* What a capability needs beyond this file and imap-mailbox.c. */
-typedef enum
-{
-  NEED_NONE,
-  NEED_MESSAGE, /* FETCH, STORE, COPY/MOVE, EXPUNGE, CLOSE, APPEND */
-  NEED_SEARCH,
-  NEED_QUOTA,
-  NEED_METADATA,
-  NEED_NOTIFY,
-} Need;
-
-static gboolean
-have (Need need)
-{
-  gboolean message = mh_imap__cmd_fetch != NULL && mh_imap__cmd_store != NULL
-                     && mh_imap__cmd_copy != NULL
-                     && mh_imap__cmd_expunge != NULL
-                     && mh_imap__cmd_close != NULL
-                     && mh_imap__cmd_append != NULL;
-  switch (need)
-    {
-    case NEED_NONE:
-      return TRUE;
-    case NEED_MESSAGE:
-      return message;
-    case NEED_SEARCH:
-      return message && mh_imap__cmd_search != NULL;
-    case NEED_QUOTA:
-      return mh_imap__cmd_quota != NULL;
-    case NEED_METADATA:
-      return mh_imap__cmd_metadata != NULL;
-    case NEED_NOTIFY:
-      return mh_imap__cmd_notify != NULL;
-    }
-  return FALSE;
-}
-
-static const struct
-{
-  const char *name;
-  Need need;
-} caps[] = {
-  { "IMAP4rev1", NEED_NONE },
-  { "IMAP4rev2", NEED_SEARCH }, /* rev2 includes MOVE, UIDPLUS, ESEARCH */
-  { "SASL-IR", NEED_NONE },
-  { "ID", NEED_NONE },
-  { "ENABLE", NEED_NONE },
-  { "IDLE", NEED_NONE },
-  { "LITERAL+", NEED_NONE },
-  { "NAMESPACE", NEED_NONE },
-  { "UIDPLUS", NEED_MESSAGE },
-  { "MOVE", NEED_MESSAGE },
-  { "UNSELECT", NEED_MESSAGE },
-  { "CHILDREN", NEED_NONE },
-  { "LIST-EXTENDED", NEED_NONE },
-  { "LIST-STATUS", NEED_NONE },
-  { "SPECIAL-USE", NEED_NONE },
-  { "CREATE-SPECIAL-USE", NEED_NONE },
-  { "CONDSTORE", NEED_MESSAGE },
-  { "QRESYNC", NEED_MESSAGE },
-  { "ESEARCH", NEED_SEARCH },
-  { "SEARCHRES", NEED_SEARCH },
-  { "SORT", NEED_SEARCH },
-  { "SORT=DISPLAY", NEED_SEARCH },
-  { "THREAD=REFERENCES", NEED_SEARCH },
-  { "THREAD=ORDEREDSUBJECT", NEED_SEARCH },
-  { "QUOTA", NEED_QUOTA },
-  { "QUOTA=RES-STORAGE", NEED_QUOTA },
-  { "QUOTA=RES-MESSAGE", NEED_QUOTA },
-  { "APPENDLIMIT=", NEED_MESSAGE }, /* the number is appended */
-  { "BINARY", NEED_MESSAGE },
-  { "STATUS=SIZE", NEED_NONE },
-  { "SAVEDATE", NEED_MESSAGE },
-  { "UTF8=ACCEPT", NEED_NONE },
-  { "NOTIFY", NEED_NOTIFY },
-  { "METADATA", NEED_METADATA },
-  { "COMPRESS=DEFLATE", NEED_NONE },
+static const char *const caps[] = {
+  "IMAP4rev1",
+  "IMAP4rev2", /* rev2 includes MOVE, UIDPLUS, ESEARCH */
+  "SASL-IR",
+  "ID",
+  "ENABLE",
+  "IDLE",
+  "LITERAL+",
+  "NAMESPACE",
+  "UIDPLUS",
+  "MOVE",
+  "UNSELECT",
+  "CHILDREN",
+  "LIST-EXTENDED",
+  "LIST-STATUS",
+  "SPECIAL-USE",
+  "CREATE-SPECIAL-USE",
+  "CONDSTORE",
+  "QRESYNC",
+  "ESEARCH",
+  "SEARCHRES",
+  "SORT",
+  "SORT=DISPLAY",
+  "THREAD=REFERENCES",
+  "THREAD=ORDEREDSUBJECT",
+  "QUOTA",
+  "QUOTA=RES-STORAGE",
+  "QUOTA=RES-MESSAGE",
+  "APPENDLIMIT=", /* the number is appended */
+  "BINARY",
+  "STATUS=SIZE",
+  "SAVEDATE",
+  "UTF8=ACCEPT",
+  "NOTIFY",
+  "METADATA",
+  "COMPRESS=DEFLATE",
 };
 
 /* A password may cross this connection in clear (see the notes). */
@@ -729,16 +672,14 @@ capability_list (Imap *im)
   gboolean authed = im->s.account != NULL;
   for (gsize i = 0; i < G_N_ELEMENTS (caps); i++)
     {
-      if (!have (caps[i].need))
-        continue;
       /* Before login: the base, TLS and login capabilities (and SASL-IR,
        * ID, ENABLE, IDLE, LITERAL+ which clients look for early). */
       if (!authed && i > 6)
         break;
       if (c->len)
         g_string_append_c (c, ' ');
-      g_string_append (c, caps[i].name);
-      if (g_str_has_suffix (caps[i].name, "="))
+      g_string_append (c, caps[i]);
+      if (g_str_has_suffix (caps[i], "="))
         g_string_append_printf (c, "%" G_GUINT64_FORMAT,
                                 im->svc->limits.max_append);
     }
@@ -799,7 +740,7 @@ imap_free (gpointer engine)
     im->s.cursor_free (im->s.cursor);
   session_forget_mailbox (&im->s);
   mh_imap__session_free_priv (&im->s);
-  if (im->s.notify != NULL && mh_imap__notify_free != NULL)
+  if (im->s.notify != NULL)
     mh_imap__notify_free (im->s.notify);
   notify_forget (im);
   g_free (im->s.account);
