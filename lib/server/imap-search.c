@@ -35,11 +35,10 @@
  *   without a parseable Date: uses its internal date (as SORT does, RFC
  *   5256 2.2). OLDER/YOUNGER (RFC 5032): OLDER n is internal date <=
  *   now - n, YOUNGER n is >= now - n (Dovecot's reading).
- * - Save date (RFC 8514): the internal date, as FETCH SAVEDATE answers
- *   (for a delivered or appended message they agree; a COPY keeps the
- *   source's). The store's own saved date (mh_store_view_get_save_date())
- *   could replace it, together with FETCH SAVEDATE. SAVEDATESUPPORTED
- *   matches every message.
+ * - Save date (RFC 8514): the store's save date (when the message came
+ *   into this folder), the value FETCH SAVEDATE answers; a message whose
+ *   record predates save dates (0) is compared by its internal date.
+ *   SAVEDATESUPPORTED matches every message.
  * - A message expunged by another session after the view was taken (its
  *   record or file is gone) matches nothing, whatever the program says;
  *   any other store error fails the whole command.
@@ -1062,8 +1061,16 @@ eval (const Node *n, Msg *m)
     case MH_IMAP_SEARCH_SAVEDON:
     case MH_IMAP_SEARCH_SAVEDSINCE:
       {
-        /* From the view; SAVED* too (see "Save date" above). */
+        /* From the view (see "Save date" above). */
         gint64 t = mh_store_view_get_internal_date (m->s->view, m->index);
+        if (n->type == MH_IMAP_SEARCH_SAVEDBEFORE
+            || n->type == MH_IMAP_SEARCH_SAVEDON
+            || n->type == MH_IMAP_SEARCH_SAVEDSINCE)
+          {
+            gint64 saved = mh_store_view_get_save_date (m->s->view, m->index);
+            if (saved > 0)
+              t = saved;
+          }
         switch (n->type)
           {
           case MH_IMAP_SEARCH_BEFORE:
