@@ -8,8 +8,8 @@
  *   imap-mailbox.c  SELECT/EXAMINE, LIST/LSUB, NAMESPACE, STATUS, CREATE,
  *                   DELETE, RENAME, (UN)SUBSCRIBE, ENABLE, ID.
  *   imap-message.c  FETCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT,
- *                   APPEND, SEARCH/SORT/THREAD drivers, QUOTA, METADATA,
- *                   NOTIFY.
+ *                   APPEND, SEARCH/SORT/THREAD drivers.
+ *   imap-account.c  QUOTA, METADATA, NOTIFY.
  *   imap-fetch.c    renders one message's FETCH response.
  *   imap-search.c   evaluates search programs; SORT and THREAD.
  *
@@ -223,6 +223,15 @@ MhImapRun mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
                                GString *out);
 MhImapRun mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
                                GString *out);  /* SEARCH, SORT, THREAD */
+/* The tagged line with a formatted text; NO for a store or quota error
+ * with the RFC 5530 response code it maps to. */
+void mh_imap__tagged_printf (GString *out, const MhImapCommand *cmd,
+                             const char *status, const char *code,
+                             const char *fmt, ...) G_GNUC_PRINTF (5, 6);
+void mh_imap__tagged_store_error (GString *out, const MhImapCommand *cmd,
+                                  const GError *error);
+
+/* imap-account.c */
 MhImapRun mh_imap__cmd_quota (MhImapSession *s, const MhImapCommand *cmd,
                               GString *out);  /* GET/SETQUOTA(ROOT) */
 MhImapRun mh_imap__cmd_metadata (MhImapSession *s,
