@@ -345,8 +345,9 @@ mh_imap__tagged_store_error (GString *out, const MhImapCommand *cmd,
                    text ? text : error ? error->message : "Internal error");
 }
 
-static gboolean
-require_selected (MhImapSession *s, const MhImapCommand *cmd, GString *out)
+gboolean
+mh_imap__require_selected (MhImapSession *s, const MhImapCommand *cmd,
+                           GString *out)
 {
   if (s->folder == NULL || s->view == NULL)
     {
@@ -785,7 +786,7 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
   if (c == NULL || s->cursor_free != fetch_cursor_free || c->cmd != cmd)
     {
       cursor_clear (s);
-      if (!require_selected (s, cmd, out))
+      if (!mh_imap__require_selected (s, cmd, out))
         return MH_IMAP_RUN_DONE;
       if (fetch_start (s, cmd, out) == MH_IMAP_RUN_DONE)
         return MH_IMAP_RUN_DONE;
@@ -897,7 +898,7 @@ mh_imap__cmd_store (MhImapSession *s, const MhImapCommand *cmd,
   g_autoptr (GPtrArray) keywords = g_ptr_array_new ();
   MhStoreFlags flags = 0;
 
-  if (!require_selected (s, cmd, out))
+  if (!mh_imap__require_selected (s, cmd, out))
     return MH_IMAP_RUN_DONE;
   if (!parse_flags (cmd->store_flags, &flags, keywords, &bad)
       || !resolve_set (s, cmd->set, cmd->uid, &ranges, &bad))
@@ -1066,7 +1067,7 @@ mh_imap__cmd_copy (MhImapSession *s, const MhImapCommand *cmd, GString *out)
   g_autoptr (GError) error = NULL;
   gboolean move = cmd->kind == MH_IMAP_CMD_MOVE;
 
-  if (!require_selected (s, cmd, out))
+  if (!mh_imap__require_selected (s, cmd, out))
     return MH_IMAP_RUN_DONE;
   if (!resolve_set (s, cmd->set, cmd->uid, &ranges, &bad))
     {
@@ -1134,7 +1135,7 @@ mh_imap__cmd_expunge (MhImapSession *s, const MhImapCommand *cmd,
   g_autoptr (GError) error = NULL;
   g_autoptr (GArray) uids = NULL;
 
-  if (!require_selected (s, cmd, out))
+  if (!mh_imap__require_selected (s, cmd, out))
     return MH_IMAP_RUN_DONE;
   if (cmd->uid)
     {
@@ -1188,7 +1189,7 @@ MhImapRun
 mh_imap__cmd_close (MhImapSession *s, const MhImapCommand *cmd,
                     GString *out)
 {
-  if (!require_selected (s, cmd, out))
+  if (!mh_imap__require_selected (s, cmd, out))
     return MH_IMAP_RUN_DONE;
   if (cmd->kind == MH_IMAP_CMD_CLOSE && !s->read_only)
     {
@@ -1337,80 +1338,3 @@ mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
 
 /* ---- SEARCH, SORT, THREAD ---------------------------------------------- */
 
-MhImapRun
-mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
-                     GString *out)
-{
-  g_autoptr (GError) error = NULL;
-  const char *what = cmd->kind == MH_IMAP_CMD_SORT     ? "Sort"
-                     : cmd->kind == MH_IMAP_CMD_THREAD ? "Thread"
-                                                       : "Search";
-
-  if (!require_selected (s, cmd, out))
-    return MH_IMAP_RUN_DONE;
-  if (cmd->search_charset != NULL
-      && g_ascii_strcasecmp (cmd->search_charset, "UTF-8") != 0
-      && g_ascii_strcasecmp (cmd->search_charset, "US-ASCII") != 0)
-    {
-      /* RFC 9051 6.4.4: an unknown charset gets NO [BADCHARSET (list)]. */
-      mh_imap__tagged (out, cmd, "NO", "BADCHARSET (US-ASCII UTF-8)",
-                       "Unsupported charset");
-      return MH_IMAP_RUN_DONE;
-    }
-  if (cmd->search == NULL)
-    {
-      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing search criteria");
-      return MH_IMAP_RUN_DONE;
-    }
-  if (mh_imap__search_uses_modseq (cmd->search))
-    s->enabled |= MH_IMAP_ENABLED_CONDSTORE; /* RFC 7162 3.1 */
-
-  gboolean save = (cmd->search_return & MH_IMAP_RETURN_SAVE) != 0;
-  g_autoptr (GArray) idx
-      = mh_imap__search (s->store, store_folder (s), s->view, cmd->search,
-                         s->saved_uids, &error);
-  if (idx != NULL && cmd->kind == MH_IMAP_CMD_SORT
-      && !mh_imap__sort (s->store, store_folder (s), s->view, cmd->sort, idx,
-                         &error))
-    g_clear_pointer (&idx, g_array_unref);
-  if (idx == NULL)
-    {
-      if (save)
-        {
-          /* RFC 5182 2.1: a failed search leaves an empty result. */
-          g_clear_pointer (&s->saved_uids, g_array_unref);
-          s->saved_uids = g_array_new (FALSE, FALSE, sizeof (guint32));
-        }
-      if (error != NULL && error->domain == MH_IMAP_ERROR)
-        mh_imap__tagged (out, cmd, "BAD", NULL, error->message);
-      else
-        mh_imap__tagged_store_error (out, cmd, error);
-      return MH_IMAP_RUN_DONE;
-    }
-  if (save)
-    mh_imap__search_save (&s->saved_uids, s->view, idx, cmd->search_return);
-
-  if (cmd->kind == MH_IMAP_CMD_THREAD)
-    {
-      gsize mark = out->len;
-      g_string_append (out, "* THREAD ");
-      if (!mh_imap__thread (s->store, store_folder (s), s->view, cmd->thread,
-                            idx, cmd->uid, out, &error))
-        {
-          g_string_truncate (out, mark);
-          mh_imap__tagged_store_error (out, cmd, error);
-          return MH_IMAP_RUN_DONE;
-        }
-      /* "* THREAD" with no threads has no trailing space (RFC 5256). */
-      if (out->len == mark + 9)
-        g_string_truncate (out, mark + 8);
-      g_string_append (out, "\r\n");
-    }
-  else
-    /* (RETURN (SAVE) alone answers nothing but the tagged OK: RFC 5182
-     * 2.1; search_format knows.) */
-    mh_imap__search_format (out, cmd, s->view, idx,
-                            (s->enabled & MH_IMAP_ENABLED_REV2) != 0);
-  mh_imap__tagged_printf (out, cmd, "OK", NULL, "%s completed", what);
-  return MH_IMAP_RUN_DONE;
-}

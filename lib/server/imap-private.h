@@ -221,8 +221,9 @@ MhImapRun mh_imap__cmd_close (MhImapSession *s, const MhImapCommand *cmd,
  * the client's order, MODSEQ last when CONDSTORE added it. */
 MhImapRun mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
                                GString *out);
-MhImapRun mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
-                               GString *out);  /* SEARCH, SORT, THREAD */
+/* BAD "No mailbox selected" and FALSE unless a mailbox is selected. */
+gboolean mh_imap__require_selected (MhImapSession *s,
+                                    const MhImapCommand *cmd, GString *out);
 /* The tagged line with a formatted text; NO for a store or quota error
  * with the RFC 5530 response code it maps to. */
 void mh_imap__tagged_printf (GString *out, const MhImapCommand *cmd,
@@ -237,6 +238,10 @@ MhImapRun mh_imap__cmd_quota (MhImapSession *s, const MhImapCommand *cmd,
 MhImapRun mh_imap__cmd_metadata (MhImapSession *s,
                                  const MhImapCommand *cmd, GString *out);
 MhImapRun mh_imap__cmd_notify (MhImapSession *s, const MhImapCommand *cmd,
+                               GString *out);
+
+/* imap-search.c: the SEARCH, SORT and THREAD command. */
+MhImapRun mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
                                GString *out);
 
 /* imap-fetch.c: one message's "* SEQ FETCH (...)\r\n". */

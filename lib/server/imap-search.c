@@ -2068,3 +2068,83 @@ mh_imap__search_save (GArray **saved_uids, MhStoreView *view,
     g_array_unref (*saved_uids);
   *saved_uids = a;
 }
+
+/* ---- The SEARCH, SORT and THREAD command ---------------------------- */
+
+MhImapRun
+mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
+                     GString *out)
+{
+  g_autoptr (GError) error = NULL;
+  const char *what = cmd->kind == MH_IMAP_CMD_SORT     ? "Sort"
+                     : cmd->kind == MH_IMAP_CMD_THREAD ? "Thread"
+                                                       : "Search";
+
+  if (!mh_imap__require_selected (s, cmd, out))
+    return MH_IMAP_RUN_DONE;
+  if (cmd->search_charset != NULL
+      && g_ascii_strcasecmp (cmd->search_charset, "UTF-8") != 0
+      && g_ascii_strcasecmp (cmd->search_charset, "US-ASCII") != 0)
+    {
+      /* RFC 9051 6.4.4: an unknown charset gets NO [BADCHARSET (list)]. */
+      mh_imap__tagged (out, cmd, "NO", "BADCHARSET (US-ASCII UTF-8)",
+                       "Unsupported charset");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (cmd->search == NULL)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing search criteria");
+      return MH_IMAP_RUN_DONE;
+    }
+  if (mh_imap__search_uses_modseq (cmd->search))
+    s->enabled |= MH_IMAP_ENABLED_CONDSTORE; /* RFC 7162 3.1 */
+
+  gboolean save = (cmd->search_return & MH_IMAP_RETURN_SAVE) != 0;
+  g_autoptr (GArray) idx
+      = mh_imap__search (s->store, s->folder, s->view, cmd->search,
+                         s->saved_uids, &error);
+  if (idx != NULL && cmd->kind == MH_IMAP_CMD_SORT
+      && !mh_imap__sort (s->store, s->folder, s->view, cmd->sort, idx,
+                         &error))
+    g_clear_pointer (&idx, g_array_unref);
+  if (idx == NULL)
+    {
+      if (save)
+        {
+          /* RFC 5182 2.1: a failed search leaves an empty result. */
+          g_clear_pointer (&s->saved_uids, g_array_unref);
+          s->saved_uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+        }
+      if (error != NULL && error->domain == MH_IMAP_ERROR)
+        mh_imap__tagged (out, cmd, "BAD", NULL, error->message);
+      else
+        mh_imap__tagged_store_error (out, cmd, error);
+      return MH_IMAP_RUN_DONE;
+    }
+  if (save)
+    mh_imap__search_save (&s->saved_uids, s->view, idx, cmd->search_return);
+
+  if (cmd->kind == MH_IMAP_CMD_THREAD)
+    {
+      gsize mark = out->len;
+      g_string_append (out, "* THREAD ");
+      if (!mh_imap__thread (s->store, s->folder, s->view, cmd->thread,
+                            idx, cmd->uid, out, &error))
+        {
+          g_string_truncate (out, mark);
+          mh_imap__tagged_store_error (out, cmd, error);
+          return MH_IMAP_RUN_DONE;
+        }
+      /* "* THREAD" with no threads has no trailing space (RFC 5256). */
+      if (out->len == mark + 9)
+        g_string_truncate (out, mark + 8);
+      g_string_append (out, "\r\n");
+    }
+  else
+    /* (RETURN (SAVE) alone answers nothing but the tagged OK: RFC 5182
+     * 2.1; search_format knows.) */
+    mh_imap__search_format (out, cmd, s->view, idx,
+                            (s->enabled & MH_IMAP_ENABLED_REV2) != 0);
+  mh_imap__tagged_printf (out, cmd, "OK", NULL, "%s completed", what);
+  return MH_IMAP_RUN_DONE;
+}

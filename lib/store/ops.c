@@ -23,9 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -819,77 +817,6 @@ mh_store_read (MhStore *store, const char *folder, guint32 uid,
   g_set_error (error, MH_STORE_ERROR, MH_STORE_ERROR_NOT_FOUND,
                "message %u vanished", uid);
   return NULL;
-}
-
-/* ---- Watch ------------------------------------------------------------ */
-
-MhStoreWatch *
-mh_store_watch_new (MhStore *store, const char *folder, GError **error)
-{
-  int fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
-  if (fd < 0)
-    {
-      mh_store__io_error (errno, "inotify", store->index_dir, error);
-      return NULL;
-    }
-  g_autofree char *np = g_build_filename (store->index_dir, "notify", NULL);
-  if (inotify_add_watch (fd, np, IN_MODIFY | IN_CLOSE_WRITE) < 0)
-    {
-      int e = errno;
-      close (fd);
-      mh_store__io_error (e, "watch", np, error);
-      return NULL;
-    }
-  if (folder)
-    {
-      g_autofree char *dir = mh_store__folder_path (store, folder, error);
-      if (dir == NULL)
-        {
-          close (fd);
-          return NULL;
-        }
-      const char *subs[] = { "new", "cur" };
-      for (int i = 0; i < 2; i++)
-        {
-          g_autofree char *d = g_build_filename (dir, subs[i], NULL);
-          if (inotify_add_watch (fd, d, IN_CREATE | IN_DELETE | IN_MOVED_FROM
-                                          | IN_MOVED_TO) < 0)
-            {
-              int e = errno;
-              close (fd);
-              mh_store__io_error (e, "watch", d, error);
-              return NULL;
-            }
-        }
-    }
-  MhStoreWatch *w = g_new0 (MhStoreWatch, 1);
-  w->ref = 1;
-  w->fd = fd;
-  return w;
-}
-
-int
-mh_store_watch_get_fd (MhStoreWatch *watch)
-{
-  return watch->fd;
-}
-
-gboolean
-mh_store_watch_wait (MhStoreWatch *watch, int timeout_ms)
-{
-  int fd = watch->fd;
-  struct pollfd pfd = { fd, POLLIN, 0 };
-  int r;
-  do
-    r = poll (&pfd, 1, timeout_ms);
-  while (r < 0 && errno == EINTR);
-  if (r <= 0)
-    return FALSE;
-  char buf[4096] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
-  gboolean any = FALSE;
-  while (read (fd, buf, sizeof buf) > 0)
-    any = TRUE;
-  return any;
 }
 
 /* ---- Rebuild and retention -------------------------------------------- */

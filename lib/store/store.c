@@ -124,25 +124,6 @@ mh_store_message_unref (MhStoreMessage *m)
 G_DEFINE_BOXED_TYPE (MhStoreMessage, mh_store_message, mh_store_message_ref,
                      mh_store_message_unref)
 
-static MhStoreWatch *
-watch_ref (MhStoreWatch *w)
-{
-  g_atomic_int_inc (&w->ref);
-  return w;
-}
-
-void
-mh_store_watch_free (MhStoreWatch *w)
-{
-  if (w == NULL || !g_atomic_int_dec_and_test (&w->ref))
-    return;
-  close (w->fd);
-  g_free (w);
-}
-
-G_DEFINE_BOXED_TYPE (MhStoreWatch, mh_store_watch, watch_ref,
-                     mh_store_watch_free)
-
 /* ---- Open and close --------------------------------------------------- */
 
 static gboolean sync_all (MhStore *store, gboolean force, GError **error);
