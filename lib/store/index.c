@@ -29,13 +29,17 @@
  *     does it. Markers of dead processes of this boot are just removed.
  *   - UIDs and MODSEQs must never be handed out twice, yet the lines we
  *     append to dovecot-uidlist are not fsynced either (one more journal
- *     commit per delivery). So "reserve" (written durably: tmp, fsync,
- *     rename, fsync of the dir) holds for each UIDVALIDITY a bound above
+ *     commit per delivery). So "mailhost-reserve" in the Maildir
+ *     (written durably: tmp, fsync, rename, fsync of the dir; in the
+ *     Maildir so that it survives losing the index directory) holds for
+ *     each UIDVALIDITY a bound above
  *     every UID handed out, and one bound above every MODSEQ. A write txn
  *     that would pass a bound first raises it by
  *     MH_LIMIT_STORE_RESERVE (one durable write per that many UIDs, not
- *     per delivery). After a recovery (meta "recovered"), a folder record
- *     made from a dovecot-uidlist whose UIDVALIDITY has a bound starts
+ *     per delivery). After a recovery (meta "recovered"; also when the
+ *     index is missing but the reserve exists: it was deleted), a folder
+ *     record made from a dovecot-uidlist whose UIDVALIDITY has a bound
+ *     starts
  *     at that bound: files whose uidlist line was lost get new UIDs, and
  *     every MODSEQ is above any a client saw. UIDVALIDITY is kept, so
  *     clients keep their caches; UID gaps are legal, reuse is not.
@@ -291,15 +295,32 @@ write_durable (const char *dir, const char *name, const char *data,
   return mh_store__fsync_dir (dir, error);
 }
 
-/* Reads "reserve" into the store, keeping the larger of two bounds (the
- * file only grows; another process may have raised it). */
+/* The reserve lives in the Maildir, beside dovecot-uidlist, not in the
+ * index directory: the index may be lost or deleted as a whole (it is a
+ * cache of the Maildir), and the bounds must outlive it, or a rebuilt
+ * index would hand out MODSEQs a CONDSTORE client has already seen. */
+#define RESERVE_NAME "mailhost-reserve"
+
+static void reserve_read_file (MhStore *store, const char *dir,
+                               const char *name);
+
+/* Reads the reserve into the store, keeping the larger of two bounds (the
+ * file only grows; another process may have raised it). The copy an
+ * older version kept in the index directory still counts. */
 static void
 reserve_read (MhStore *store)
 {
-  g_autofree char *p = g_build_filename (store->index_dir, "reserve", NULL);
-  g_autofree char *text = NULL;
   if (store->uid_bound == NULL)
     store->uid_bound = g_hash_table_new (g_direct_hash, g_direct_equal);
+  reserve_read_file (store, store->maildir, RESERVE_NAME);
+  reserve_read_file (store, store->index_dir, "reserve");
+}
+
+static void
+reserve_read_file (MhStore *store, const char *dir, const char *name)
+{
+  g_autofree char *p = g_build_filename (dir, name, NULL);
+  g_autofree char *text = NULL;
   if (!g_file_get_contents (p, &text, NULL, NULL))
     return;
   g_auto (GStrv) lines = g_strsplit (text, "\n", -1);
@@ -362,7 +383,7 @@ reserve_cover (MhStore *store, MhStoreFolder *f, GError **error)
     if (GPOINTER_TO_UINT (k) != f->rec.uidvalidity)
       g_string_append_printf (s, "u %u %u\n", GPOINTER_TO_UINT (k),
                               GPOINTER_TO_UINT (v));
-  gboolean ok = write_durable (store->index_dir, "reserve", s->str, s->len,
+  gboolean ok = write_durable (store->maildir, RESERVE_NAME, s->str, s->len,
                                error);
   g_string_free (s, TRUE);
   if (!ok)
@@ -452,6 +473,17 @@ db_open_locked (MhStore *store, GError **error)
     if (strcmp (stale->pdata[i], store->marker) != 0)
       g_unlink (stale->pdata[i]);
   reserve_read (store);
+  if (!store->recovered && !g_file_test (data, G_FILE_TEST_EXISTS)
+      && (store->modseq_bound > 0 || g_hash_table_size (store->uid_bound) > 0))
+    {
+      /* No index, but the Maildir's reserve says one handed out UIDs and
+       * MODSEQs before: it was deleted or lost. Rebuild as after a crash,
+       * above those bounds. */
+      mh_log_warning ("store", NULL, NULL, "%s: no index for a Maildir that "
+                      "had one; rebuilding it above the UIDs and MODSEQs "
+                      "handed out before", store->index_dir);
+      store->recovered = TRUE;
+    }
 
   g_autoptr (GError) local = NULL;
   if (open_env (store, &local))
@@ -1313,7 +1345,10 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
   if (fresh && store->recovered && reserve_uid (store, f->rec.uidvalidity))
     {
       /* Rebuilt after a crash that lost unsynced index commits and
-       * uidlist lines: start above everything handed out before. */
+       * uidlist lines, or after the index directory was deleted: start
+       * above everything handed out before (UID gaps are legal, reuse
+       * and a HIGHESTMODSEQ going back are not: RFC 9051 2.3.1.1, RFC
+       * 7162 3.1). */
       f->rec.uidnext = MAX (f->rec.uidnext,
                             reserve_uid (store, f->rec.uidvalidity));
       if (store->modseq_bound > 0)

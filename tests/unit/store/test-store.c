@@ -1178,7 +1178,8 @@ test_killed_process_marker_keeps_index (void **state)
   assert_int_equal (deliver (fx->store, NULL, msg1, 0), 2);
   /* The reservation covers what was handed out. */
   g_autofree char *res = NULL;
-  g_autofree char *rp = g_build_filename (fx->index, "reserve", NULL);
+  g_autofree char *rp = g_build_filename (fx->maildir, "mailhost-reserve",
+                                          NULL);
   assert_true (g_file_get_contents (rp, &res, NULL, NULL));
   assert_non_null (strstr (res, "\nu "));
 }
