@@ -49,13 +49,18 @@
  *   deep).
  * - Nothing here is global: GMime's one-time init is the only shared
  *   state, done once (the store does the same).
- * - Cost (tests/bench/bench-imap-search.c, 100,000 messages): flag and
- *   set keys take about 1-30 ms; every other key pays one
- *   mh_store_message_get() per message still undecided (60-90 us, half
- *   of it the store's per-call Maildir freshness check), so LARGER,
- *   SINCE, FROM or SORT of a whole 100k folder take seconds. Sizes and
- *   dates held in the view, and a batch metadata read, would make them
- *   scans too; that is the store's API to grow.
+ * - Header keys walk the raw lines in place: the store's cached lines
+ *   (borrowed, no copy) or the header block. A value that is pure ASCII
+ *   and holds no "=?" is compared without decoding or allocating (its
+ *   i;unicode-casemap folding is its ASCII upper case); anything else
+ *   takes the full decode and fold. match_header() says why both agree.
+ * - Cost (tests/bench/bench-imap-search.c, valgrind instruction counts
+ *   at 10,000 messages): flag, set, size and date keys are scans of the
+ *   view (about 1-30 ms for 100,000 messages). Header keys and SORT pay
+ *   about 100,000 instructions per message, over 95% of it in lib/store:
+ *   mh_store_reader_get() (GVariant normal-form check and string copies
+ *   of the record) and mh_store_message_get_header() (a format-string
+ *   parse per cached field); this file's own matching is about 2%.
  */
 #include "imap-private.h"
 #include "mailhost/limits.h"
@@ -349,16 +354,16 @@ mh_imap__base_subject (const char *raw, gboolean *refwd_out)
 
 /* ---- Raw header blocks ------------------------------------------------ */
 
-/* Appends the unfolded values of the fields called @name (any case) in
- * a raw header block (one or more "Name: value" fields with folding) to
- * @out, or of every field when @name is NULL (then @names_out gets the
- * field names in the same order). Stops at the blank line. */
-static void
-header_values (const char *d, gsize len, const char *name, GPtrArray *out,
-               GPtrArray *names_out)
+/* The next field of a raw header block (one or more "Name: value" fields
+ * with folding) from *@pos that is called @name (any case; every field
+ * when @name is NULL): the raw bytes of its value (after the colon,
+ * folding and line ends kept) in [*@vs, *@ve). FALSE at the blank line
+ * or the end. No copy, no allocation. */
+static gboolean
+next_field (const char *d, gsize len, gsize *pos, const char *name,
+            gsize nlen, const char **vs, const char **ve)
 {
-  gsize i = 0;
-  gsize nlen = name ? strlen (name) : 0;
+  gsize i = *pos;
   while (i < len)
     {
       if (d[i] == '\n' || (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n'))
@@ -366,10 +371,8 @@ header_values (const char *d, gsize len, const char *name, GPtrArray *out,
       gsize start = i;
       do
         {
-          while (i < len && d[i] != '\n')
-            i++;
-          if (i < len)
-            i++;
+          const char *nl = memchr (d + i, '\n', len - i);
+          i = nl ? (gsize) (nl - d) + 1 : len;
         }
       while (i < len && is_wsp (d[i]));
       const char *colon = memchr (d + start, ':', i - start);
@@ -380,18 +383,87 @@ header_values (const char *d, gsize len, const char *name, GPtrArray *out,
         fl--;
       if (name && (fl != nlen || g_ascii_strncasecmp (d + start, name, nlen)))
         continue;
-      GString *v = g_string_new (NULL);
-      for (const char *p = colon + 1; p < d + i; p++)
-        if (*p != '\r' && *p != '\n')
-          g_string_append_c (v, *p);
-      const char *t = v->str;
-      while (is_wsp (*t))
-        t++;
-      g_ptr_array_add (out, g_strdup (t));
-      g_string_free (v, TRUE);
-      if (names_out)
-        g_ptr_array_add (names_out, g_strndup (d + start, fl));
+      *pos = i;
+      *vs = colon + 1;
+      *ve = d + i;
+      return TRUE;
     }
+  *pos = len;
+  return FALSE;
+}
+
+/* What unfold_value() saw in a value. */
+enum
+{
+  VALUE_ASCII = 1, /* every byte below 0x80 */
+  VALUE_EW = 2,    /* holds "=?": maybe an RFC 2047 encoded word */
+};
+
+/* A field value as IMAP compares it, into @out (reset first): CR and LF
+ * removed (RFC 5322 unfolding), leading WSP skipped, cut at a NUL byte
+ * (a C string ends there). Returns VALUE_* bits. The one definition of
+ * a value, for the copying and the copy-free paths alike. */
+static guint
+unfold_value (const char *vs, const char *ve, GString *out)
+{
+  guint bits = VALUE_ASCII;
+  g_string_truncate (out, 0);
+  for (const char *p = vs; p < ve && *p; p++)
+    {
+      char c = *p;
+      if (c == '\r' || c == '\n')
+        continue;
+      if (out->len == 0 && is_wsp (c))
+        continue;
+      if ((guchar) c >= 0x80)
+        bits &= ~(guint) VALUE_ASCII;
+      else if (c == '?' && out->len > 0 && out->str[out->len - 1] == '=')
+        bits |= VALUE_EW;
+      g_string_append_c (out, c);
+    }
+  return bits;
+}
+
+/* Appends the unfolded values of the fields called @name (any case) in
+ * a raw header block to @out. */
+static void
+header_values (const char *d, gsize len, const char *name, GPtrArray *out)
+{
+  gsize pos = 0, nlen = strlen (name);
+  const char *vs, *ve;
+  GString *v = g_string_new (NULL);
+  while (next_field (d, len, &pos, name, nlen, &vs, &ve))
+    {
+      unfold_value (vs, ve, v);
+      g_ptr_array_add (out, g_strndup (v->str, v->len));
+    }
+  g_string_free (v, TRUE);
+}
+
+/* An ASCII-only header value as i;unicode-casemap folds it is its ASCII
+ * upper case (mh_imap__fold()'s own ASCII path). So a folded needle is
+ * in the folded value iff, for some offset, each value byte upper-cased
+ * equals the needle byte. A needle byte that no upper-cased ASCII byte
+ * can equal (8-bit, or a lower-case letter left by NFKD, as "fi" from
+ * U+FB01) means no ASCII value can match: Node.ascii says so. */
+static gboolean
+ascii_contains (const char *h, gsize hl, const char *n, gsize nl)
+{
+  if (nl == 0)
+    return TRUE;
+  if (nl > hl)
+    return FALSE;
+  for (gsize i = 0, last = hl - nl; i <= last; i++)
+    {
+      if (g_ascii_toupper (h[i]) != n[0])
+        continue;
+      gsize j = 1;
+      while (j < nl && g_ascii_toupper (h[i + j]) == n[j])
+        j++;
+      if (j == nl)
+        return TRUE;
+    }
+  return FALSE;
 }
 
 /* ---- Compiled search program ------------------------------------------ */
@@ -413,7 +485,10 @@ struct _Node
   Node **kids;
   guint n_kids;
   char *needle;   /* folded search string */
+  gsize needle_len;
+  gboolean ascii; /* an ASCII value can hold the needle (ascii_contains) */
   char *name;     /* header field name */
+  gsize name_len;
   char *keyword;  /* KEYWORD/UNKEYWORD */
   gboolean fwd;   /* the keyword is $Forwarded: also the 'P' flag */
   guint8 *bits;   /* SEQSET/UID: one bit per view index */
@@ -448,6 +523,7 @@ typedef struct
    * lookup): one freshness check instead of one per message. */
   MhStoreReader *reader;
   gboolean reader_done;
+  GString *scratch; /* one header value at a time (match_header) */
 } Search;
 
 static void
@@ -539,6 +615,20 @@ cmp_cost (gconstpointer a, gconstpointer b)
 {
   const Node *x = *(Node *const *) a, *y = *(Node *const *) b;
   return x->cost - y->cost;
+}
+
+/* The folded needle of a header key, and whether an ASCII value (which
+ * folds to ASCII upper case) can contain it at all. */
+static void
+set_needle (Node *n, const char *string)
+{
+  n->needle = mh_imap__fold (string, -1);
+  n->needle_len = strlen (n->needle);
+  n->name_len = strlen (n->name);
+  n->ascii = TRUE;
+  for (const char *p = n->needle; *p; p++)
+    if ((guchar) *p >= 0x80 || g_ascii_islower (*p))
+      n->ascii = FALSE;
 }
 
 static Node *
@@ -656,7 +746,7 @@ compile (Search *s, const MhImapSearchKey *k, int depth, GError **error)
         static const char *const names[] = { "Bcc", "Cc", "From", "To",
                                              "Subject" };
         n->name = g_strdup (names[k->type - MH_IMAP_SEARCH_BCC]);
-        n->needle = mh_imap__fold (k->string, -1);
+        set_needle (n, k->string);
         n->cost = COST_HEADER;
         return n;
       }
@@ -669,7 +759,7 @@ compile (Search *s, const MhImapSearchKey *k, int depth, GError **error)
           return NULL;
         }
       n->name = g_strdup (k->header);
-      n->needle = mh_imap__fold (k->string, -1);
+      set_needle (n, k->string);
       n->cost = COST_ANYHDR;
       return n;
     case MH_IMAP_SEARCH_BODY:
@@ -759,22 +849,23 @@ msg_meta (Msg *m)
   return m->msg;
 }
 
-/* The values of field @name, unfolded but not decoded; NULL on failure
+/* The raw header lines that hold field @name: the store's cached lines
+ * when it caches that name (borrowed from the message: no copy), else
+ * the message's header block (read once per message). FALSE on failure
  * (m->gone or m->error set). */
-static GPtrArray *
-msg_header (Msg *m, const char *name)
+static gboolean
+msg_header_lines (Msg *m, const char *name, const char **d, gsize *len)
 {
   MhStoreMessage *msg = msg_meta (m);
   if (msg == NULL)
-    return NULL;
-  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+    return FALSE;
   gboolean cached = FALSE;
   const char *lines = mh_store_message_get_header (msg, name, &cached);
   if (cached)
     {
-      if (lines)
-        header_values (lines, strlen (lines), name, out, NULL);
-      return out;
+      *d = lines ? lines : "";
+      *len = lines ? strlen (lines) : 0;
+      return TRUE;
     }
   if (!m->hdr_done)
     {
@@ -786,13 +877,24 @@ msg_header (Msg *m, const char *name)
         store_failed (m, e);
     }
   if (m->hdr == NULL)
-    {
-      g_ptr_array_unref (out);
-      return NULL;
-    }
+    return FALSE;
+  *d = g_bytes_get_data (m->hdr, len);
+  if (*d == NULL)
+    *d = "";
+  return TRUE;
+}
+
+/* The values of field @name, unfolded but not decoded; NULL on failure
+ * (m->gone or m->error set). */
+static GPtrArray *
+msg_header (Msg *m, const char *name)
+{
+  const char *d;
   gsize len;
-  const char *d = g_bytes_get_data (m->hdr, &len);
-  header_values (d, len, name, out, NULL);
+  if (!msg_header_lines (m, name, &d, &len))
+    return NULL;
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  header_values (d, len, name, out);
   return out;
 }
 
@@ -904,21 +1006,40 @@ msg_body (Msg *m)
   return TRUE;
 }
 
-/* Any value of @name contains the folded @needle ("" = the field is
- * present). 1, 0, or -1 when the message could not be read. */
+/* Any value of @n's field contains its folded needle ("" = the field is
+ * present). 1, 0, or -1 when the message could not be read.
+ * Values are walked in place (the store's cached lines, no copy of the
+ * list); each is unfolded into the command's one scratch buffer. A pure
+ * ASCII value without "=?" has nothing to decode and folds to its ASCII
+ * upper case, so it is compared byte by byte (ascii_contains()), with
+ * no allocation; anything else (8-bit, or maybe an encoded word) takes
+ * the full path: RFC 2047 decoding, then i;unicode-casemap. Both give
+ * the same answer for an ASCII value (the unit tests hold them to it). */
 static int
-match_header (Msg *m, const char *name, const char *needle)
+match_header (Msg *m, const Node *n)
 {
-  g_autoptr (GPtrArray) vals = msg_header (m, name);
-  if (vals == NULL)
+  const char *d;
+  gsize len;
+  if (!msg_header_lines (m, n->name, &d, &len))
     return -1;
-  if (*needle == '\0')
-    return vals->len > 0;
-  for (guint i = 0; i < vals->len; i++)
+  GString *v = m->s->scratch;
+  gsize pos = 0;
+  const char *vs, *ve;
+  while (next_field (d, len, &pos, n->name, n->name_len, &vs, &ve))
     {
-      g_autofree char *dec = mh_imap__decode_header (vals->pdata[i]);
+      if (n->needle_len == 0)
+        return 1;
+      guint bits = unfold_value (vs, ve, v);
+      if ((bits & (VALUE_ASCII | VALUE_EW)) == VALUE_ASCII)
+        {
+          if (n->ascii && ascii_contains (v->str, v->len, n->needle,
+                                          n->needle_len))
+            return 1;
+          continue;
+        }
+      g_autofree char *dec = mh_imap__decode_header (v->str);
       g_autofree char *f = mh_imap__fold (dec, -1);
-      if (strstr (f, needle))
+      if (strstr (f, n->needle))
         return 1;
     }
   return 0;
@@ -1098,7 +1219,7 @@ eval (const Node *n, Msg *m)
     case MH_IMAP_SEARCH_TO:
     case MH_IMAP_SEARCH_SUBJECT:
     case MH_IMAP_SEARCH_HEADER:
-      return match_header (m, n->name, n->needle);
+      return match_header (m, n);
     case MH_IMAP_SEARCH_BODY:
       if (!msg_body (m))
         return -1;
@@ -1134,6 +1255,7 @@ mh_imap__search (MhStore *store, const char *folder, MhStoreView *view,
       return NULL;
     }
   Msg m = { .s = &s };
+  s.scratch = g_string_sized_new (256);
   for (guint i = 0; i < s.count; i++)
     {
       m.index = i;
@@ -1145,13 +1267,12 @@ mh_imap__search (MhStore *store, const char *folder, MhStoreView *view,
       if (m.error)
         {
           g_propagate_error (error, m.error);
-          g_clear_pointer (&s.reader, mh_store_reader_unref);
-          node_free (prog);
-          g_array_unref (res);
-          return NULL;
+          g_clear_pointer (&res, g_array_unref);
+          break;
         }
     }
   g_clear_pointer (&s.reader, mh_store_reader_unref);
+  g_string_free (s.scratch, TRUE);
   node_free (prog);
   return res;
 }

@@ -646,6 +646,115 @@ test_edge_messages (void **state)
   mh_store_view_unref (v);
 }
 
+/* The copy-free ASCII path of header matching must answer exactly what
+ * the full path (unfold, RFC 2047 decode, i;unicode-casemap, substring)
+ * answers. Each message holds one value as Subject (cached by the store)
+ * and as X-Test (read from the file); every needle is searched in both,
+ * and the hits are compared with the full path computed here. The
+ * values mix ASCII, raw UTF-8, encoded words (ASCII-only ones too, which
+ * look like ASCII but must be decoded), folded lines, leading blanks and
+ * "=?" that is no encoded word. */
+static const char *const fast_values[] = {
+  "Hello World",
+  "hello world",
+  "HELLO\n WORLD",
+  "Hello\n\tWorld",
+  "=?UTF-8?Q?Hello_World?=",
+  "=?US-ASCII?B?SGVsbG8gV29ybGQ=?=",
+  "=?UTF-8?Q?Hello?=\n =?UTF-8?Q?_World?=",
+  "Re: [list] Hello",
+  "a=?b c",
+  "a=\n ?b c",
+  "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln",
+  "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= aus =?ISO-8859-1?Q?K=F6ln?=",
+  "file",
+  "\xef\xac\x81le", /* U+FB01 LATIN SMALL LIGATURE FI */
+  "   leading",
+  "tab\there",
+  "\xc7\x86 ligature", /* U+01C6 dz with caron */
+  "\xc4\xb0stanbul",   /* U+0130 I with dot above */
+  "x",
+  "Stra\xc3\x9f" "e STRASSE",
+  "~!@#$%^&*()_+{}|:<>?`-=[];',./ mixed 123",
+};
+
+static const char *const fast_needles[] = {
+  "hello", "HELLO WORLD", "o w", "hello_world", "=?", "file",
+  "\xef\xac\x81le", "FILE", "FI", "gr\xc3\xbc\xc3\x9f" "e", "GR\xc3\x9cSSE",
+  "k\xc3\xb6ln", " leading", "leading", "tab\there", "\xc7\x85",
+  "istanbul", "\xc4\xb0", "[list]", "", "a=?b", "a= ?B", "x", "X", "STRA",
+  "stra\xc3\x9f" "e", "strasse", "~!@#$%^&*()_+{}|:<>?`-=[];',./",
+  "MIXED 1", "\xc3\xa9",
+};
+
+static void
+test_header_fast_path (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, "Fast", &error));
+  guint nv = G_N_ELEMENTS (fast_values);
+  for (guint i = 0; i < nv; i++)
+    {
+      g_autofree char *msg = g_strdup_printf (
+        "From: a@example.org\nSubject: %s\nX-Test: %s\n\nbody %u\n",
+        fast_values[i], fast_values[i], i);
+      deliver (fx->store, "Fast", msg, 0, NULL, noon (2));
+    }
+  /* Two fields of one name: either may match. */
+  deliver (fx->store, "Fast",
+           "Subject: first\nSubject: =?UTF-8?Q?s=C3=A9cond?=\n"
+           "X-Test: first\nX-Test: =?UTF-8?Q?s=C3=A9cond?=\n\nb\n",
+           0, NULL, noon (2));
+  MhStoreView *v = mh_store_select (fx->store, "Fast", FALSE, &error);
+  assert_non_null (v);
+  MhStoreView *old = fx->view;
+  fx->view = v;
+  fx->folder = "Fast";
+  for (guint k = 0; k < G_N_ELEMENTS (fast_needles); k++)
+    {
+      g_autofree char *fn = mh_imap__fold (fast_needles[k], -1);
+      GString *want = g_string_new (NULL);
+      for (guint i = 0; i < nv; i++)
+        {
+          /* Unfolded (CR/LF dropped), leading blanks skipped, decoded,
+           * folded: the full path, written out. */
+          GString *u = g_string_new (NULL);
+          for (const char *p = fast_values[i]; *p; p++)
+            if (*p != '\n' && *p != '\r'
+                && !(u->len == 0 && (*p == ' ' || *p == '\t')))
+              g_string_append_c (u, *p);
+          g_autofree char *dec = mh_imap__decode_header (u->str);
+          g_autofree char *f = mh_imap__fold (dec, -1);
+          if (*fn == '\0' || strstr (f, fn))
+            g_string_append_printf (want, "%s%u", want->len ? " " : "", i + 1);
+          g_string_free (u, TRUE);
+        }
+      /* The message with two fields. */
+      g_autofree char *fs = mh_imap__fold ("s\xc3\xa9" "cond", -1);
+      if (*fn == '\0' || strstr ("FIRST", fn) || strstr (fs, fn))
+        g_string_append_printf (want, "%s%u", want->len ? " " : "", nv + 1);
+      g_autofree char *got_s = run (
+        fx, key_str (MH_IMAP_SEARCH_SUBJECT, fast_needles[k]), NULL);
+      g_autofree char *got_h = run (
+        fx, key_header ("X-Test", fast_needles[k]), NULL);
+      if (strcmp (got_s, want->str) != 0 || strcmp (got_h, want->str) != 0)
+        fail_msg ("needle \"%s\": SUBJECT \"%s\", HEADER \"%s\", want "
+                  "\"%s\"", fast_needles[k], got_s, got_h, want->str);
+      g_string_free (want, TRUE);
+    }
+  /* A few answers pinned, so the reference above cannot drift. */
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "hello world"),
+             "1 2 3 5 6 7");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "hello_world"), "");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, " leading"), "");
+  SEARCH_IS (fx, key_str (MH_IMAP_SEARCH_SUBJECT, "K\xc3\x96LN"), "11 12");
+  SEARCH_IS (fx, key_header ("X-Test", "S\xc3\x89" "COND"), "22");
+  fx->folder = NULL;
+  fx->view = old;
+  mh_store_view_unref (v);
+}
+
 /* ---- SORT --------------------------------------------------------------- */
 
 static char *
@@ -1098,6 +1207,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_expunged_and_errors, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_edge_messages, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_header_fast_path, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_sort, setup, teardown),
     cmocka_unit_test_setup_teardown (test_thread, setup, teardown),
     cmocka_unit_test_setup_teardown (test_thread_loops_and_dups, setup,
