@@ -31,8 +31,9 @@
  *     quota   (stage_quota)    mh_quota_check(), a clear 452/552 reply
  *     store   (stage_store)    mh_store_deliver(): returns after fsync of
  *                              file and directory and the index commit
- *   The store also runs the quota hook itself (mh_quota_attach), which
- *   closes the race between two deliveries checking at the same time.
+ *   The store also runs the quota hooks itself (mh_quota_attach): the
+ *   check closes the race between two deliveries checking at the same
+ *   time, and the change hook keeps the usage current after each one.
  * - A recipient gets 2xx only when every one of its mailboxes has the
  *   message durably. On the first failure its reply is that failure and
  *   its remaining mailboxes are not tried (the sender will retry the
@@ -176,6 +177,13 @@ mh_delivery_get_directory (MhDelivery *d)
 {
   g_return_val_if_fail (d != NULL, NULL);
   return d->dir;
+}
+
+MhQuota *
+mh_delivery_get_quota (MhDelivery *d)
+{
+  g_return_val_if_fail (d != NULL, NULL);
+  return d->quota;
 }
 
 guint64
@@ -643,13 +651,11 @@ deliver_mailbox (Message *msg, MhResolveTarget *target)
   if (refused)
     return refused;
   Outcome *o = stage_store (d, store, account, folder, message);
+  /* No mh_quota_update here: the store's change hook (mh_quota_attach in
+   * get_store) already moved the usage inside mh_store_deliver; a second
+   * update only re-read every folder record. */
   if (outcome_ok (o))
     {
-      g_autoptr (GError) qerr = NULL;
-      if (!mh_quota_update (d->quota, store, &qerr)
-          && !g_error_matches (qerr, MH_QUOTA_ERROR, MH_QUOTA_ERROR_INVALID))
-        mh_log_warning (LOG_SVC, NULL, NULL, "%s: quota update: %s", account,
-                        qerr->message);
       mh_log_info (LOG_SVC, NULL, NULL,
                    "from=<%s> to=%s folder=%s uid=%u size=%" G_GSIZE_FORMAT
                    ": delivered",
