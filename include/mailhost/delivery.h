@@ -31,6 +31,7 @@
 #include <mailhost/core.h>
 #include <mailhost/directory.h>
 #include <mailhost/store.h>
+#include <mailhost/quota.h>
 
 G_BEGIN_DECLS
 
@@ -359,6 +360,17 @@ MH_API MhConfig *mh_delivery_get_config (MhDelivery *d);
  * Returns: (transfer none): the directory it resolves against.
  */
 MH_API MhDirectory *mh_delivery_get_directory (MhDelivery *d);
+
+/**
+ * mh_delivery_get_quota:
+ * @d: a pipeline
+ *
+ * The quota layer the pipeline attached to the stores it opened
+ * (mh_delivery_get_store()); IMAP reads usage and limits through it.
+ *
+ * Returns: (transfer none): the quota layer.
+ */
+MH_API MhQuota *mh_delivery_get_quota (MhDelivery *d);
 
 /**
  * mh_delivery_get_store:

@@ -24,9 +24,14 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LOG_SVC "imap"
+/* RFC 6154 4: a mailbox's special use as METADATA. */
+#define SPECIALUSE_ENTRY "/private/specialuse"
+
+static char *specialuse_parse_value (const char *value, char **why);
 
 static gboolean
 condstore_on (MhImapSession *s)
@@ -38,31 +43,32 @@ condstore_on (MhImapSession *s)
 
 /* ---- QUOTA (RFC 9208) -------------------------------------------------- */
 
-/* Usage and limits of the account; FALSE after writing NO. */
-static gboolean
-quota_usage (MhImapSession *s, const MhImapCommand *cmd, GString *out,
-             MhQuotaUsage *u)
+/* Quota roots, as lib/quota knows them: "" is the account's own
+ * (its limits, else its domain's account_quota_* defaults), and the
+ * domain's ASCII name is the domain's total (quota_bytes/messages of the
+ * domain), when it has one. A root exists only while it has a limit:
+ * a resource without a limit is not a quota (RFC 9208 3.1). Every
+ * mailbox of the account is under both roots. */
+typedef struct
 {
-  g_autoptr (GError) error = NULL;
-  memset (u, 0, sizeof *u);
-  u->version = 1;
-  if (s->quota != NULL)
-    {
-      if (mh_quota_get_account (s->quota, s->account, u, &error))
-        return TRUE;
-      mh_log_warning (LOG_SVC, s->account, NULL, "quota: %s",
-                      error->message);
-      g_clear_error (&error);
-    }
-  /* No quota layer in the session (the delivery layer keeps its own):
-   * usage from the index, limits as lib/quota resolves them (the
-   * account's quota_* settings, else its domain's account_quota_*).
-   * Enforcement does not depend on this: the store's hook does it. */
-  if (!mh_store_get_usage (s->store, &u->bytes, &u->messages, &error))
-    {
-      mh_imap__tagged_store_error (out, cmd, error);
-      return FALSE;
-    }
+  MhQuotaUsage account;
+  MhQuotaUsage domain;
+  char *domain_name; /* NULL: no domain root */
+} QuotaRoots;
+
+static gboolean
+quota_has_limits (const MhQuotaUsage *u)
+{
+  return u->bytes_limit > 0 || u->messages_limit > 0;
+}
+
+/* Without a quota layer (a host that built the session by hand): usage
+ * from the index, limits as lib/quota resolves them. */
+static gboolean
+quota_from_directory (MhImapSession *s, MhQuotaUsage *u, GError **error)
+{
+  if (!mh_store_get_usage (s->store, &u->bytes, &u->messages, error))
+    return FALSE;
   if (s->directory != NULL && s->account != NULL)
     {
       g_autoptr (MhAccountInfo) a
@@ -86,18 +92,59 @@ quota_usage (MhImapSession *s, const MhImapCommand *cmd, GString *out,
   return TRUE;
 }
 
+/* Usage and limits of the account's roots; FALSE after writing NO. */
 static gboolean
-quota_has_limits (const MhQuotaUsage *u)
+quota_roots (MhImapSession *s, const MhImapCommand *cmd, GString *out,
+             QuotaRoots *r)
 {
-  return u->bytes_limit > 0 || u->messages_limit > 0;
+  g_autoptr (GError) error = NULL;
+  memset (r, 0, sizeof *r);
+  r->account.version = r->domain.version = 1;
+  if (s->quota == NULL)
+    {
+      if (quota_from_directory (s, &r->account, &error))
+        return TRUE;
+      mh_imap__tagged_store_error (out, cmd, error);
+      return FALSE;
+    }
+  if (!mh_quota_get_account (s->quota, s->account, &r->account, &error))
+    {
+      mh_log_warning (LOG_SVC, s->account, NULL, "quota: %s", error->message);
+      mh_imap__tagged_printf (out, cmd, "NO", "UNAVAILABLE",
+                              "Cannot read the quota now: %s",
+                              error->message);
+      return FALSE;
+    }
+  const char *at = strrchr (s->account, '@');
+  if (at == NULL)
+    return TRUE;
+  if (mh_quota_get_domain (s->quota, at + 1, &r->domain, &error))
+    {
+      if (quota_has_limits (&r->domain))
+        r->domain_name = g_ascii_strdown (at + 1, -1);
+    }
+  else if (!g_error_matches (error, MH_QUOTA_ERROR, MH_QUOTA_ERROR_NOT_FOUND))
+    {
+      mh_log_warning (LOG_SVC, s->account, NULL, "quota of %s: %s", at + 1,
+                      error->message);
+      mh_imap__tagged_printf (out, cmd, "NO", "UNAVAILABLE",
+                              "Cannot read the domain's quota now: %s",
+                              error->message);
+      return FALSE;
+    }
+  return TRUE;
 }
 
-/* "* QUOTA "" (STORAGE used limit MESSAGE used limit)": only the limited
- * resources (RFC 9208 5.1); STORAGE in units of 1024 octets. */
+/* "* QUOTA root (STORAGE used limit MESSAGE used limit)": only the
+ * limited resources (RFC 9208 5.1); STORAGE in units of 1024 octets,
+ * usage rounded up (a started KiB is used), the limit rounded down (no
+ * more is promised than there is). */
 static void
-append_quota (GString *out, const MhQuotaUsage *u)
+append_quota (GString *out, const char *root, const MhQuotaUsage *u)
 {
-  g_string_append (out, "* QUOTA \"\" (");
+  g_string_append (out, "* QUOTA ");
+  mh_imap_append_astring (out, root, -1, FALSE);
+  g_string_append (out, " (");
   if (u->bytes_limit > 0)
     g_string_append_printf (out,
                             "STORAGE %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT,
@@ -115,7 +162,7 @@ MhImapRun
 mh_imap__cmd_quota (MhImapSession *s, const MhImapCommand *cmd,
                     GString *out)
 {
-  MhQuotaUsage u;
+  QuotaRoots r;
 
   switch (cmd->kind)
     {
@@ -126,23 +173,27 @@ mh_imap__cmd_quota (MhImapSession *s, const MhImapCommand *cmd,
                        "Quota limits are set by the administrator");
       return MH_IMAP_RUN_DONE;
     case MH_IMAP_CMD_GETQUOTA:
-      if (cmd->mailbox != NULL && cmd->mailbox[0] != '\0')
-        {
-          mh_imap__tagged (out, cmd, "NO", "NONEXISTENT",
-                           "No such quota root (the only one is \"\")");
+      {
+        const char *root = cmd->mailbox ? cmd->mailbox : "";
+        if (!quota_roots (s, cmd, out, &r))
           return MH_IMAP_RUN_DONE;
-        }
-      if (!quota_usage (s, cmd, out, &u))
+        g_autofree char *dom = r.domain_name;
+        if (root[0] == '\0' && quota_has_limits (&r.account))
+          append_quota (out, "", &r.account);
+        else if (dom != NULL && g_ascii_strcasecmp (root, dom) == 0)
+          append_quota (out, dom, &r.domain);
+        else
+          {
+            /* RFC 9208 4.2: NO for a root that does not exist. */
+            mh_imap__tagged (out, cmd, "NO", "NONEXISTENT",
+                             root[0] == '\0'
+                                 ? "No quota limits on this account"
+                                 : "No such quota root");
+            return MH_IMAP_RUN_DONE;
+          }
+        mh_imap__tagged (out, cmd, "OK", NULL, "Getquota completed");
         return MH_IMAP_RUN_DONE;
-      if (!quota_has_limits (&u))
-        {
-          mh_imap__tagged (out, cmd, "NO", "NONEXISTENT",
-                           "No quota limits on this account");
-          return MH_IMAP_RUN_DONE;
-        }
-      append_quota (out, &u);
-      mh_imap__tagged (out, cmd, "OK", NULL, "Getquota completed");
-      return MH_IMAP_RUN_DONE;
+      }
     case MH_IMAP_CMD_GETQUOTAROOT:
       {
         g_autofree char *why = NULL;
@@ -160,17 +211,25 @@ mh_imap__cmd_quota (MhImapSession *s, const MhImapCommand *cmd,
                              "Mailbox doesn't exist");
             return MH_IMAP_RUN_DONE;
           }
-        if (!quota_usage (s, cmd, out, &u))
+        if (!quota_roots (s, cmd, out, &r))
           return MH_IMAP_RUN_DONE;
+        g_autofree char *dom = r.domain_name;
+        /* RFC 9208 4.3: QUOTAROOT naming every root, then a QUOTA for
+         * each. */
         g_string_append (out, "* QUOTAROOT ");
         mh_imap__append_folder (s, out, f);
-        if (quota_has_limits (&u))
+        if (quota_has_limits (&r.account))
+          g_string_append (out, " \"\"");
+        if (dom != NULL)
           {
-            g_string_append (out, " \"\"\r\n");
-            append_quota (out, &u);
+            g_string_append_c (out, ' ');
+            mh_imap_append_astring (out, dom, -1, FALSE);
           }
-        else
-          g_string_append (out, "\r\n");
+        g_string_append (out, "\r\n");
+        if (quota_has_limits (&r.account))
+          append_quota (out, "", &r.account);
+        if (dom != NULL)
+          append_quota (out, dom, &r.domain);
         mh_imap__tagged (out, cmd, "OK", NULL, "Getquotaroot completed");
         return MH_IMAP_RUN_DONE;
       }
@@ -447,6 +506,16 @@ metadata_get (MhImapSession *s, const MhImapCommand *cmd, GString *out,
           g_autoptr (GBytes) ab = g_bytes_new (admin, strlen (admin));
           meta_emit (&w, entry, ab);
         }
+      else if (v == NULL && mbox[0] != '\0'
+               && strcmp (entry, SPECIALUSE_ENTRY) == 0
+               && mh_store_role_special_use (mh_store_folder_role (mbox)))
+        {
+          /* A role folder's special use is its name's (RFC 6154 4). */
+          const char *fixed
+              = mh_store_role_special_use (mh_store_folder_role (mbox));
+          g_autoptr (GBytes) fb = g_bytes_new (fixed, strlen (fixed));
+          meta_emit (&w, entry, fb);
+        }
       else if (v != NULL || w.depth == 0)
         meta_emit (&w, entry, v); /* NIL for a missing entry */
       if (w.depth != 0)
@@ -519,6 +588,7 @@ metadata_set (MhImapSession *s, const MhImapCommand *cmd, GString *out,
     }
   /* Validate everything first: the command is atomic (RFC 5464 4.3). */
   g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) values = g_ptr_array_new_with_free_func (g_free);
   for (guint i = 0; i < n; i += 2)
     {
       char *entry = NULL;
@@ -536,6 +606,40 @@ metadata_set (MhImapSession *s, const MhImapCommand *cmd, GString *out,
           return;
         }
       const char *val = cmd->strings[i + 1];
+      if (strcmp (entry, SPECIALUSE_ENTRY) == 0)
+        {
+          /* RFC 6154 4: a mailbox's special use, checked as CREATE
+           * (USE) checks it; role folders keep their name's. */
+          const char *fixed
+              = mbox[0] ? mh_store_role_special_use (
+                              mh_store_folder_role (mbox))
+                        : NULL;
+          g_autofree char *uwhy = NULL;
+          g_autofree char *canon
+              = val ? specialuse_parse_value (val, &uwhy) : NULL;
+          if (mbox[0] == '\0')
+            {
+              g_free (uwhy);
+              uwhy = g_strdup (SPECIALUSE_ENTRY " belongs to a mailbox, "
+                                                "not to the server");
+            }
+          else if (fixed != NULL
+                   && (canon == NULL || strcmp (canon, fixed) != 0))
+            {
+              g_free (uwhy);
+              uwhy = g_strdup_printf ("%s keeps its special use %s", mbox,
+                                      fixed);
+            }
+          if (uwhy != NULL)
+            {
+              mh_imap__tagged (out, cmd, "NO", "USEATTR", uwhy);
+              return;
+            }
+          /* A role folder's comes from its name: nothing is stored. */
+          g_ptr_array_add (values, fixed ? g_strdup ("") : g_steal_pointer (&canon));
+        }
+      else
+        g_ptr_array_add (values, NULL); /* as given */
       if (val != NULL && strlen (val) > MH_LIMIT_IMAP_METADATA_VALUE_MAX)
         {
           g_autofree char *code
@@ -573,7 +677,10 @@ metadata_set (MhImapSession *s, const MhImapCommand *cmd, GString *out,
   for (guint i = 0; i < n; i += 2)
     {
       char *key = g_strconcat (mbox, "\t", names->pdata[i / 2], NULL);
-      const char *val = cmd->strings[i + 1];
+      const char *val = values->pdata[i / 2] ? values->pdata[i / 2]
+                                             : cmd->strings[i + 1];
+      if (val != NULL && val[0] == '\0' && values->pdata[i / 2] != NULL)
+        val = NULL; /* a role folder's special use: not stored */
       if (val == NULL)
         {
           g_tree_remove (t, key);
@@ -635,6 +742,346 @@ mh_imap__cmd_metadata (MhImapSession *s, const MhImapCommand *cmd,
   metadata_get (s, cmd, out, t, mbox);
   g_tree_unref (t);
   return MH_IMAP_RUN_DONE;
+}
+
+/* ---- METADATA for other commands --------------------------------------- */
+
+/* Runs @edit on the account's metadata under the lock and saves it when
+ * @edit says it changed something. FALSE with @error on I/O trouble. */
+typedef gboolean (*MetaEdit) (GTree *t, gpointer data);
+
+static gboolean
+metadata_update (MhImapSession *s, MetaEdit edit, gpointer data,
+                 GError **error)
+{
+  g_autofree char *path = metadata_path (s, "");
+  g_autofree char *lock = metadata_path (s, ".lock");
+  if (path == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "no metadata storage for account %s",
+                   s->account ? s->account : "(none)");
+      return FALSE;
+    }
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      /* Nothing stored: nothing to move or drop. A creation (special
+       * use) still goes through the lock below. */
+      g_autoptr (GTree) empty = metadata_new ();
+      if (!edit (empty, data))
+        return TRUE;
+    }
+  g_autofree char *dir = g_path_get_dirname (path);
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      int e = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                   "cannot create %s: %s", dir, g_strerror (e));
+      return FALSE;
+    }
+  int fd = g_open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || flock (fd, LOCK_EX) != 0)
+    {
+      int e = errno;
+      if (fd >= 0)
+        close (fd);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (e),
+                   "cannot lock %s: %s", lock, g_strerror (e));
+      return FALSE;
+    }
+  GTree *t = metadata_load (path, error);
+  gboolean ok = t != NULL;
+  if (ok && edit (t, data))
+    ok = metadata_save (path, t, error);
+  if (t != NULL)
+    g_tree_unref (t);
+  close (fd); /* drops the lock */
+  return ok;
+}
+
+typedef struct
+{
+  const char *from;
+  const char *to; /* NULL: drop */
+} MetaMove;
+
+/* Entries of mailbox @from ("FROM\t...") and, on a rename, of its
+ * children ("FROM.child\t..."). */
+static gboolean
+meta_move_edit (GTree *t, gpointer data)
+{
+  MetaMove *m = data;
+  gsize fl = strlen (m->from);
+  g_autoptr (GPtrArray) keys = g_ptr_array_new ();
+  g_autofree char *low = g_strdup (m->from); /* lower bound: "FROM" */
+  for (GTreeNode *nd = g_tree_lower_bound (t, low); nd != NULL;
+       nd = g_tree_node_next (nd))
+    {
+      const char *k = g_tree_node_key (nd);
+      if (strncmp (k, m->from, fl) != 0)
+        break;
+      if (k[fl] == '\t' || (m->to != NULL && k[fl] == '.'))
+        g_ptr_array_add (keys, (gpointer) k);
+    }
+  if (keys->len == 0)
+    return FALSE;
+  /* Collect first: the tree must not change while it is walked. */
+  g_autoptr (GPtrArray) moved = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) vals = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) g_bytes_unref);
+  for (guint i = 0; i < keys->len; i++)
+    {
+      const char *k = keys->pdata[i];
+      if (m->to != NULL)
+        {
+          g_ptr_array_add (moved, g_strconcat (m->to, k + fl, NULL));
+          g_ptr_array_add (vals, g_bytes_ref (g_tree_lookup (t, k)));
+        }
+    }
+  for (guint i = 0; i < keys->len; i++)
+    g_tree_remove (t, keys->pdata[i]); /* frees the key: done with it */
+  for (guint i = 0; i < moved->len; i++)
+    g_tree_replace (t, g_strdup (moved->pdata[i]),
+                    g_bytes_ref (vals->pdata[i]));
+  return TRUE;
+}
+
+gboolean
+mh_imap__metadata_move (MhImapSession *s, const char *from, const char *to)
+{
+  g_autoptr (GError) error = NULL;
+  MetaMove m = { from, to };
+  if (from == NULL || from[0] == '\0' || strcmp (from, "INBOX") == 0)
+    return TRUE; /* the server's entries and INBOX's stay */
+  if (metadata_update (s, meta_move_edit, &m, &error))
+    return TRUE;
+  mh_log_warning (LOG_SVC, s->account, NULL,
+                  "metadata of %s not %s: %s", from,
+                  to ? "moved" : "dropped", error->message);
+  return FALSE;
+}
+
+/* ---- Special use (RFC 6154) ---------------------------------------------- */
+
+/* What this store can mean by each attribute: \All and \Flagged name
+ * virtual mailboxes, which it has not, so they are refused rather than
+ * shown on a mailbox that does not behave as they promise. */
+static const char *const special_uses[] = {
+  "\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash",
+};
+
+char *
+mh_imap__specialuse_parse (const char *const *uses, char **why)
+{
+  g_autoptr (GString) v = g_string_new (NULL);
+  *why = NULL;
+  for (guint i = 0; uses != NULL && uses[i] != NULL; i++)
+    {
+      const char *canon = NULL;
+      for (guint k = 0; k < G_N_ELEMENTS (special_uses) && !canon; k++)
+        if (g_ascii_strcasecmp (uses[i], special_uses[k]) == 0)
+          canon = special_uses[k];
+      if (canon == NULL)
+        {
+          if (g_ascii_strcasecmp (uses[i], "\\All") == 0
+              || g_ascii_strcasecmp (uses[i], "\\Flagged") == 0)
+            *why = g_strdup_printf ("%s is not supported here (no virtual "
+                                    "mailboxes)",
+                                    uses[i]);
+          else
+            *why = g_strdup_printf ("Unknown special-use attribute %s "
+                                    "(known: \\Archive \\Drafts \\Junk "
+                                    "\\Sent \\Trash)",
+                                    uses[i]);
+          return NULL;
+        }
+      /* once each, in the client's order */
+      gboolean dup = FALSE;
+      for (const char *p = v->str; (p = strstr (p, canon)) != NULL;
+           p += strlen (canon))
+        if ((p == v->str || p[-1] == ' ')
+            && (p[strlen (canon)] == '\0' || p[strlen (canon)] == ' '))
+          dup = TRUE;
+      if (dup)
+        continue;
+      if (v->len > 0)
+        g_string_append_c (v, ' ');
+      g_string_append (v, canon);
+    }
+  if (v->len == 0)
+    {
+      *why = g_strdup ("USE needs at least one special-use attribute");
+      return NULL;
+    }
+  return g_string_free (g_steal_pointer (&v), FALSE);
+}
+
+/* A /private/specialuse value as written by a client: attributes
+ * separated by spaces (RFC 6154 4). */
+static char *
+specialuse_parse_value (const char *value, char **why)
+{
+  g_auto (GStrv) parts = g_strsplit (value, " ", -1);
+  g_autoptr (GPtrArray) uses = g_ptr_array_new ();
+  for (guint i = 0; parts[i]; i++)
+    if (parts[i][0] != '\0')
+      g_ptr_array_add (uses, parts[i]);
+  g_ptr_array_add (uses, NULL);
+  return mh_imap__specialuse_parse ((const char *const *) uses->pdata, why);
+}
+
+typedef struct
+{
+  const char *key;
+  const char *value;
+} MetaPut;
+
+static gboolean
+meta_put_edit (GTree *t, gpointer data)
+{
+  MetaPut *p = data;
+  g_tree_replace (t, g_strdup (p->key),
+                  g_bytes_new (p->value, strlen (p->value)));
+  return TRUE;
+}
+
+gboolean
+mh_imap__specialuse_save (MhImapSession *s, const char *folder,
+                          const char *value, GError **error)
+{
+  g_autofree char *key = g_strconcat (folder, "\t" SPECIALUSE_ENTRY, NULL);
+  MetaPut p = { key, value };
+  return metadata_update (s, meta_put_edit, &p, error);
+}
+
+GHashTable *
+mh_imap__specialuse_map (MhImapSession *s)
+{
+  g_autoptr (GError) error = NULL;
+  GHashTable *map = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           g_free);
+  g_autofree char *path = metadata_path (s, "");
+  GTree *t = path ? metadata_load (path, &error) : NULL;
+  if (t == NULL)
+    {
+      if (error != NULL)
+        mh_log_warning (LOG_SVC, s->account, NULL, "metadata: %s",
+                        error->message);
+      return map;
+    }
+  const char *suffix = "\t" SPECIALUSE_ENTRY;
+  gsize sl = strlen (suffix);
+  for (GTreeNode *nd = g_tree_node_first (t); nd != NULL;
+       nd = g_tree_node_next (nd))
+    {
+      const char *k = g_tree_node_key (nd);
+      gsize kl = strlen (k);
+      if (kl <= sl || strcmp (k + kl - sl, suffix) != 0)
+        continue;
+      GBytes *v = g_tree_node_value (nd);
+      gsize n = 0;
+      const char *p = g_bytes_get_data (v, &n);
+      g_hash_table_replace (map, g_strndup (k, kl - sl), g_strndup (p, n));
+    }
+  g_tree_unref (t);
+  return map;
+}
+
+/* ---- METADATA change events (NOTIFY, RFC 5465 5.7 and 5.8) -------------- */
+
+/* What a session last saw of the account's metadata: the file's identity
+ * (so an unchanged file is not read again) and a hash per entry. */
+typedef struct
+{
+  dev_t dev;
+  ino_t ino;
+  gint64 mtime_ns;
+  goffset size;
+  GHashTable *hashes; /* "MBOX\tentry" -> hash of the value */
+} MetaSnapshot;
+
+static gint
+cmp_strp (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+void
+mh_imap__metadata_snapshot_free (gpointer snapshot)
+{
+  MetaSnapshot *m = snapshot;
+  if (m == NULL)
+    return;
+  g_hash_table_unref (m->hashes);
+  g_free (m);
+}
+
+GPtrArray *
+mh_imap__metadata_changes (MhImapSession *s, gpointer *snapshot)
+{
+  MetaSnapshot *old = *snapshot;
+  g_autofree char *path = metadata_path (s, "");
+  struct stat st;
+  gboolean exists = path != NULL && g_stat (path, &st) == 0;
+  if (old != NULL
+      && (exists ? (old->ino == st.st_ino && old->dev == st.st_dev
+                    && old->size == st.st_size
+                    && old->mtime_ns == (gint64) st.st_mtim.tv_sec
+                                                * 1000000000
+                                            + st.st_mtim.tv_nsec)
+                 : old->ino == 0))
+    return NULL; /* the same file (atomic replace: a new inode) */
+
+  g_autoptr (GError) error = NULL;
+  GTree *t = exists ? metadata_load (path, &error) : metadata_new ();
+  if (t == NULL)
+    {
+      mh_log_warning (LOG_SVC, s->account, NULL, "metadata: %s",
+                      error->message);
+      return NULL;
+    }
+  MetaSnapshot *now = g_new0 (MetaSnapshot, 1);
+  if (exists)
+    {
+      now->dev = st.st_dev;
+      now->ino = st.st_ino;
+      now->size = st.st_size;
+      now->mtime_ns = (gint64) st.st_mtim.tv_sec * 1000000000
+                      + st.st_mtim.tv_nsec;
+    }
+  now->hashes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GPtrArray *changed = g_ptr_array_new_with_free_func (g_free);
+  for (GTreeNode *nd = g_tree_node_first (t); nd != NULL;
+       nd = g_tree_node_next (nd))
+    {
+      const char *k = g_tree_node_key (nd);
+      guint h = g_bytes_hash (g_tree_node_value (nd));
+      g_hash_table_insert (now->hashes, g_strdup (k), GUINT_TO_POINTER (h));
+      gpointer oh;
+      if (old != NULL
+          && (!g_hash_table_lookup_extended (old->hashes, k, NULL, &oh)
+              || GPOINTER_TO_UINT (oh) != h))
+        g_ptr_array_add (changed, g_strdup (k));
+    }
+  g_tree_unref (t);
+  if (old != NULL)
+    {
+      GHashTableIter it;
+      gpointer k;
+      g_hash_table_iter_init (&it, old->hashes);
+      while (g_hash_table_iter_next (&it, &k, NULL))
+        if (!g_hash_table_contains (now->hashes, k))
+          g_ptr_array_add (changed, g_strdup (k));
+      g_ptr_array_sort (changed, cmp_strp);
+    }
+  mh_imap__metadata_snapshot_free (old);
+  *snapshot = now;
+  if (old == NULL || changed->len == 0)
+    {
+      g_ptr_array_unref (changed);
+      return NULL; /* the first look only learns */
+    }
+  return changed;
 }
 
 /* ---- NOTIFY (RFC 5465) ------------------------------------------------- */

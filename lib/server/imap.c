@@ -1411,6 +1411,7 @@ auth_finish (MhServerSession *session, gpointer data, gpointer user_data)
       s->account = g_strdup (mh_account_info_get_ascii_address (j->account));
       s->store = g_steal_pointer (&j->store);
       s->directory = mh_delivery_get_directory (im->svc->delivery);
+      s->quota = mh_delivery_get_quota (im->svc->delivery);
       mh_imap_engine_set_state (im->e, MH_IMAP_STATE_AUTHENTICATED);
       g_autofree char *c = capability_list (im);
       g_autofree char *code = g_strdup_printf ("CAPABILITY %s", c);

