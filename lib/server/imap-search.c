@@ -47,8 +47,17 @@
  *   builds the RFC 5256 section 3 structures with explicit stacks (no
  *   recursion over the message tree: a reply chain can be 100,000
  *   deep).
+ * - Long commands are resumable: SEARCH, SORT and THREAD run as an
+ *   MhImapSearchJob in slices of about 5 ms (matching, then SORT keys or
+ *   THREAD containers, then the CPU-only sort or threading at the end);
+ *   between slices the handler returns MH_IMAP_RUN_MORE with the job in
+ *   s->cursor, so imap.c queues it again behind other sessions' work
+ *   instead of holding a worker for seconds. Nothing is written before
+ *   the last slice, so SEARCHRES, ESEARCH, SORT and THREAD answers are
+ *   those of an unsliced run (the unit tests compare them).
  * - Nothing here is global: GMime's one-time init is the only shared
- *   state, done once (the store does the same).
+ *   state, done once (the store does the same); the handler's slice
+ *   bounds are a static that only the unit tests change.
  * - Header keys walk the raw lines in place: the store's cached lines
  *   (borrowed, no copy) or the header block. A value that is pure ASCII
  *   and holds no "=?" is compared without decoding or allocating (its
@@ -67,6 +76,26 @@
 
 #include <gmime/gmime.h>
 #include <string.h>
+
+/* Resumable runs (see "Resumable runs" below); exposed for the unit
+ * tests, which compare sliced and unsliced answers. */
+typedef struct _MhImapSearchJob MhImapSearchJob;
+MhImapSearchJob *mh_imap__search_job_new (MhStore *store, const char *folder,
+                                          MhStoreView *view,
+                                          const MhImapSearchKey *key,
+                                          const GArray *saved_uids,
+                                          GError **error);
+gboolean mh_imap__search_job_sort (MhImapSearchJob *j, const GArray *criteria,
+                                   GError **error);
+gboolean mh_imap__search_job_thread (MhImapSearchJob *j,
+                                     MhImapThreadAlgorithm algo, gboolean uid,
+                                     GError **error);
+int mh_imap__search_job_step (MhImapSearchJob *j, guint max_msgs,
+                              gint64 max_us, GError **error);
+GArray *mh_imap__search_job_get_result (MhImapSearchJob *j);
+const char *mh_imap__search_job_get_threads (MhImapSearchJob *j);
+void mh_imap__search_job_free (MhImapSearchJob *j);
+void mh_imap__search_set_slice (guint max_msgs, gint64 max_us);
 
 /* The engine bounds the nesting of a search program; this is a second,
  * defensive bound so a program built by other means cannot overflow the
@@ -1233,50 +1262,6 @@ eval (const Node *n, Msg *m)
   return 0;
 }
 
-GArray *
-mh_imap__search (MhStore *store, const char *folder, MhStoreView *view,
-                 const MhImapSearchKey *key, const GArray *saved_uids,
-                 GError **error)
-{
-  g_return_val_if_fail (store != NULL && view != NULL, NULL);
-  Search s = { store, folder, view, mh_store_view_get_count (view),
-               g_get_real_time () / G_USEC_PER_SEC, saved_uids };
-  GArray *res = g_array_new (FALSE, FALSE, sizeof (guint));
-  if (key == NULL)
-    {
-      for (guint i = 0; i < s.count; i++)
-        g_array_append_val (res, i);
-      return res;
-    }
-  Node *prog = compile (&s, key, 0, error);
-  if (prog == NULL)
-    {
-      g_array_unref (res);
-      return NULL;
-    }
-  Msg m = { .s = &s };
-  s.scratch = g_string_sized_new (256);
-  for (guint i = 0; i < s.count; i++)
-    {
-      m.index = i;
-      m.uid = mh_store_view_get_uid (view, i);
-      int r = eval (prog, &m);
-      if (r > 0)
-        g_array_append_val (res, i);
-      msg_clear (&m);
-      if (m.error)
-        {
-          g_propagate_error (error, m.error);
-          g_clear_pointer (&res, g_array_unref);
-          break;
-        }
-    }
-  g_clear_pointer (&s.reader, mh_store_reader_unref);
-  g_string_free (s.scratch, TRUE);
-  node_free (prog);
-  return res;
-}
-
 /* ---- SORT -------------------------------------------------------------- */
 
 /* The first mailbox of an address header: its local part (RFC 5256
@@ -1382,14 +1367,13 @@ first_value (Msg *m, const char *name, gboolean *failed)
   return g_strdup (v->len ? v->pdata[0] : "");
 }
 
-gboolean
-mh_imap__sort (MhStore *store, const char *folder, MhStoreView *view,
-               const GArray *criteria, GArray *indices, GError **error)
+/* Which SORT keys a criteria list needs; FALSE on an unknown key. */
+static gboolean
+sort_needs (const GArray *criteria, gboolean need[MH_IMAP_SORT_DISPLAYTO + 1],
+            GError **error)
 {
-  g_return_val_if_fail (criteria != NULL && indices != NULL, FALSE);
-  Search s = { store, folder, view, mh_store_view_get_count (view), 0,
-               NULL };
-  gboolean need[MH_IMAP_SORT_DISPLAYTO + 1] = { FALSE };
+  for (int k = 0; k <= MH_IMAP_SORT_DISPLAYTO; k++)
+    need[k] = FALSE;
   for (guint c = 0; c < criteria->len; c++)
     {
       MhImapSortKey k = g_array_index (criteria, MhImapSortCriterion, c).key;
@@ -1401,91 +1385,69 @@ mh_imap__sort (MhStore *store, const char *folder, MhStoreView *view,
         }
       need[k] = TRUE;
     }
-  GArray *rows = g_array_sized_new (FALSE, TRUE, sizeof (SortRow),
-                                    indices->len);
-  Msg m = { .s = &s };
-  gboolean ok = TRUE;
-  for (guint r = 0; r < indices->len; r++)
+  return TRUE;
+}
+
+/* One message's SORT keys into @row (row->index set by the caller).
+ * FALSE when m->error is set. */
+static gboolean
+sort_row (Msg *m, const gboolean *need, SortRow *row)
+{
+  MhStoreView *view = m->s->view;
+  row->arrival = mh_store_view_get_internal_date (view, row->index);
+  row->size = mh_store_view_get_rfc822_size (view, row->index);
+  /* An expunged message sorts with empty keys: it is in the input, so
+   * it must stay in the answer. Only header keys need a lookup. */
+  gboolean need_msg = FALSE;
+  for (int k = 0; k <= MH_IMAP_SORT_DISPLAYTO; k++)
+    if (need[k] && k != MH_IMAP_SORT_ARRIVAL && k != MH_IMAP_SORT_SIZE)
+      need_msg = TRUE;
+  MhStoreMessage *msg = need_msg ? msg_meta (m) : NULL;
+  gboolean failed = msg == NULL;
+  if (msg && need[MH_IMAP_SORT_DATE])
     {
-      SortRow row = { .index = g_array_index (indices, guint, r) };
-      if (row.index >= s.count)
-        {
-          g_set_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_SYNTAX,
-                       "message index %u is not in the view", row.index);
-          ok = FALSE;
-          break;
-        }
-      m.index = row.index;
-      m.uid = mh_store_view_get_uid (view, row.index);
-      row.arrival = mh_store_view_get_internal_date (view, row.index);
-      row.size = mh_store_view_get_rfc822_size (view, row.index);
-      /* An expunged message sorts with empty keys: it is in @indices,
-       * so it must stay in the answer. Only header keys need a lookup. */
-      gboolean need_msg = FALSE;
-      for (int k = 0; k <= MH_IMAP_SORT_DISPLAYTO; k++)
-        if (need[k] && k != MH_IMAP_SORT_ARRIVAL && k != MH_IMAP_SORT_SIZE)
-          need_msg = TRUE;
-      MhStoreMessage *msg = need_msg ? msg_meta (&m) : NULL;
-      gboolean failed = msg == NULL;
-      if (msg)
-        {
-          if (need[MH_IMAP_SORT_DATE])
-            {
-              gint64 day;
-              if (!msg_sent (&m, &row.date, &day))
-                failed = TRUE;
-            }
-        }
-      for (int k = 0; k <= MH_IMAP_SORT_DISPLAYTO; k++)
-        {
-          if (!need[k] || k == MH_IMAP_SORT_ARRIVAL || k == MH_IMAP_SORT_DATE
-              || k == MH_IMAP_SORT_SIZE)
-            continue;
-          g_autofree char *raw = NULL, *key = NULL;
-          if (msg == NULL)
-            key = g_strdup ("");
-          else if (k == MH_IMAP_SORT_SUBJECT)
-            {
-              raw = first_value (&m, "Subject", &failed);
-              key = mh_imap__base_subject (raw, NULL);
-            }
-          else
-            {
-              const char *h = (k == MH_IMAP_SORT_CC)   ? "Cc"
-                              : (k == MH_IMAP_SORT_TO
-                                 || k == MH_IMAP_SORT_DISPLAYTO)
-                                ? "To"
-                                : "From";
-              raw = first_value (&m, h, &failed);
-              key = mh_imap__address_sort_key (
-                raw, k == MH_IMAP_SORT_DISPLAYFROM
-                       || k == MH_IMAP_SORT_DISPLAYTO);
-            }
-          row.str[k] = mh_imap__fold (key, -1);
-        }
-      g_array_append_val (rows, row);
-      msg_clear (&m);
-      if (m.error)
-        {
-          g_propagate_error (error, m.error);
-          m.error = NULL;
-          ok = FALSE;
-          break;
-        }
+      gint64 day;
+      if (!msg_sent (m, &row->date, &day))
+        failed = TRUE;
     }
-  g_clear_pointer (&s.reader, mh_store_reader_unref);
-  if (ok)
+  for (int k = 0; k <= MH_IMAP_SORT_DISPLAYTO; k++)
     {
-      g_array_sort_with_data (rows, sort_cmp, (gpointer) criteria);
-      for (guint r = 0; r < rows->len; r++)
-        g_array_index (indices, guint, r) = g_array_index (rows, SortRow,
-                                                           r).index;
+      if (!need[k] || k == MH_IMAP_SORT_ARRIVAL || k == MH_IMAP_SORT_DATE
+          || k == MH_IMAP_SORT_SIZE)
+        continue;
+      g_autofree char *raw = NULL, *key = NULL;
+      if (msg == NULL)
+        key = g_strdup ("");
+      else if (k == MH_IMAP_SORT_SUBJECT)
+        {
+          raw = first_value (m, "Subject", &failed);
+          key = mh_imap__base_subject (raw, NULL);
+        }
+      else
+        {
+          const char *h = (k == MH_IMAP_SORT_CC)   ? "Cc"
+                          : (k == MH_IMAP_SORT_TO
+                             || k == MH_IMAP_SORT_DISPLAYTO)
+                            ? "To"
+                            : "From";
+          raw = first_value (m, h, &failed);
+          key = mh_imap__address_sort_key (
+            raw, k == MH_IMAP_SORT_DISPLAYFROM || k == MH_IMAP_SORT_DISPLAYTO);
+        }
+      row->str[k] = mh_imap__fold (key, -1);
     }
+  return m->error == NULL;
+}
+
+static void
+sort_rows_free (GArray *rows)
+{
+  if (rows == NULL)
+    return;
   for (guint r = 0; r < rows->len; r++)
     for (int k = 0; k <= MH_IMAP_SORT_DISPLAYTO; k++)
       g_free (g_array_index (rows, SortRow, r).str[k]);
   g_array_unref (rows);
-  return ok;
 }
 
 /* ---- THREAD ------------------------------------------------------------ */
@@ -1821,160 +1783,147 @@ format_threads (GString *out, Cont *root, MhStoreView *view, gboolean uid)
   g_ptr_array_unref (st);
 }
 
-gboolean
-mh_imap__thread (MhStore *store, const char *folder, MhStoreView *view,
-                 MhImapThreadAlgorithm algo, const GArray *indices,
-                 gboolean uid, GString *out, GError **error)
+/* THREAD's state while messages are added one by one (resumable). */
+typedef struct
 {
-  g_return_val_if_fail (indices != NULL && out != NULL, FALSE);
-  if (algo != MH_IMAP_THREAD_ORDEREDSUBJECT
-      && algo != MH_IMAP_THREAD_REFERENCES)
+  MhImapThreadAlgorithm algo;
+  Tree t;
+  GHashTable *ids; /* Message-ID -> Cont (REFERENCES) */
+} Threader;
+
+static Threader *
+threader_new (MhImapThreadAlgorithm algo)
+{
+  Threader *th = g_new0 (Threader, 1);
+  th->algo = algo;
+  th->t.all = g_ptr_array_new_with_free_func (cont_free);
+  th->ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  return th;
+}
+
+static void
+threader_free (Threader *th)
+{
+  if (th == NULL)
+    return;
+  g_hash_table_unref (th->ids);
+  g_ptr_array_unref (th->t.all);
+  g_free (th);
+}
+
+/* RFC 5256 3 step (1) for one message (view index m->index; messages
+ * come in ascending order, so the first of duplicate Message-IDs keeps
+ * it). FALSE when m->error is set. */
+static gboolean
+thread_add (Threader *th, Msg *m)
+{
+  Tree *t = &th->t;
+  gboolean failed = FALSE;
+  g_autofree char *subj = NULL, *mid = NULL, *refs = NULL, *irt = NULL;
+  Cont *c = NULL;
+  gint64 date = 0, day;
+  if (msg_meta (m) && msg_sent (m, &date, &day))
     {
-      g_set_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_SYNTAX,
-                   "unknown THREAD algorithm %d", (int) algo);
-      return FALSE;
+      subj = first_value (m, "Subject", &failed);
+      if (th->algo == MH_IMAP_THREAD_REFERENCES)
+        {
+          mid = first_value (m, "Message-ID", &failed);
+          refs = first_value (m, "References", &failed);
+          irt = first_value (m, "In-Reply-To", &failed);
+        }
     }
-  gmime_once ();
-  Search s = { store, folder, view, mh_store_view_get_count (view), 0,
-               NULL };
-  Tree t = { .all = g_ptr_array_new_with_free_func (cont_free) };
-  g_autoptr (GHashTable) ids = g_hash_table_new_full (g_str_hash,
-                                                      g_str_equal, g_free,
-                                                      NULL);
-  /* Sequence order: the first of duplicate Message-IDs keeps it. */
-  g_autoptr (GArray) sorted = g_array_copy ((GArray *) indices);
-  g_array_sort (sorted, cmp_guint);
-  Msg m = { .s = &s };
-  GPtrArray *msgs = g_ptr_array_new ();
-  gboolean ok = TRUE;
-  for (guint r = 0; r < sorted->len; r++)
+  if (m->error)
+    return FALSE;
+  /* (1) Containers by Message-ID (REFERENCES only). */
+  g_autofree char *id = mid ? g_mime_utils_decode_message_id (mid) : NULL;
+  if (id && *id)
     {
-      guint ix = g_array_index (sorted, guint, r);
-      if (ix >= s.count)
-        {
-          g_set_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_SYNTAX,
-                       "message index %u is not in the view", ix);
-          ok = FALSE;
-          break;
-        }
-      m.index = ix;
-      m.uid = mh_store_view_get_uid (view, ix);
-      gboolean failed = FALSE;
-      g_autofree char *subj = NULL, *mid = NULL, *refs = NULL, *irt = NULL;
-      Cont *c = NULL;
-      gint64 date = 0, day;
-      if (msg_meta (&m) && msg_sent (&m, &date, &day))
-        {
-          subj = first_value (&m, "Subject", &failed);
-          if (algo == MH_IMAP_THREAD_REFERENCES)
-            {
-              mid = first_value (&m, "Message-ID", &failed);
-              refs = first_value (&m, "References", &failed);
-              irt = first_value (&m, "In-Reply-To", &failed);
-            }
-        }
-      if (m.error)
-        {
-          g_propagate_error (error, m.error);
-          m.error = NULL;
-          ok = FALSE;
-          msg_clear (&m);
-          break;
-        }
-      msg_clear (&m);
-      /* (1) Containers by Message-ID (REFERENCES only). */
-      g_autofree char *id = mid ? g_mime_utils_decode_message_id (mid)
-                                : NULL;
-      if (id && *id)
-        {
-          c = g_hash_table_lookup (ids, id);
-          if (c && !c->dummy)
-            c = NULL; /* a duplicate: treated as having a unique ID */
-        }
-      if (c == NULL)
-        {
-          c = cont_new (&t);
-          if (id && *id && !g_hash_table_contains (ids, id))
-            g_hash_table_insert (ids, g_strdup (id), c);
-        }
-      c->dummy = FALSE;
-      c->index = ix;
-      c->date = date;
-      g_autofree char *base = mh_imap__base_subject (subj ? subj : "",
-                                                     &c->refwd);
-      c->base = mh_imap__fold (base, -1);
-      g_ptr_array_add (msgs, c);
-      if (algo != MH_IMAP_THREAD_REFERENCES)
-        continue;
-      /* (1)(A) link the references as parent/child in order. */
-      GMimeReferences *rl = refs ? g_mime_references_parse (NULL, refs)
-                                 : NULL;
-      if (rl == NULL || g_mime_references_length (rl) == 0)
-        {
-          /* No valid References: the first ID of In-Reply-To. */
-          if (rl)
-            g_mime_references_free (rl);
-          rl = irt ? g_mime_references_parse (NULL, irt) : NULL;
-          if (rl && g_mime_references_length (rl) > 1)
-            {
-              GMimeReferences *one = g_mime_references_new ();
-              g_mime_references_append (
-                one, g_mime_references_get_message_id (rl, 0));
-              g_mime_references_free (rl);
-              rl = one;
-            }
-        }
-      Cont *prev = NULL;
-      int nrefs = rl ? g_mime_references_length (rl) : 0;
-      for (int i = 0; i < nrefs; i++)
-        {
-          const char *rid = g_mime_references_get_message_id (rl, i);
-          if (rid == NULL || *rid == '\0')
-            continue;
-          Cont *rc = g_hash_table_lookup (ids, rid);
-          if (rc == NULL)
-            {
-              rc = cont_new (&t);
-              g_hash_table_insert (ids, g_strdup (rid), rc);
-            }
-          /* An existing link stays; no loops (only a node with
-           * children can be an ancestor of @prev: the test skips the
-           * walk up a long reply chain, which made it quadratic). */
-          if (prev && rc->parent == NULL && rc != c && prev != rc
-              && (rc->child == NULL || !is_descendant (prev, rc)))
-            append_child (prev, rc);
-          prev = rc;
-        }
+      c = g_hash_table_lookup (th->ids, id);
+      if (c && !c->dummy)
+        c = NULL; /* a duplicate: treated as having a unique ID */
+    }
+  if (c == NULL)
+    {
+      c = cont_new (t);
+      if (id && *id && !g_hash_table_contains (th->ids, id))
+        g_hash_table_insert (th->ids, g_strdup (id), c);
+    }
+  c->dummy = FALSE;
+  c->index = m->index;
+  c->date = date;
+  g_autofree char *base = mh_imap__base_subject (subj ? subj : "",
+                                                 &c->refwd);
+  c->base = mh_imap__fold (base, -1);
+  if (th->algo != MH_IMAP_THREAD_REFERENCES)
+    return TRUE;
+  /* (1)(A) link the references as parent/child in order. */
+  GMimeReferences *rl = refs ? g_mime_references_parse (NULL, refs) : NULL;
+  if (rl == NULL || g_mime_references_length (rl) == 0)
+    {
+      /* No valid References: the first ID of In-Reply-To. */
       if (rl)
         g_mime_references_free (rl);
-      /* (1)(B) the last reference becomes the parent (or none). */
-      unlink_cont (c);
-      if (prev && prev != c && (c->child == NULL || !is_descendant (prev, c)))
-        append_child (prev, c);
+      rl = irt ? g_mime_references_parse (NULL, irt) : NULL;
+      if (rl && g_mime_references_length (rl) > 1)
+        {
+          GMimeReferences *one = g_mime_references_new ();
+          g_mime_references_append (one,
+                                    g_mime_references_get_message_id (rl, 0));
+          g_mime_references_free (rl);
+          rl = one;
+        }
     }
-  g_ptr_array_unref (msgs);
-  g_clear_pointer (&s.reader, mh_store_reader_unref);
-  if (!ok)
+  Cont *prev = NULL;
+  int nrefs = rl ? g_mime_references_length (rl) : 0;
+  for (int i = 0; i < nrefs; i++)
     {
-      g_ptr_array_unref (t.all);
-      return FALSE;
+      const char *rid = g_mime_references_get_message_id (rl, i);
+      if (rid == NULL || *rid == '\0')
+        continue;
+      Cont *rc = g_hash_table_lookup (th->ids, rid);
+      if (rc == NULL)
+        {
+          rc = cont_new (t);
+          g_hash_table_insert (th->ids, g_strdup (rid), rc);
+        }
+      /* An existing link stays; no loops (only a node with children can
+       * be an ancestor of @prev: the test skips the walk up a long reply
+       * chain, which made it quadratic). */
+      if (prev && rc->parent == NULL && rc != c && prev != rc
+          && (rc->child == NULL || !is_descendant (prev, rc)))
+        append_child (prev, rc);
+      prev = rc;
     }
+  if (rl)
+    g_mime_references_free (rl);
+  /* (1)(B) the last reference becomes the parent (or none). */
+  unlink_cont (c);
+  if (prev && prev != c && (c->child == NULL || !is_descendant (prev, c)))
+    append_child (prev, c);
+  return TRUE;
+}
+
+/* Steps (2)-(6) once every message was added, then the thread list. */
+static void
+thread_finish (Threader *th, MhStoreView *view, gboolean uid, GString *out)
+{
+  Tree *t = &th->t;
   /* (2) the root set. */
-  for (guint i = 0; i < t.all->len; i++)
+  for (guint i = 0; i < t->all->len; i++)
     {
-      Cont *c = t.all->pdata[i];
+      Cont *c = t->all->pdata[i];
       if (c->parent == NULL)
-        append_child (&t.root, c);
+        append_child (&t->root, c);
     }
-  if (algo == MH_IMAP_THREAD_ORDEREDSUBJECT)
+  if (th->algo == MH_IMAP_THREAD_ORDEREDSUBJECT)
     {
       /* RFC 5256 ORDEREDSUBJECT: by base subject, then sent date; the
        * first of each subject is the parent of the others; threads in
        * the order of their first message's date. */
       g_autoptr (GPtrArray) v = g_ptr_array_new ();
-      for (Cont *c = t.root.child; c; c = c->next)
+      for (Cont *c = t->root.child; c; c = c->next)
         g_ptr_array_add (v, c);
-      t.root.child = t.root.last = NULL;
+      t->root.child = t->root.last = NULL;
       g_autoptr (GHashTable) first = g_hash_table_new (g_str_hash,
                                                        g_str_equal);
       qsort (v->pdata, v->len, sizeof (gpointer), cont_cmp);
@@ -1988,29 +1937,346 @@ mh_imap__thread (MhStore *store, const char *folder, MhStoreView *view,
           else
             {
               g_hash_table_insert (first, c->base, c);
-              append_child (&t.root, c);
+              append_child (&t->root, c);
             }
         }
     }
   else
     {
-      prune (&t.root); /* (3) */
+      prune (&t->root); /* (3) */
       /* (4) by sent date; a dummy by its earliest child. */
-      for (Cont *c = t.root.child; c; c = c->next)
+      for (Cont *c = t->root.child; c; c = c->next)
         if (c->dummy)
           sort_children (c);
-      sort_children (&t.root);
-      gather_subjects (&t);       /* (5) */
+      sort_children (&t->root);
+      gather_subjects (t); /* (5) */
       /* (6) every sibling list by sent date, deepest first so a dummy
        * sorts by its (already sorted) first child. */
-      g_autoptr (GPtrArray) order = post_order (&t.root);
+      g_autoptr (GPtrArray) order = post_order (&t->root);
       for (guint i = 0; i < order->len; i++)
         sort_children (order->pdata[i]);
-      sort_children (&t.root);
+      sort_children (&t->root);
     }
-  format_threads (out, &t.root, view, uid);
-  g_ptr_array_unref (t.all);
+  format_threads (out, &t->root, view, uid);
+}
+
+/* ---- Resumable runs ----------------------------------------------------- */
+
+/* A SEARCH, SORT or THREAD as a job that runs in slices
+ * (mh_imap__search_job_step()), so a long one gives its worker thread
+ * back between slices: first the matching set (a scan of view indices),
+ * then, for SORT, each match's sort keys, for THREAD each match's
+ * threading fields; the sort itself and the threading steps (2)-(6)
+ * run at the end of the last slice (CPU only, no store lookups: about
+ * 0.1 s for 100,000 messages). Everything the job needs is its own:
+ * a reference to the view, copies of the folder name and sort criteria,
+ * the compiled program (the "$" set resolved when it was made), and one
+ * MhStoreReader snapshot kept across slices (one LMDB read txn; the
+ * index env is MDB_NOTLS, so a txn may move between worker threads). */
+typedef enum
+{
+  JOB_MATCH,
+  JOB_SORT,
+  JOB_THREAD,
+  JOB_DONE,
+} JobPhase;
+
+struct _MhImapSearchJob
+{
+  Search s;
+  char *folder;
+  Node *prog; /* NULL: every message matches */
+  JobPhase phase;
+  guint next; /* MATCH: next view index; SORT, THREAD: next of res */
+  GArray *res; /* guint view indices: the matches, then sorted */
+  gboolean sort, thread;
+  GArray *criteria; /* SORT */
+  gboolean need[MH_IMAP_SORT_DISPLAYTO + 1];
+  GArray *rows; /* SortRow, SORT */
+  Threader *th; /* THREAD */
+  gboolean uid;
+  GString *thread_text; /* THREAD: the thread list once done */
+};
+
+static MhImapSearchJob *
+job_alloc (MhStore *store, const char *folder, MhStoreView *view)
+{
+  MhImapSearchJob *j = g_new0 (MhImapSearchJob, 1);
+  j->folder = g_strdup (folder);
+  j->s.store = mh_store_ref (store);
+  j->s.folder = j->folder;
+  j->s.view = mh_store_view_ref (view);
+  j->s.count = mh_store_view_get_count (view);
+  j->s.now = g_get_real_time () / G_USEC_PER_SEC;
+  j->s.scratch = g_string_sized_new (256);
+  j->res = g_array_new (FALSE, FALSE, sizeof (guint));
+  return j;
+}
+
+void
+mh_imap__search_job_free (MhImapSearchJob *j)
+{
+  if (j == NULL)
+    return;
+  g_clear_pointer (&j->s.reader, mh_store_reader_unref);
+  g_string_free (j->s.scratch, TRUE);
+  mh_store_view_unref (j->s.view);
+  mh_store_unref (j->s.store);
+  node_free (j->prog);
+  g_array_unref (j->res);
+  if (j->criteria)
+    g_array_unref (j->criteria);
+  sort_rows_free (j->rows);
+  threader_free (j->th);
+  if (j->thread_text)
+    g_string_free (j->thread_text, TRUE);
+  g_free (j->folder);
+  g_free (j);
+}
+
+MhImapSearchJob *
+mh_imap__search_job_new (MhStore *store, const char *folder,
+                         MhStoreView *view, const MhImapSearchKey *key,
+                         const GArray *saved_uids, GError **error)
+{
+  g_return_val_if_fail (store != NULL && view != NULL, NULL);
+  MhImapSearchJob *j = job_alloc (store, folder, view);
+  if (key != NULL)
+    {
+      /* "$" is resolved here, once: a later SEARCHRES save in the same
+       * session cannot change what this program means. */
+      j->s.saved_uids = saved_uids;
+      j->prog = compile (&j->s, key, 0, error);
+      j->s.saved_uids = NULL;
+      if (j->prog == NULL)
+        {
+          mh_imap__search_job_free (j);
+          return NULL;
+        }
+    }
+  j->phase = JOB_MATCH;
+  return j;
+}
+
+gboolean
+mh_imap__search_job_sort (MhImapSearchJob *j, const GArray *criteria,
+                          GError **error)
+{
+  g_return_val_if_fail (j != NULL && criteria != NULL, FALSE);
+  g_return_val_if_fail (!j->sort && !j->thread, FALSE);
+  if (!sort_needs (criteria, j->need, error))
+    return FALSE;
+  j->sort = TRUE;
+  j->criteria = g_array_copy ((GArray *) criteria);
   return TRUE;
+}
+
+gboolean
+mh_imap__search_job_thread (MhImapSearchJob *j, MhImapThreadAlgorithm algo,
+                            gboolean uid, GError **error)
+{
+  g_return_val_if_fail (j != NULL, FALSE);
+  g_return_val_if_fail (!j->sort && !j->thread, FALSE);
+  if (algo != MH_IMAP_THREAD_ORDEREDSUBJECT
+      && algo != MH_IMAP_THREAD_REFERENCES)
+    {
+      g_set_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_SYNTAX,
+                   "unknown THREAD algorithm %d", (int) algo);
+      return FALSE;
+    }
+  gmime_once ();
+  j->thread = TRUE;
+  j->uid = uid;
+  j->th = threader_new (algo);
+  return TRUE;
+}
+
+/* The phase after matching (or after the input indices were given). */
+static void
+job_after_match (MhImapSearchJob *j)
+{
+  j->next = 0;
+  if (j->sort)
+    {
+      j->phase = JOB_SORT;
+      j->rows = g_array_sized_new (FALSE, TRUE, sizeof (SortRow),
+                                   j->res->len);
+    }
+  else if (j->thread)
+    j->phase = JOB_THREAD;
+  else
+    j->phase = JOB_DONE;
+}
+
+/* The last slice's CPU-only ending: sort, or thread and format. */
+static void
+job_finish (MhImapSearchJob *j)
+{
+  g_clear_pointer (&j->s.reader, mh_store_reader_unref);
+  if (j->phase == JOB_SORT)
+    {
+      g_array_sort_with_data (j->rows, sort_cmp, j->criteria);
+      for (guint r = 0; r < j->rows->len; r++)
+        g_array_index (j->res, guint, r) = g_array_index (j->rows, SortRow,
+                                                          r).index;
+      g_clear_pointer (&j->rows, sort_rows_free);
+    }
+  else if (j->phase == JOB_THREAD)
+    {
+      j->thread_text = g_string_new (NULL);
+      thread_finish (j->th, j->s.view, j->uid, j->thread_text);
+      g_clear_pointer (&j->th, threader_free);
+    }
+  j->phase = JOB_DONE;
+}
+
+int
+mh_imap__search_job_step (MhImapSearchJob *j, guint max_msgs, gint64 max_us,
+                          GError **error)
+{
+  g_return_val_if_fail (j != NULL, -1);
+  gint64 start = max_us > 0 ? g_get_monotonic_time () : 0;
+  Msg m = { .s = &j->s };
+  guint done = 0;
+  while (j->phase != JOB_DONE)
+    {
+      gboolean last = j->phase == JOB_MATCH ? j->next >= j->s.count
+                                            : j->next >= j->res->len;
+      if (last)
+        {
+          if (j->phase == JOB_MATCH)
+            job_after_match (j);
+          else
+            job_finish (j);
+          continue;
+        }
+      /* The slice's bounds; the clock is read every 16 messages. */
+      if ((max_msgs > 0 && done >= max_msgs)
+          || (max_us > 0 && done > 0 && done % 16 == 0
+              && g_get_monotonic_time () - start >= max_us))
+        return 0;
+      done++;
+      gboolean ok = TRUE;
+      if (j->phase == JOB_MATCH)
+        {
+          m.index = j->next++;
+          m.uid = mh_store_view_get_uid (j->s.view, m.index);
+          if (j->prog == NULL || eval (j->prog, &m) > 0)
+            g_array_append_val (j->res, m.index);
+          ok = m.error == NULL;
+        }
+      else
+        {
+          guint ix = g_array_index (j->res, guint, j->next);
+          j->next++;
+          if (ix >= j->s.count)
+            {
+              g_set_error (error, MH_IMAP_ERROR, MH_IMAP_ERROR_SYNTAX,
+                           "message index %u is not in the view", ix);
+              return -1;
+            }
+          m.index = ix;
+          m.uid = mh_store_view_get_uid (j->s.view, ix);
+          if (j->phase == JOB_SORT)
+            {
+              SortRow row = { .index = ix };
+              ok = sort_row (&m, j->need, &row);
+              g_array_append_val (j->rows, row);
+            }
+          else
+            ok = thread_add (j->th, &m);
+        }
+      msg_clear (&m);
+      if (!ok)
+        {
+          g_propagate_error (error, m.error);
+          j->phase = JOB_DONE;
+          g_clear_pointer (&j->s.reader, mh_store_reader_unref);
+          return -1;
+        }
+    }
+  return 1;
+}
+
+GArray *
+mh_imap__search_job_get_result (MhImapSearchJob *j)
+{
+  g_return_val_if_fail (j != NULL && j->phase == JOB_DONE, NULL);
+  return j->res;
+}
+
+const char *
+mh_imap__search_job_get_threads (MhImapSearchJob *j)
+{
+  g_return_val_if_fail (j != NULL && j->phase == JOB_DONE, NULL);
+  return j->thread_text ? j->thread_text->str : "";
+}
+
+/* A job over given view indices instead of a search (SORT and THREAD of
+ * a result computed elsewhere). */
+static MhImapSearchJob *
+job_over (MhStore *store, const char *folder, MhStoreView *view,
+          const GArray *indices)
+{
+  MhImapSearchJob *j = job_alloc (store, folder, view);
+  g_array_append_vals (j->res, indices->data, indices->len);
+  return j;
+}
+
+GArray *
+mh_imap__search (MhStore *store, const char *folder, MhStoreView *view,
+                 const MhImapSearchKey *key, const GArray *saved_uids,
+                 GError **error)
+{
+  g_return_val_if_fail (store != NULL && view != NULL, NULL);
+  MhImapSearchJob *j = mh_imap__search_job_new (store, folder, view, key,
+                                                saved_uids, error);
+  if (j == NULL)
+    return NULL;
+  GArray *res = NULL;
+  if (mh_imap__search_job_step (j, 0, 0, error) > 0)
+    res = g_array_ref (j->res);
+  mh_imap__search_job_free (j);
+  return res;
+}
+
+gboolean
+mh_imap__sort (MhStore *store, const char *folder, MhStoreView *view,
+               const GArray *criteria, GArray *indices, GError **error)
+{
+  g_return_val_if_fail (criteria != NULL && indices != NULL, FALSE);
+  MhImapSearchJob *j = job_over (store, folder, view, indices);
+  gboolean ok = mh_imap__search_job_sort (j, criteria, error);
+  if (ok)
+    {
+      job_after_match (j);
+      ok = mh_imap__search_job_step (j, 0, 0, error) > 0;
+    }
+  if (ok)
+    memcpy (indices->data, j->res->data, indices->len * sizeof (guint));
+  mh_imap__search_job_free (j);
+  return ok;
+}
+
+gboolean
+mh_imap__thread (MhStore *store, const char *folder, MhStoreView *view,
+                 MhImapThreadAlgorithm algo, const GArray *indices,
+                 gboolean uid, GString *out, GError **error)
+{
+  g_return_val_if_fail (indices != NULL && out != NULL, FALSE);
+  MhImapSearchJob *j = job_over (store, folder, view, indices);
+  /* Sequence order: the first of duplicate Message-IDs keeps it. */
+  g_array_sort (j->res, cmp_guint);
+  gboolean ok = mh_imap__search_job_thread (j, algo, uid, error);
+  if (ok)
+    {
+      job_after_match (j);
+      ok = mh_imap__search_job_step (j, 0, 0, error) > 0;
+    }
+  if (ok)
+    g_string_append (out, mh_imap__search_job_get_threads (j));
+  mh_imap__search_job_free (j);
+  return ok;
 }
 
 /* ---- Responses ---------------------------------------------------------- */
@@ -2192,6 +2458,114 @@ mh_imap__search_save (GArray **saved_uids, MhStoreView *view,
 
 /* ---- The SEARCH, SORT and THREAD command ---------------------------- */
 
+/* The handler's slice: it returns MH_IMAP_RUN_MORE after this much work
+ * and imap.c queues it again behind the other sessions' jobs. Tests
+ * shrink it with mh_imap__search_set_slice() (the only mutable static
+ * here; the unit tests alone call it). */
+#define SEARCH_SLICE_US 5000
+static guint slice_msgs = 0;
+static gint64 slice_us = SEARCH_SLICE_US;
+
+void
+mh_imap__search_set_slice (guint max_msgs, gint64 max_us)
+{
+  slice_msgs = max_msgs;
+  slice_us = max_us;
+}
+
+/* A command's progress in s->cursor, tied to the command pointer so a
+ * stale cursor is never resumed by another command. */
+typedef struct
+{
+  const MhImapCommand *cmd;
+  MhImapSearchJob *job;
+} SearchCursor;
+
+static void
+search_cursor_free (gpointer p)
+{
+  SearchCursor *c = p;
+  if (c == NULL)
+    return;
+  mh_imap__search_job_free (c->job);
+  g_free (c);
+}
+
+static void
+search_cursor_clear (MhImapSession *s)
+{
+  if (s->cursor != NULL && s->cursor_free != NULL)
+    s->cursor_free (s->cursor);
+  s->cursor = NULL;
+  s->cursor_free = NULL;
+}
+
+/* A SEARCH/SORT/THREAD that failed: "$" is emptied when the command
+ * asked to save (RFC 5182 2.1), then BAD for a bad program, NO for a
+ * store failure. */
+static MhImapRun
+search_failed (MhImapSession *s, const MhImapCommand *cmd, GString *out,
+               const GError *error)
+{
+  search_cursor_clear (s);
+  if ((cmd->search_return & MH_IMAP_RETURN_SAVE) != 0)
+    {
+      g_clear_pointer (&s->saved_uids, g_array_unref);
+      s->saved_uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+    }
+  if (error != NULL && error->domain == MH_IMAP_ERROR)
+    mh_imap__tagged (out, cmd, "BAD", NULL, error->message);
+  else
+    mh_imap__tagged_store_error (out, cmd, error);
+  return MH_IMAP_RUN_DONE;
+}
+
+/* The first call: checks, then a job in s->cursor. NULL when the
+ * command was answered already. */
+static SearchCursor *
+search_start (MhImapSession *s, const MhImapCommand *cmd, GString *out)
+{
+  g_autoptr (GError) error = NULL;
+  if (!mh_imap__require_selected (s, cmd, out))
+    return NULL;
+  if (cmd->search_charset != NULL
+      && g_ascii_strcasecmp (cmd->search_charset, "UTF-8") != 0
+      && g_ascii_strcasecmp (cmd->search_charset, "US-ASCII") != 0)
+    {
+      /* RFC 9051 6.4.4: an unknown charset gets NO [BADCHARSET (list)]. */
+      mh_imap__tagged (out, cmd, "NO", "BADCHARSET (US-ASCII UTF-8)",
+                       "Unsupported charset");
+      return NULL;
+    }
+  if (cmd->search == NULL)
+    {
+      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing search criteria");
+      return NULL;
+    }
+  if (mh_imap__search_uses_modseq (cmd->search))
+    s->enabled |= MH_IMAP_ENABLED_CONDSTORE; /* RFC 7162 3.1 */
+  MhImapSearchJob *job = mh_imap__search_job_new (
+    s->store, s->folder, s->view, cmd->search, s->saved_uids, &error);
+  if (job != NULL
+      && ((cmd->kind == MH_IMAP_CMD_SORT
+           && !mh_imap__search_job_sort (job, cmd->sort, &error))
+          || (cmd->kind == MH_IMAP_CMD_THREAD
+              && !mh_imap__search_job_thread (job, cmd->thread, cmd->uid,
+                                              &error))))
+    g_clear_pointer (&job, mh_imap__search_job_free);
+  if (job == NULL)
+    {
+      search_failed (s, cmd, out, error);
+      return NULL;
+    }
+  SearchCursor *c = g_new0 (SearchCursor, 1);
+  c->cmd = cmd;
+  c->job = job;
+  s->cursor = c;
+  s->cursor_free = search_cursor_free;
+  return c;
+}
+
 MhImapRun
 mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
                      GString *out)
@@ -2200,72 +2574,39 @@ mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
   const char *what = cmd->kind == MH_IMAP_CMD_SORT     ? "Sort"
                      : cmd->kind == MH_IMAP_CMD_THREAD ? "Thread"
                                                        : "Search";
-
-  if (!mh_imap__require_selected (s, cmd, out))
-    return MH_IMAP_RUN_DONE;
-  if (cmd->search_charset != NULL
-      && g_ascii_strcasecmp (cmd->search_charset, "UTF-8") != 0
-      && g_ascii_strcasecmp (cmd->search_charset, "US-ASCII") != 0)
+  SearchCursor *c = s->cursor;
+  if (c == NULL || s->cursor_free != search_cursor_free || c->cmd != cmd)
     {
-      /* RFC 9051 6.4.4: an unknown charset gets NO [BADCHARSET (list)]. */
-      mh_imap__tagged (out, cmd, "NO", "BADCHARSET (US-ASCII UTF-8)",
-                       "Unsupported charset");
-      return MH_IMAP_RUN_DONE;
+      search_cursor_clear (s);
+      c = search_start (s, cmd, out);
+      if (c == NULL)
+        return MH_IMAP_RUN_DONE;
     }
-  if (cmd->search == NULL)
-    {
-      mh_imap__tagged (out, cmd, "BAD", NULL, "Missing search criteria");
-      return MH_IMAP_RUN_DONE;
-    }
-  if (mh_imap__search_uses_modseq (cmd->search))
-    s->enabled |= MH_IMAP_ENABLED_CONDSTORE; /* RFC 7162 3.1 */
+  /* One slice; the view, the "$" set and the reader snapshot stay those
+   * of the first call (the job holds them). */
+  int r = mh_imap__search_job_step (c->job, slice_msgs, slice_us, &error);
+  if (r == 0)
+    return MH_IMAP_RUN_MORE;
+  if (r < 0)
+    return search_failed (s, cmd, out, error);
 
-  gboolean save = (cmd->search_return & MH_IMAP_RETURN_SAVE) != 0;
-  g_autoptr (GArray) idx
-      = mh_imap__search (s->store, s->folder, s->view, cmd->search,
-                         s->saved_uids, &error);
-  if (idx != NULL && cmd->kind == MH_IMAP_CMD_SORT
-      && !mh_imap__sort (s->store, s->folder, s->view, cmd->sort, idx,
-                         &error))
-    g_clear_pointer (&idx, g_array_unref);
-  if (idx == NULL)
-    {
-      if (save)
-        {
-          /* RFC 5182 2.1: a failed search leaves an empty result. */
-          g_clear_pointer (&s->saved_uids, g_array_unref);
-          s->saved_uids = g_array_new (FALSE, FALSE, sizeof (guint32));
-        }
-      if (error != NULL && error->domain == MH_IMAP_ERROR)
-        mh_imap__tagged (out, cmd, "BAD", NULL, error->message);
-      else
-        mh_imap__tagged_store_error (out, cmd, error);
-      return MH_IMAP_RUN_DONE;
-    }
-  if (save)
-    mh_imap__search_save (&s->saved_uids, s->view, idx, cmd->search_return);
-
+  /* The job's view: the one its indices were taken from. */
+  MhStoreView *view = c->job->s.view;
+  GArray *idx = mh_imap__search_job_get_result (c->job);
+  if ((cmd->search_return & MH_IMAP_RETURN_SAVE) != 0)
+    mh_imap__search_save (&s->saved_uids, view, idx, cmd->search_return);
   if (cmd->kind == MH_IMAP_CMD_THREAD)
     {
-      gsize mark = out->len;
-      g_string_append (out, "* THREAD ");
-      if (!mh_imap__thread (s->store, s->folder, s->view, cmd->thread,
-                            idx, cmd->uid, out, &error))
-        {
-          g_string_truncate (out, mark);
-          mh_imap__tagged_store_error (out, cmd, error);
-          return MH_IMAP_RUN_DONE;
-        }
+      const char *t = mh_imap__search_job_get_threads (c->job);
       /* "* THREAD" with no threads has no trailing space (RFC 5256). */
-      if (out->len == mark + 9)
-        g_string_truncate (out, mark + 8);
-      g_string_append (out, "\r\n");
+      g_string_append_printf (out, "* THREAD%s%s\r\n", *t ? " " : "", t);
     }
   else
     /* (RETURN (SAVE) alone answers nothing but the tagged OK: RFC 5182
      * 2.1; search_format knows.) */
-    mh_imap__search_format (out, cmd, s->view, idx,
+    mh_imap__search_format (out, cmd, view, idx,
                             (s->enabled & MH_IMAP_ENABLED_REV2) != 0);
+  search_cursor_clear (s);
   mh_imap__tagged_printf (out, cmd, "OK", NULL, "%s completed", what);
   return MH_IMAP_RUN_DONE;
 }

@@ -11,6 +11,25 @@
 #include <string.h>
 #include <time.h>
 
+/* imap-search.c's resumable runs (declared there, for these tests). */
+typedef struct _MhImapSearchJob MhImapSearchJob;
+MhImapSearchJob *mh_imap__search_job_new (MhStore *store, const char *folder,
+                                          MhStoreView *view,
+                                          const MhImapSearchKey *key,
+                                          const GArray *saved_uids,
+                                          GError **error);
+gboolean mh_imap__search_job_sort (MhImapSearchJob *j, const GArray *criteria,
+                                   GError **error);
+gboolean mh_imap__search_job_thread (MhImapSearchJob *j,
+                                     MhImapThreadAlgorithm algo, gboolean uid,
+                                     GError **error);
+int mh_imap__search_job_step (MhImapSearchJob *j, guint max_msgs,
+                              gint64 max_us, GError **error);
+GArray *mh_imap__search_job_get_result (MhImapSearchJob *j);
+const char *mh_imap__search_job_get_threads (MhImapSearchJob *j);
+void mh_imap__search_job_free (MhImapSearchJob *j);
+void mh_imap__search_set_slice (guint max_msgs, gint64 max_us);
+
 /* ---- Search program builders ------------------------------------------- */
 
 static void key_free (gpointer p);
@@ -968,6 +987,338 @@ test_thread_big (void **state)
   g_string_free (want, TRUE);
 }
 
+/* ---- Sliced runs ---------------------------------------------------- */
+
+/* A folder of @n varied messages written straight into cur/: threads of
+ * replies, repeated subjects (some encoded), a few needles in bodies, a
+ * header the store does not cache, and flags. */
+static MhStoreView *
+many_folder (Fx *fx, const char *folder, int n)
+{
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, folder, &error));
+  g_autofree char *dot = g_strconcat (".", folder, NULL);
+  g_autofree char *cur = g_build_filename (mh_store_get_maildir (fx->store),
+                                           dot, "cur", NULL);
+  int start = 0;
+  for (int i = 0; i < n; i++)
+    {
+      if (i % 5 == 0 || i % 7 == 3)
+        start = i;
+      g_autofree char *name = g_strdup_printf (
+        "%s/%d.M%dP1.t:2,%s", cur, 1700000000 + i, i,
+        i % 3 ? "S" : (i % 4 ? "" : "F"));
+      g_autofree char *refs = start != i
+                                ? g_strdup_printf ("References: <m%d@x>\n",
+                                                   i - 1)
+                                : g_strdup ("");
+      g_autofree char *s1 = g_strdup_printf (
+        "%s %d", i % 11 == 0 ? "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=" : "topic",
+        start % 17);
+      g_autofree char *text = g_strdup_printf (
+        "From: User %d <u%d@example.org>\nMessage-ID: <m%d@x>\n%s"
+        "Subject: %s%s\nDate: Mon, %d Nov 2026 %02d:%02d:00 +0000\n"
+        "X-Custom: v%d\n\nbody %d%s\n",
+        i % 13, i % 13, i, refs, start != i ? "Re: " : "", s1,
+        1 + (i * 7) % 28, (i / 60) % 24, i % 60, i % 9, i,
+        i % 10 == 0 ? " needle" : "");
+      assert_true (g_file_set_contents (name, text, -1, NULL));
+    }
+  g_usleep (100000); /* a new directory mtime tick for the store */
+  MhStoreView *v = mh_store_select (fx->store, folder, FALSE, &error);
+  assert_non_null (v);
+  assert_int_equal (mh_store_view_get_count (v), (guint) n);
+  return v;
+}
+
+static char *
+indices_text (const GArray *a)
+{
+  GString *s = g_string_new (NULL);
+  for (guint i = 0; a && i < a->len; i++)
+    g_string_append_printf (s, "%s%u", i ? " " : "",
+                            g_array_index (a, guint, i));
+  return g_string_free (s, FALSE);
+}
+
+/* Runs a job in slices of @msgs messages (0: time slices of 1 us) and
+ * returns its indices (or thread list); *@slices_out counts the calls. */
+static char *
+job_run (MhImapSearchJob *j, guint msgs, guint *slices_out)
+{
+  g_autoptr (GError) error = NULL;
+  guint slices = 0;
+  int r;
+  while ((r = mh_imap__search_job_step (j, msgs, msgs ? 0 : 1, &error)) == 0)
+    slices++;
+  slices++;
+  if (r < 0)
+    fail_msg ("job: %s", error->message);
+  *slices_out = slices;
+  const char *t = mh_imap__search_job_get_threads (j);
+  char *out = *t ? g_strdup (t)
+                 : indices_text (mh_imap__search_job_get_result (j));
+  mh_imap__search_job_free (j);
+  return out;
+}
+
+static void
+test_sliced_jobs (void **state)
+{
+  Fx *fx = *state;
+  const int n = 240;
+  g_autoptr (MhStoreView) v = many_folder (fx, "Many", n);
+  g_autoptr (GError) error = NULL;
+  MhImapSearchKey *progs[] = {
+    key (MH_IMAP_SEARCH_ALL),
+    key_str (MH_IMAP_SEARCH_SUBJECT, "topic 3"),
+    key_str (MH_IMAP_SEARCH_SUBJECT, "gr\xc3\xbc\xc3\x9f" "e"),
+    key_op (MH_IMAP_SEARCH_OR, key_str (MH_IMAP_SEARCH_FROM, "u7@"),
+            key (MH_IMAP_SEARCH_FLAGGED)),
+    key_op (MH_IMAP_SEARCH_AND, key (MH_IMAP_SEARCH_UNSEEN),
+            key_header ("X-Custom", "v3")),
+    key_str (MH_IMAP_SEARCH_BODY, "needle"),
+    key_op (MH_IMAP_SEARCH_NOT, key_str (MH_IMAP_SEARCH_FROM, "user 1"),
+            NULL),
+  };
+  const guint budgets[] = { 1, 7, 100, 0 };
+  for (guint p = 0; p < G_N_ELEMENTS (progs); p++)
+    {
+      g_autoptr (GArray) whole = mh_imap__search (fx->store, "Many", v,
+                                                  progs[p], NULL, &error);
+      assert_non_null (whole);
+      g_autofree char *want = indices_text (whole);
+      /* Each program finds some messages, and not all (but ALL). */
+      if (whole->len == 0 || (p > 0 && whole->len == (guint) n))
+        fail_msg ("program %u finds %u of %d", p, whole->len, n);
+      for (guint b = 0; b < G_N_ELEMENTS (budgets); b++)
+        {
+          guint slices;
+          MhImapSearchJob *j = mh_imap__search_job_new (
+            fx->store, "Many", v, progs[p], NULL, &error);
+          assert_non_null (j);
+          g_autofree char *got = job_run (j, budgets[b], &slices);
+          if (strcmp (got, want) != 0)
+            fail_msg ("program %u, slices of %u: \"%s\", want \"%s\"", p,
+                      budgets[b], got, want);
+          if (budgets[b] == 1)
+            assert_int_equal (slices, n);
+        }
+      key_free (progs[p]);
+    }
+  /* SORT: keys gathered in slices, sorted at the end. */
+  const MhImapSortCriterion crits[][2] = {
+    { { MH_IMAP_SORT_SUBJECT, FALSE }, { MH_IMAP_SORT_DATE, TRUE } },
+    { { MH_IMAP_SORT_FROM, TRUE }, { MH_IMAP_SORT_ARRIVAL, FALSE } },
+    { { MH_IMAP_SORT_DATE, FALSE }, { MH_IMAP_SORT_SIZE, TRUE } },
+  };
+  MhImapSearchKey *unseen = key (MH_IMAP_SEARCH_UNSEEN);
+  for (guint c = 0; c < G_N_ELEMENTS (crits); c++)
+    {
+      g_autoptr (GArray) crit = g_array_new (FALSE, FALSE,
+                                             sizeof (MhImapSortCriterion));
+      g_array_append_vals (crit, crits[c], 2);
+      g_autoptr (GArray) idx = mh_imap__search (fx->store, "Many", v, unseen,
+                                                NULL, &error);
+      assert_true (mh_imap__sort (fx->store, "Many", v, crit, idx, &error));
+      g_autofree char *want = indices_text (idx);
+      for (guint b = 0; b < G_N_ELEMENTS (budgets); b++)
+        {
+          guint slices;
+          MhImapSearchJob *j = mh_imap__search_job_new (
+            fx->store, "Many", v, unseen, NULL, &error);
+          assert_true (mh_imap__search_job_sort (j, crit, &error));
+          g_autofree char *got = job_run (j, budgets[b], &slices);
+          if (strcmp (got, want) != 0)
+            fail_msg ("sort %u, slices of %u: \"%s\", want \"%s\"", c,
+                      budgets[b], got, want);
+        }
+    }
+  key_free (unseen);
+  /* THREAD: containers built in slices, threaded at the end. */
+  MhImapSearchKey *all = key (MH_IMAP_SEARCH_ALL);
+  g_autoptr (GArray) every = mh_imap__search (fx->store, "Many", v, all,
+                                              NULL, &error);
+  for (int a = 0; a < 2; a++)
+    {
+      MhImapThreadAlgorithm algo = a ? MH_IMAP_THREAD_ORDEREDSUBJECT
+                                     : MH_IMAP_THREAD_REFERENCES;
+      GString *w = g_string_new (NULL);
+      assert_true (mh_imap__thread (fx->store, "Many", v, algo, every, TRUE,
+                                    w, &error));
+      assert_true (w->len > 0);
+      for (guint b = 0; b < G_N_ELEMENTS (budgets); b++)
+        {
+          guint slices;
+          MhImapSearchJob *j = mh_imap__search_job_new (
+            fx->store, "Many", v, all, NULL, &error);
+          assert_true (mh_imap__search_job_thread (j, algo, TRUE, &error));
+          g_autofree char *got = job_run (j, budgets[b], &slices);
+          if (strcmp (got, w->str) != 0)
+            fail_msg ("thread %d, slices of %u differ", a, budgets[b]);
+          if (budgets[b] == 1)
+            assert_int_equal (slices, 2 * n);
+        }
+      g_string_free (w, TRUE);
+    }
+  key_free (all);
+}
+
+/* The command handler returns MH_IMAP_RUN_MORE between slices and, once
+ * done, answers exactly what one unsliced run answers: SEARCH, ESEARCH
+ * with SAVE ("$" saved the same), SEARCH over "$", UID SORT and THREAD. */
+static char *
+run_handler (MhImapSession *s, MhImapCommand *c, guint *calls_out)
+{
+  GString *out = g_string_new (NULL);
+  guint calls = 0;
+  for (;;)
+    {
+      MhImapRun r = mh_imap__cmd_search (s, c, out);
+      calls++;
+      assert_true (calls < 100000);
+      if (r == MH_IMAP_RUN_DONE)
+        break;
+      /* Nothing is written before the last slice. */
+      assert_int_equal (out->len, 0);
+      assert_non_null (s->cursor);
+    }
+  assert_null (s->cursor);
+  *calls_out = calls;
+  mh_imap_command_free (c);
+  return g_string_free (out, FALSE);
+}
+
+static MhImapCommand *
+search_cmd (MhImapCommandKind kind, gboolean uid, MhImapSearchKey *k)
+{
+  MhImapCommand *c = g_new0 (MhImapCommand, 1);
+  c->tag = g_strdup ("a1");
+  c->kind = kind;
+  c->uid = uid;
+  c->name = g_strdup (kind == MH_IMAP_CMD_SORT     ? "SORT"
+                      : kind == MH_IMAP_CMD_THREAD ? "THREAD"
+                                                   : "SEARCH");
+  c->search = k;
+  return c;
+}
+
+static void
+test_sliced_handler (void **state)
+{
+  Fx *fx = *state;
+  const int n = 120;
+  MhImapSession s = { 0 };
+  s.store = fx->store;
+  s.folder = g_strdup ("Handler");
+  s.view = many_folder (fx, "Handler", n);
+  for (int round = 0; round < 2; round++)
+    {
+      /* Round 0 unsliced, round 1 in slices of 3 messages. */
+      mh_imap__search_set_slice (round ? 3 : 0, 0);
+      g_autoptr (GString) all = g_string_new (NULL);
+      guint calls, total = 0;
+      for (int cmd = 0; cmd < 6; cmd++)
+        {
+          MhImapCommand *c = NULL;
+          switch (cmd)
+            {
+            case 0:
+              c = search_cmd (MH_IMAP_CMD_SEARCH, FALSE,
+                              key_str (MH_IMAP_SEARCH_FROM, "u5@"));
+              break;
+            case 1:
+              c = search_cmd (MH_IMAP_CMD_SEARCH, TRUE,
+                              key_str (MH_IMAP_SEARCH_SUBJECT, "topic"));
+              c->esearch = TRUE;
+              c->search_return = MH_IMAP_RETURN_SAVE | MH_IMAP_RETURN_MIN
+                                 | MH_IMAP_RETURN_COUNT
+                                 | MH_IMAP_RETURN_ALL;
+              break;
+            case 2:
+              c = search_cmd (MH_IMAP_CMD_SEARCH, FALSE,
+                              key_op (MH_IMAP_SEARCH_AND,
+                                      key_saved (MH_IMAP_SEARCH_UID),
+                                      key_str (MH_IMAP_SEARCH_BODY,
+                                               "needle")));
+              break;
+            case 3:
+              {
+                c = search_cmd (MH_IMAP_CMD_SORT, TRUE,
+                                key (MH_IMAP_SEARCH_UNSEEN));
+                c->sort = g_array_new (FALSE, FALSE,
+                                       sizeof (MhImapSortCriterion));
+                MhImapSortCriterion k1 = { MH_IMAP_SORT_SUBJECT, TRUE };
+                MhImapSortCriterion k2 = { MH_IMAP_SORT_DATE, FALSE };
+                g_array_append_val (c->sort, k1);
+                g_array_append_val (c->sort, k2);
+                break;
+              }
+            case 4:
+              c = search_cmd (MH_IMAP_CMD_THREAD, FALSE,
+                              key (MH_IMAP_SEARCH_ALL));
+              c->thread = MH_IMAP_THREAD_REFERENCES;
+              break;
+            case 5:
+              /* A failing program empties "$" in either mode. */
+              c = search_cmd (MH_IMAP_CMD_SEARCH, FALSE,
+                              key (MH_IMAP_SEARCH_HEADER));
+              c->search_return = MH_IMAP_RETURN_SAVE;
+              c->esearch = TRUE;
+              break;
+            }
+          g_autofree char *o = run_handler (&s, c, &calls);
+          total += calls;
+          if (round == 1 && cmd < 5)
+            assert_true (calls > 1);
+          if (cmd == 1)
+            {
+              /* "$" after the save. */
+              assert_non_null (s.saved_uids);
+              g_string_append_printf (all, "saved %u\r\n",
+                                      s.saved_uids->len);
+            }
+          g_string_append (all, o);
+        }
+      assert_int_equal (s.saved_uids->len, 0);
+      g_clear_pointer (&s.saved_uids, g_array_unref);
+      static char *first;
+      if (round == 0)
+        {
+          first = g_strdup (all->str);
+          assert_int_equal (total, 6);
+          assert_non_null (strstr (first, "* ESEARCH (TAG \"a1\") UID MIN"));
+          assert_non_null (strstr (first, "* THREAD ("));
+          assert_non_null (strstr (first, "a1 BAD HEADER needs a field"));
+        }
+      else
+        {
+          assert_string_equal (all->str, first);
+          g_clear_pointer (&first, g_free);
+        }
+    }
+  mh_imap__search_set_slice (0, 5000);
+  /* A new command while another's cursor is held starts afresh. */
+  MhImapCommand *c1 = search_cmd (MH_IMAP_CMD_SEARCH, FALSE,
+                                  key (MH_IMAP_SEARCH_ALL));
+  mh_imap__search_set_slice (1, 0);
+  GString *o1 = g_string_new (NULL);
+  assert_int_equal (mh_imap__cmd_search (&s, c1, o1), MH_IMAP_RUN_MORE);
+  assert_non_null (s.cursor);
+  guint calls;
+  g_autofree char *o2 = run_handler (
+    &s, search_cmd (MH_IMAP_CMD_SEARCH, FALSE,
+                    key_str (MH_IMAP_SEARCH_FROM, "u5@")),
+    &calls);
+  assert_non_null (strstr (o2, "* SEARCH 6 "));
+  assert_int_equal (calls, n);
+  mh_imap__search_set_slice (0, 5000);
+  mh_imap_command_free (c1);
+  g_string_free (o1, TRUE);
+  g_clear_pointer (&s.view, mh_store_view_unref);
+  g_free (s.folder);
+}
+
 /* ---- Responses ---------------------------------------------------------- */
 
 static char *
@@ -1214,6 +1565,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_thread_loops_and_dups, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_thread_big, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_sliced_jobs, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_sliced_handler, setup, teardown),
     cmocka_unit_test_setup_teardown (test_format, setup, teardown),
     cmocka_unit_test_setup_teardown (test_save, setup, teardown),
     cmocka_unit_test (test_base_subject),
