@@ -70,7 +70,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define INDEX_VERSION 1
+/* 2: FolderRec.in_new (upgraded in place from 1 at open). */
+#define INDEX_VERSION 2
 #define MTIME_TRUST_NS ((gint64) 2 * 1000000000)
 
 static gint64
@@ -195,6 +196,70 @@ mh_store__notify (MhStore *store, MDB_txn *txn)
                   g_strerror (errno));
 }
 
+/* Version 1 folder records end before in_new: rewrite each with the
+ * count of its records in new/ (one walk per folder, once). */
+static int
+upgrade_v1 (MhStore *store, MDB_txn *txn)
+{
+  g_autoptr (GPtrArray) keys = g_ptr_array_new_with_free_func (
+    (GDestroyNotify) g_bytes_unref);
+  g_autoptr (GPtrArray) vals = g_ptr_array_new_with_free_func (
+    (GDestroyNotify) g_byte_array_unref);
+  MDB_cursor *c;
+  int rc = mdb_cursor_open (txn, store->db.folders, &c);
+  if (rc != 0)
+    return rc;
+  MDB_val k, v;
+  rc = mdb_cursor_get (c, &k, &v, MDB_FIRST);
+  while (rc == 0)
+    {
+      if (v.mv_size >= MH_STORE_FOLDER_REC_V1_SIZE)
+        {
+          FolderRec fr = { 0 };
+          memcpy (&fr, v.mv_data, MH_STORE_FOLDER_REC_V1_SIZE);
+          guint8 key[8];
+          mh_store__key_fid_uid (key, fr.id, 0);
+          MDB_cursor *mc;
+          mdb_cursor_open (txn, store->db.msgs, &mc);
+          MDB_val mk = { 8, key }, md;
+          int mrc = mdb_cursor_get (mc, &mk, &md, MDB_SET_RANGE);
+          while (mrc == 0 && mk.mv_size == 8
+                 && memcmp (mk.mv_data, key, 4) == 0)
+            {
+              MsgRec r;
+              if (md.mv_size >= sizeof r)
+                {
+                  memcpy (&r, md.mv_data, sizeof r);
+                  fr.in_new += r.in_new != 0;
+                }
+              mrc = mdb_cursor_get (mc, &mk, &md, MDB_NEXT);
+            }
+          mdb_cursor_close (mc);
+          GByteArray *b = g_byte_array_new ();
+          g_byte_array_append (b, (const guint8 *) &fr, sizeof fr);
+          g_byte_array_append (b, (const guint8 *) v.mv_data
+                                    + MH_STORE_FOLDER_REC_V1_SIZE,
+                               v.mv_size - MH_STORE_FOLDER_REC_V1_SIZE);
+          g_ptr_array_add (keys, g_bytes_new (k.mv_data, k.mv_size));
+          g_ptr_array_add (vals, b);
+        }
+      rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
+    }
+  mdb_cursor_close (c);
+  if (rc != MDB_NOTFOUND)
+    return rc;
+  for (guint i = 0; i < keys->len; i++)
+    {
+      gsize kl;
+      const void *kd = g_bytes_get_data (keys->pdata[i], &kl);
+      GByteArray *b = vals->pdata[i];
+      MDB_val nk = { kl, (void *) kd }, nv = { b->len, b->data };
+      if ((rc = mdb_put (txn, store->db.folders, &nk, &nv, 0)) != 0)
+        return rc;
+    }
+  return 0;
+}
+
 static gboolean
 open_env (MhStore *store, GError **error)
 {
@@ -233,6 +298,16 @@ open_env (MhStore *store, GError **error)
         return mh_store__lmdb_error (rc, dbs[i].name, error);
       }
   guint64 ver = meta_u64 (store, txn, "version");
+  if (ver == 1)
+    {
+      if ((rc = upgrade_v1 (store, txn)) != 0)
+        {
+          mdb_txn_abort (txn);
+          return mh_store__lmdb_error (rc, "upgrade from version 1", error);
+        }
+      ver = INDEX_VERSION;
+      meta_put (store, txn, "version", &ver, sizeof ver);
+    }
   if (ver != 0 && ver != INDEX_VERSION)
     {
       mdb_txn_abort (txn);
@@ -806,6 +881,8 @@ counters (MhStoreFolder *f, const MsgRec *r, int sign)
     f->rec.unseen += sign;
   if (r->flags & MH_STORE_FLAG_DELETED)
     f->rec.deleted += sign;
+  if (r->in_new)
+    f->rec.in_new += sign;
 }
 
 static int
@@ -1191,9 +1268,10 @@ found_free (gpointer p)
 }
 
 static gboolean
-scan_dir (const char *dir, gboolean in_new, GHashTable *found,
-          GError **error)
+scan_dir (MhStore *store, const char *dir, gboolean in_new,
+          GHashTable *found, GError **error)
 {
+  g_atomic_int_inc (&store->n_scans);
   DIR *d = opendir (dir);
   if (d == NULL)
     return mh_store__io_error (errno, "open", dir, error);
@@ -1374,8 +1452,8 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
                                                         g_str_equal, g_free,
                                                         found_free);
   /* new/ before cur/: a file moving new -> cur meanwhile is seen once. */
-  if ((scan_new && !scan_dir (newd, TRUE, found, error))
-      || (scan_cur && !scan_dir (curd, FALSE, found, error)))
+  if ((scan_new && !scan_dir (store, newd, TRUE, found, error))
+      || (scan_cur && !scan_dir (store, curd, FALSE, found, error)))
     {
       uidlist_clear (&ul);
       return FALSE;
@@ -1465,8 +1543,8 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
       /* Second look before expunging (see the design notes). */
       g_autoptr (GHashTable) again = g_hash_table_new_full (
         g_str_hash, g_str_equal, g_free, found_free);
-      if (!scan_dir (newd, TRUE, again, error)
-          || !scan_dir (curd, FALSE, again, error))
+      if (!scan_dir (store, newd, TRUE, again, error)
+          || !scan_dir (store, curd, FALSE, again, error))
         goto fail;
       for (guint i = 0; i < missing->len; i++)
         {
@@ -1556,9 +1634,11 @@ sync_locked (MhStore *store, MDB_txn *txn, const char *name,
       if (!mh_store__uidlist_append (store, dir, f, NULL, NULL, 0, error))
         goto fail;
     }
-  if (scan_new)
+  /* An mtime equal to the recorded one stays: it was trusted already
+   * (or is a stamp of own.c, which any later change moves). */
+  if (scan_new && new_m != f->rec.new_mtime)
     f->rec.new_mtime = trusted (new_m, scan_start);
-  if (scan_cur)
+  if (scan_cur && cur_m != f->rec.cur_mtime)
     f->rec.cur_mtime = trusted (cur_m, scan_start);
   if (have_ul || f->rec.uidlist_mtime == 0)
     {

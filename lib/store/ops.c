@@ -31,6 +31,7 @@ typedef struct
 {
   MDB_txn *txn;
   MhStoreFolder *f;
+  MhStoreOwn *own; /* our file changes, see own.c */
 } WriteCtx;
 
 static gboolean
@@ -52,6 +53,7 @@ write_begin (MhStore *store, const char *folder, WriteCtx *w, GError **error)
       g_mutex_unlock (&store->write_lock);
       return FALSE;
     }
+  w->own = mh_store__own_begin (store, w->f);
   return TRUE;
 }
 
@@ -61,6 +63,8 @@ write_end (MhStore *store, WriteCtx *w, gboolean ok, gboolean changed,
 {
   if (ok && changed)
     {
+      /* Our renames are in the record: no rescan for them (own.c). */
+      mh_store__own_end (w->own, w->f);
       ok = mh_store__folder_save (store, w->txn, w->f, error);
       if (ok)
         {
@@ -71,7 +75,11 @@ write_end (MhStore *store, WriteCtx *w, gboolean ok, gboolean changed,
         mdb_txn_abort (w->txn);
     }
   else
-    mdb_txn_abort (w->txn);
+    {
+      mh_store__own_abort (w->own);
+      mdb_txn_abort (w->txn);
+    }
+  w->own = NULL;
   g_mutex_unlock (&store->write_lock);
   mh_store__folder_free (w->f);
   return ok;
@@ -153,6 +161,7 @@ mh_store_set_flags (MhStore *store, const char *folder, const guint32 *uids,
           ok = mh_store__io_error (errno, "rename", op_, error);
           break;
         }
+      mh_store__own_renamed (w.own, r.in_new, fn, FALSE, nn);
       nr.in_new = 0;
       nr.modseq = ++w.f->rec.highestmodseq;
       ok = mh_store__msg_put (store, w.txn, w.f, uids[i], &r, &nr, nn,
@@ -218,7 +227,9 @@ mh_store_expunge (MhStore *store, const char *folder, const guint32 *uids,
         continue;
       g_autofree char *p = g_build_filename (dir, r.in_new ? "new" : "cur",
                                              fn, NULL);
-      if (g_unlink (p) != 0 && errno != ENOENT)
+      if (g_unlink (p) == 0)
+        mh_store__own_unlinked (w.own, r.in_new, fn);
+      else if (errno != ENOENT)
         {
           ok = mh_store__io_error (errno, "unlink", p, error);
           break;
@@ -319,6 +330,9 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
                                                              FALSE, error)
                                     : NULL;
   gboolean ok = df != NULL;
+  /* Our links into the target, our unlinks in the source (own.c). */
+  MhStoreOwn *down = ok ? mh_store__own_begin (store, df) : NULL;
+  MhStoreOwn *sown = ok && move ? mh_store__own_begin (store, sf) : NULL;
   GArray *srcs = g_array_new (FALSE, FALSE, sizeof (guint32));
   GArray *dsts = g_array_new (FALSE, FALSE, sizeof (guint32));
   GPtrArray *bases = g_ptr_array_new_with_free_func (g_free);
@@ -382,6 +396,7 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
           break;
         }
       g_ptr_array_add (made, dp);
+      mh_store__own_linked (down, nn);
       /* The cache record travels with the message. */
       guint8 key[8];
       mh_store__key_fid_uid (key, sf->rec.id, uids[i]);
@@ -407,8 +422,13 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
            && mh_store__uidlist_append (store, ddir, df,
                                         (guint32 *) dsts->data,
                                         (char **) bases->pdata, dsts->len,
-                                        error)
-           && mh_store__folder_save (store, txn, df, error);
+                                        error);
+      if (ok)
+        {
+          mh_store__own_end (down, df);
+          down = NULL;
+          ok = mh_store__folder_save (store, txn, df, error);
+        }
     }
   if (ok && move && srcs->len > 0)
     {
@@ -422,12 +442,21 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
           g_autofree char *sp = g_build_filename (sdir,
                                                   r.in_new ? "new" : "cur",
                                                   fn, NULL);
-          g_unlink (sp);
+          if (g_unlink (sp) == 0)
+            mh_store__own_unlinked (sown, r.in_new, fn);
           ok = mh_store__msg_remove (store, txn, sf, uid, &r, error);
         }
-      ok = ok && mh_store__uidlist_rewrite (store, txn, sf, error)
-           && mh_store__folder_save (store, txn, sf, error);
+      ok = ok && mh_store__uidlist_rewrite (store, txn, sf, error);
+      if (ok)
+        {
+          mh_store__own_end (sown, sf);
+          sown = NULL;
+          ok = mh_store__folder_save (store, txn, sf, error);
+        }
     }
+  /* Trackers not ended: their txn is dropped (or had nothing to do). */
+  mh_store__own_abort (down);
+  mh_store__own_abort (sown);
   if (ok && dsts->len > 0)
     {
       mh_store__notify (store, txn);

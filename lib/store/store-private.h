@@ -83,7 +83,13 @@ typedef struct
   gint64 cur_mtime;
   gint64 uidlist_mtime;
   gint64 uidlist_size;
+  /* Since index version 2: records with in_new set, so that SELECT
+   * knows without a walk whether it has files to move to cur/. */
+  guint32 in_new;
+  guint32 spare; /* keeps the record a multiple of 8 bytes */
 } FolderRec;
+/* The version-1 layout ended before in_new (see index.c's upgrade). */
+#define MH_STORE_FOLDER_REC_V1_SIZE G_STRUCT_OFFSET (FolderRec, in_new)
 
 typedef struct
 {
@@ -160,6 +166,10 @@ struct _MhStore
   gpointer check_data;
   GDestroyNotify check_destroy;
 
+  /* Directory scans made by reconciliation (tests check that our own
+   * changes cause none). */
+  volatile gint n_scans;
+
   MhStoreChangeFunc change;
   gpointer change_data;
   GDestroyNotify change_destroy;
@@ -183,6 +193,22 @@ struct _MhStoreWatch
   gint ref;
   int fd;
 };
+
+/* own.c: our own changes to a folder's files keep its recorded
+ * directory mtimes exact (see own.c). Begin after loading the folder in
+ * the write txn and before changing any file; declare each change that
+ * succeeded; end before the folder record is saved (it sets
+ * f->rec.new_mtime/cur_mtime), or abort when the txn is dropped. */
+typedef struct _MhStoreOwn MhStoreOwn;
+MhStoreOwn *mh_store__own_begin (MhStore *store, MhStoreFolder *f);
+void mh_store__own_renamed (MhStoreOwn *o, gboolean from_new,
+                            const char *from, gboolean to_new,
+                            const char *to);
+void mh_store__own_unlinked (MhStoreOwn *o, gboolean in_new,
+                             const char *name);
+void mh_store__own_linked (MhStoreOwn *o, const char *name);
+void mh_store__own_end (MhStoreOwn *o, MhStoreFolder *f);
+void mh_store__own_abort (MhStoreOwn *o);
 
 /* store.c: runs the change hook (no lock held by the caller). */
 void mh_store__changed (MhStore *store, const char *folder);

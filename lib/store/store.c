@@ -908,6 +908,49 @@ view_fill (MhStore *store, MDB_txn *txn, MhStoreFolder *f, guint64 since,
   fill_status (store, txn, f, &v->status);
 }
 
+/* UIDs of @f's records still in new/, newest first. f->rec.in_new says
+ * how many there are; they are nearly always the newest messages, so the
+ * walk goes backwards from the last UID and stops once all are found. */
+static GArray *
+in_new_uids (MhStore *store, MDB_txn *txn, MhStoreFolder *f)
+{
+  GArray *uids = g_array_new (FALSE, FALSE, sizeof (guint32));
+  if (f->rec.in_new == 0)
+    return uids;
+  guint8 key[8];
+  mh_store__key_fid_uid (key, f->rec.id + 1, 0);
+  MDB_cursor *c;
+  mdb_cursor_open (txn, store->db.msgs, &c);
+  MDB_val k = { 8, key }, d;
+  int rc = mdb_cursor_get (c, &k, &d, MDB_SET_RANGE);
+  rc = rc == 0 ? mdb_cursor_get (c, &k, &d, MDB_PREV)
+               : mdb_cursor_get (c, &k, &d, MDB_LAST);
+  mh_store__key_fid_uid (key, f->rec.id, 0);
+  while (rc == 0 && uids->len < f->rec.in_new && k.mv_size == 8
+         && memcmp (k.mv_data, key, 4) == 0)
+    {
+      guint32 in_new;
+      memcpy (&in_new, (const char *) d.mv_data
+                         + G_STRUCT_OFFSET (MsgRec, in_new), sizeof in_new);
+      if (d.mv_size >= sizeof (MsgRec) && in_new)
+        {
+          guint32 uid = mh_store__be32 ((guint8 *) k.mv_data + 4);
+          g_array_append_val (uids, uid);
+        }
+      rc = mdb_cursor_get (c, &k, &d, MDB_PREV);
+    }
+  mdb_cursor_close (c);
+  return uids;
+}
+
+/* Whether a read-write SELECT has anything to write: files to move out
+ * of new/, or \Recent to claim. */
+static gboolean
+claim_needed (MhStoreFolder *f)
+{
+  return f->rec.in_new > 0 || f->rec.first_recent_uid != f->rec.uidnext;
+}
+
 /* Moves new/ files to cur/ (a session has seen them) and claims
  * \Recent. Returns the first recent UID of this view. */
 static gboolean
@@ -931,26 +974,10 @@ claim (MhStore *store, const char *folder, guint32 *recent_from,
     }
   g_autofree char *dir = mh_store__folder_path (store, folder, NULL);
   gboolean ok = TRUE, changed = FALSE;
-  guint8 key[8];
-  mh_store__key_fid_uid (key, f->rec.id, 0);
-  MDB_cursor *c;
-  mdb_cursor_open (txn, store->db.msgs, &c);
-  MDB_val k = { 8, key }, d;
-  GArray *moves = g_array_new (FALSE, FALSE, sizeof (guint32));
-  int rc = mdb_cursor_get (c, &k, &d, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size == 8 && memcmp (k.mv_data, key, 4) == 0)
-    {
-      MsgRec r;
-      memcpy (&r, d.mv_data, sizeof r);
-      if (r.in_new)
-        {
-          guint32 uid = mh_store__be32 ((guint8 *) k.mv_data + 4);
-          g_array_append_val (moves, uid);
-        }
-      rc = mdb_cursor_get (c, &k, &d, MDB_NEXT);
-    }
-  mdb_cursor_close (c);
-  for (guint i = 0; ok && i < moves->len; i++)
+  GArray *moves = in_new_uids (store, txn, f);
+  /* Our renames keep the recorded mtimes exact (own.c). */
+  MhStoreOwn *own = moves->len ? mh_store__own_begin (store, f) : NULL;
+  for (guint i = moves->len; ok && i-- > 0;)
     {
       guint32 uid = g_array_index (moves, guint32, i);
       MsgRec r;
@@ -963,6 +990,7 @@ claim (MhStore *store, const char *folder, guint32 *recent_from,
       g_autofree char *np = g_build_filename (dir, "cur", nn, NULL);
       if (rename (op, np) != 0)
         continue; /* moved by someone else: the next scan sees it */
+      mh_store__own_renamed (own, TRUE, fn, FALSE, nn);
       MsgRec nr = r;
       nr.in_new = 0;
       ok = mh_store__msg_put (store, txn, f, uid, &r, &nr, nn, error);
@@ -977,6 +1005,7 @@ claim (MhStore *store, const char *folder, guint32 *recent_from,
     }
   if (ok && changed)
     {
+      mh_store__own_end (own, f);
       ok = mh_store__folder_save (store, txn, f, error);
       if (ok)
         ok = mh_store__txn_commit (store, txn, error);
@@ -984,9 +1013,28 @@ claim (MhStore *store, const char *folder, guint32 *recent_from,
         mdb_txn_abort (txn);
     }
   else
-    mdb_txn_abort (txn);
+    {
+      mh_store__own_abort (own);
+      mdb_txn_abort (txn);
+    }
   g_mutex_unlock (&store->write_lock);
   return ok;
+}
+
+/* Index of the first UID >= @uid in a view (v->n if none). */
+static guint
+view_lower_bound (MhStoreView *v, guint32 uid)
+{
+  guint lo = 0, hi = v->n;
+  while (lo < hi)
+    {
+      guint mid = (lo + hi) / 2;
+      if (v->uids[mid] < uid)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  return lo;
 }
 
 MhStoreView *
@@ -996,9 +1044,8 @@ mh_store_select (MhStore *store, const char *folder, gboolean read_write,
   folder = mh_store__canon (folder);
   if (!mh_store__sync_folder (store, folder, FALSE, error))
     return NULL;
-  guint32 recent_from = 0;
-  if (read_write && !claim (store, folder, &recent_from, error))
-    return NULL;
+  /* The common case is one read txn and one pass over the records: a
+   * write txn only when there are files in new/ or \Recent to claim. */
   MDB_txn *txn;
   if (!begin_read (store, &txn, error))
     return NULL;
@@ -1009,8 +1056,21 @@ mh_store_select (MhStore *store, const char *folder, gboolean read_write,
       mdb_txn_abort (txn);
       return NULL;
     }
-  if (!read_write)
-    recent_from = f->rec.first_recent_uid;
+  guint32 recent_from = f->rec.first_recent_uid;
+  if (read_write && claim_needed (f))
+    {
+      mdb_txn_abort (txn);
+      g_clear_pointer (&f, mh_store__folder_free);
+      if (!claim (store, folder, &recent_from, error)
+          || !begin_read (store, &txn, error))
+        return NULL;
+      f = mh_store__folder_load (store, txn, folder, FALSE, error);
+      if (f == NULL)
+        {
+          mdb_txn_abort (txn);
+          return NULL;
+        }
+    }
   MhStoreView *v = view_new (f);
   v->recent_from = recent_from;
   view_fill (store, txn, f, 0, v);
@@ -1018,11 +1078,7 @@ mh_store_select (MhStore *store, const char *folder, gboolean read_write,
     {
       /* fill_status counted from the new claim point; this view owns
        * the recent ones. */
-      guint32 n = 0;
-      for (guint i = 0; i < v->n; i++)
-        if (v->uids[i] >= recent_from)
-          n++;
-      v->status.recent = n;
+      v->status.recent = v->n - view_lower_bound (v, recent_from);
     }
   mdb_txn_abort (txn);
   return v;

@@ -14,6 +14,15 @@
  *    warm (index built and page cache hot): median of 20.
  * The data goes to $MH_BENCH_DIR (default: under the build directory, on
  * the same disk as the checkout); 100k messages use ~25 MB.
+ * 3. With MH_BENCH_SELECT=1 (parts 1 and 2 are then skipped): a folder of
+ *    $MH_BENCH_SELECT_N messages (default 100,000), CPU time (user+sys of
+ *    the process) and wall time, medians:
+ *    - warm SELECT (read-write, the IMAP SELECT path) of an open store;
+ *    - open + SELECT + close of a fresh MhStore (page cache warm): what a
+ *      new server process pays before its first SELECT answer;
+ *    - STORE +FLAGS/-FLAGS \Flagged on one message followed by the
+ *      changes since the last MODSEQ (what an IMAP session does next),
+ *      (the unit tests check it causes no directory scan).
  * MH_BENCH_OPEN=0 skips part 2. On a shared, loaded disk the rate of one
  * run drifts a lot; each run's ours/raw ratio is taken from adjacent
  * measurements, so the median of those ratios is printed beside the
@@ -28,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -347,6 +357,124 @@ bench_open_100k (const char *base)
   rmtree (top);
 }
 
+/* CPU time of the whole process (user + system), in ms. */
+static double
+cpu_ms (void)
+{
+  struct rusage ru;
+  getrusage (RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3
+         + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static MhStore *
+open_or_die (const char *md, const char *ix)
+{
+  g_autoptr (GError) error = NULL;
+  MhStore *s = mh_store_open (md, ix, 0, &error);
+  if (s == NULL)
+    {
+      fprintf (stderr, "open: %s\n", error->message);
+      exit (1);
+    }
+  return s;
+}
+
+static void
+bench_select (const char *base)
+{
+  int n = 100000;
+  const char *env = g_getenv ("MH_BENCH_SELECT_N");
+  if (env)
+    n = MAX (10, atoi (env));
+  g_autofree char *md = g_build_filename (base, "sel", "mail", NULL);
+  g_autofree char *ix = g_build_filename (base, "sel", "index", NULL);
+  mkmaildir (md);
+  gint64 t0 = g_get_monotonic_time ();
+  for (int i = 0; i < n; i++)
+    {
+      char p[4096];
+      g_snprintf (p, sizeof p, "%s/cur/%d.M%dP1.bench,S=120:2,%s", md,
+                  1700000000 + i, i, i % 3 ? "S" : "");
+      g_autofree char *text = g_strdup_printf (
+        "From: a@example.org\nSubject: message %d\nMessage-ID: <%d@x>\n\n"
+        "short body\n", i, i);
+      g_file_set_contents (p, text, -1, NULL);
+    }
+  gint64 t1 = g_get_monotonic_time ();
+  MhStore *s = open_or_die (md, ix);
+  gint64 t2 = g_get_monotonic_time ();
+  printf ("select: %d messages written in %.1f s, index built in %.1f s\n",
+          n, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
+  g_usleep (100000); /* leave the mtime's clock tick (see index.c) */
+  g_autoptr (GError) error = NULL;
+  mh_store_view_unref (mh_store_select (s, NULL, TRUE, NULL));
+
+  enum { R = 20 };
+  double wall[R], cpu[R];
+  for (int r = 0; r < R; r++)
+    {
+      gint64 a = g_get_monotonic_time ();
+      double c = cpu_ms ();
+      MhStoreView *v = mh_store_select (s, NULL, TRUE, &error);
+      cpu[r] = cpu_ms () - c;
+      wall[r] = (g_get_monotonic_time () - a) / 1000.0;
+      if (v == NULL || mh_store_view_get_count (v) != (guint) n)
+        {
+          fprintf (stderr, "select: %s\n", error ? error->message : "count");
+          exit (1);
+        }
+      mh_store_view_unref (v);
+    }
+  printf ("select %d, warm (read-write): median %.2f ms wall, %.2f ms CPU\n",
+          n, median (wall, R), median (cpu, R));
+
+  /* STORE on one message, then what a session asks next. */
+  MhStoreStatus st;
+  mh_store_folder_status (s, NULL, &st, NULL);
+  guint64 since = st.highestmodseq;
+  for (int r = 0; r < R; r++)
+    {
+      guint32 uid = (guint32) (1 + (r * 997) % n);
+      gint64 a = g_get_monotonic_time ();
+      double c = cpu_ms ();
+      if (!mh_store_set_flags (s, NULL, &uid, 1,
+                               r % 2 ? MH_STORE_FLAGS_REMOVE
+                                     : MH_STORE_FLAGS_ADD,
+                               MH_STORE_FLAG_FLAGGED, NULL, 0, NULL, &error))
+        {
+          fprintf (stderr, "store: %s\n", error->message);
+          exit (1);
+        }
+      MhStoreView *v = mh_store_changes_since (s, NULL, since, &error);
+      cpu[r] = cpu_ms () - c;
+      wall[r] = (g_get_monotonic_time () - a) / 1000.0;
+      mh_store_view_get_status (v, &st);
+      since = st.highestmodseq;
+      mh_store_view_unref (v);
+    }
+  printf ("store %d: one message's flags + changes since: median %.3f ms "
+          "wall, %.3f ms CPU\n", n, median (wall, R), median (cpu, R));
+  mh_store_unref (s);
+
+  /* A fresh MhStore each time: open + SELECT + close. */
+  for (int r = 0; r < 10; r++)
+    {
+      gint64 a = g_get_monotonic_time ();
+      double c = cpu_ms ();
+      MhStore *o = open_or_die (md, ix);
+      MhStoreView *v = mh_store_select (o, NULL, TRUE, &error);
+      mh_store_view_unref (v);
+      mh_store_unref (o);
+      cpu[r] = cpu_ms () - c;
+      wall[r] = (g_get_monotonic_time () - a) / 1000.0;
+    }
+  printf ("select %d, fresh store (open + select + close): median %.2f ms "
+          "wall, %.2f ms CPU\n", n, median (wall, 10), median (cpu, 10));
+  g_autofree char *top = g_build_filename (base, "sel", NULL);
+  rmtree (top);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -370,6 +498,12 @@ main (int argc, char **argv)
       return 1;
     }
   chmod (base, 0755);
+  if (g_strcmp0 (g_getenv ("MH_BENCH_SELECT"), "1") == 0)
+    {
+      bench_select (base);
+      rmtree (base);
+      return 0;
+    }
   make_message ();
   printf ("bench-store: %d messages of %zu bytes (%d for dovecot-lda), "
           "%d runs, in %s\n", n_total, message_len, n_lda, runs, base);

@@ -1242,6 +1242,221 @@ test_change_hook (void **state)
   g_string_free (log, TRUE);
 }
 
+/* The name of @uid's file (relative to the Maildir, "cur/..."). */
+static char *
+file_of (MhStore *s, const char *folder, guint32 uid)
+{
+  MDB_txn *txn;
+  assert_int_equal (mh_store__txn_begin (s, FALSE, &txn, NULL), 0);
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (s, txn, folder,
+                                                       FALSE, NULL);
+  assert_non_null (f);
+  MsgRec r;
+  char *fn = NULL;
+  assert_true (mh_store__msg_get (s, txn, f->rec.id, uid, &r, &fn));
+  mdb_txn_abort (txn);
+  char *rel = g_build_filename (r.in_new ? "new" : "cur", fn, NULL);
+  g_free (fn);
+  return rel;
+}
+
+/* Reconciles @folder until its directory mtimes are trusted (index.c
+ * records an mtime only once the clock has left its tick). */
+static void
+settle (MhStore *s, const char *folder)
+{
+  for (int i = 0; i < 50; i++)
+    {
+      g_usleep (30000);
+      assert_true (mh_store__sync_folder (s, folder, FALSE, NULL));
+      gint before = g_atomic_int_get (&s->n_scans);
+      assert_true (mh_store__sync_folder (s, folder, FALSE, NULL));
+      if (g_atomic_int_get (&s->n_scans) == before)
+        return;
+    }
+  fail_msg ("folder %s never settled", folder ? folder : "INBOX");
+}
+
+/* Our own renames, unlinks and links keep the index fresh: no directory
+ * scan after STORE, EXPUNGE, COPY, MOVE or SELECT's claim of new/ on a
+ * 2,000-message folder. What another program does after them is still
+ * seen at once. */
+static void
+test_own_changes_no_rescan (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *curd = g_build_filename (fx->maildir, "cur", NULL);
+  enum { N = 2000 };
+  for (int i = 0; i < N; i++)
+    {
+      g_autofree char *n = g_strdup_printf ("%d.M%dP1.test,S=%zu:2,%s",
+                                            1700000000 + i, i, strlen (msg1),
+                                            i % 2 ? "S" : "");
+      g_free (mh_test_write_file (curd, n, msg1));
+    }
+  assert_true (mh_store_folder_create (fx->store, "Trash", &error));
+  settle (fx->store, NULL);
+  settle (fx->store, "Trash");
+  MhStoreStatus st;
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  assert_int_equal (st.messages, N);
+  guint64 ms = st.highestmodseq;
+
+  gint scans = g_atomic_int_get (&fx->store->n_scans);
+  for (guint32 uid = 1; uid <= 20; uid++)
+    {
+      assert_true (mh_store_set_flags (fx->store, NULL, &uid, 1,
+                                       MH_STORE_FLAGS_ADD,
+                                       MH_STORE_FLAG_FLAGGED, NULL, 0, NULL,
+                                       &error));
+      g_autoptr (MhStoreView) ch = mh_store_changes_since (fx->store, NULL,
+                                                           ms, &error);
+      assert_non_null (ch);
+      assert_int_equal (mh_store_view_get_count (ch), uid);
+    }
+  const char *kw[] = { "$Label1", NULL };
+  guint32 five = 5;
+  assert_true (mh_store_set_flags (fx->store, NULL, &five, 1,
+                                   MH_STORE_FLAGS_ADD, 0, kw, 0, NULL,
+                                   &error));
+  guint32 gone[] = { 30, 31 };
+  g_autoptr (GArray) ex = NULL;
+  assert_true (mh_store_expunge (fx->store, NULL, gone, 2, FALSE, &ex,
+                                 &error));
+  assert_int_equal (ex->len, 2);
+  guint32 cp[] = { 40, 41 }, mv[] = { 42 };
+  assert_true (mh_store_copy (fx->store, NULL, cp, 2, "Trash", FALSE, NULL,
+                              NULL, NULL, &error));
+  assert_true (mh_store_copy (fx->store, NULL, mv, 1, "Trash", TRUE, NULL,
+                              NULL, NULL, &error));
+  g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, TRUE,
+                                               &error);
+  assert_int_equal (mh_store_view_get_count (v), N - 3);
+  g_autoptr (MhStoreView) t = mh_store_select (fx->store, "Trash", TRUE,
+                                               &error);
+  assert_int_equal (mh_store_view_get_count (t), 3);
+  assert_int_equal (g_atomic_int_get (&fx->store->n_scans), scans);
+  /* The index still equals what a full scan finds. */
+  assert_true (mh_store__sync_folder (fx->store, NULL, TRUE, &error));
+  g_autoptr (MhStoreView) full = mh_store_select (fx->store, NULL, FALSE,
+                                                  &error);
+  assert_int_equal (mh_store_view_get_count (full), N - 3);
+  for (guint i = 0; i < mh_store_view_get_count (v); i++)
+    {
+      assert_int_equal (mh_store_view_get_uid (full, i),
+                        mh_store_view_get_uid (v, i));
+      assert_int_equal (mh_store_view_get_flags (full, i),
+                        mh_store_view_get_flags (v, i));
+      assert_int_equal (mh_store_view_get_modseq (full, i),
+                        mh_store_view_get_modseq (v, i));
+    }
+  settle (fx->store, NULL);
+
+  /* mutt renames a file right after our STORE, in the same clock tick. */
+  guint32 seven = 7;
+  assert_true (mh_store_set_flags (fx->store, NULL, &seven, 1,
+                                   MH_STORE_FLAGS_ADD, MH_STORE_FLAG_SEEN,
+                                   NULL, 0, NULL, &error));
+  g_autofree char *rel = file_of (fx->store, NULL, seven);
+  g_autofree char *op = g_build_filename (fx->maildir, rel, NULL);
+  g_autofree char *np = g_strconcat (curd, "/",
+                                     strrchr (rel, '/') + 1, NULL);
+  *strstr (np, ":2,") = '\0';
+  g_autofree char *np2 = g_strconcat (np, ":2,RS", NULL);
+  assert_int_equal (rename (op, np2), 0);
+  g_autoptr (MhStoreView) after = mh_store_select (fx->store, NULL, FALSE,
+                                                   &error);
+  gint i7 = mh_store_view_find (after, seven);
+  assert_true (i7 >= 0);
+  assert_int_equal (mh_store_view_get_flags (after, (guint) i7),
+                    MH_STORE_FLAG_SEEN | MH_STORE_FLAG_ANSWERED);
+  assert_true (g_atomic_int_get (&fx->store->n_scans) > scans);
+
+  /* Another program drops a file into cur/ right after our STORE. */
+  guint32 eight = 8;
+  assert_true (mh_store_set_flags (fx->store, NULL, &eight, 1,
+                                   MH_STORE_FLAGS_ADD, MH_STORE_FLAG_SEEN,
+                                   NULL, 0, NULL, &error));
+  g_free (mh_test_write_file (curd, "1800000000.ext.host:2,S", msg1));
+  assert_true (mh_store_folder_status (fx->store, NULL, &st, &error));
+  assert_int_equal (st.messages, N - 2);
+
+  /* SELECT moving our own deliveries out of new/: one scan of new/ for
+   * the deliveries, none for the moves. */
+  deliver (fx->store, NULL, msg1, 0);
+  deliver (fx->store, NULL, msg1, 0);
+  settle (fx->store, NULL);
+  scans = g_atomic_int_get (&fx->store->n_scans);
+  g_autoptr (MhStoreView) sel = mh_store_select (fx->store, NULL, TRUE,
+                                                 &error);
+  mh_store_view_get_status (sel, &st);
+  assert_int_equal (st.recent, 3); /* the cur/ file and two deliveries */
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  assert_int_equal (count_files (newd), 0);
+  g_autoptr (MhStoreView) sel2 = mh_store_select (fx->store, NULL, TRUE,
+                                                  &error);
+  assert_int_equal (g_atomic_int_get (&fx->store->n_scans), scans);
+}
+
+/* An index of version 1 (folder records without in_new) is upgraded in
+ * place at open, and SELECT still moves files out of new/. */
+static void
+test_index_v1_upgrade (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  deliver (fx->store, NULL, msg1, 0);
+  deliver (fx->store, NULL, msg1, MH_STORE_FLAG_SEEN);
+  deliver (fx->store, NULL, msg1, 0);
+  mh_store_unref (fx->store);
+  fx->store = NULL;
+  /* Rewrite as version 1: shorter folder records. */
+  MDB_env *env;
+  assert_int_equal (mdb_env_create (&env), 0);
+  mdb_env_set_maxdbs (env, 8);
+  assert_int_equal (mdb_env_open (env, fx->index, MDB_NOTLS, 0600), 0);
+  MDB_txn *txn;
+  assert_int_equal (mdb_txn_begin (env, NULL, 0, &txn), 0);
+  MDB_dbi meta, folders;
+  assert_int_equal (mdb_dbi_open (txn, "meta", 0, &meta), 0);
+  assert_int_equal (mdb_dbi_open (txn, "folders", 0, &folders), 0);
+  MDB_val k = { 5, "INBOX" }, v;
+  assert_int_equal (mdb_get (txn, folders, &k, &v), 0);
+  assert_true (v.mv_size >= sizeof (FolderRec));
+  GByteArray *b = g_byte_array_new ();
+  g_byte_array_append (b, v.mv_data, MH_STORE_FOLDER_REC_V1_SIZE);
+  g_byte_array_append (b, (guint8 *) v.mv_data + sizeof (FolderRec),
+                       v.mv_size - sizeof (FolderRec));
+  MDB_val nv = { b->len, b->data };
+  assert_int_equal (mdb_put (txn, folders, &k, &nv, 0), 0);
+  guint64 one = 1;
+  MDB_val vk = { 7, "version" }, vv = { 8, &one };
+  assert_int_equal (mdb_put (txn, meta, &vk, &vv, 0), 0);
+  assert_int_equal (mdb_txn_commit (txn), 0);
+  g_byte_array_unref (b);
+  mdb_env_close (env);
+
+  fx->store = mh_store_open (fx->maildir, fx->index, 0, &error);
+  assert_non_null (fx->store);
+  assert_int_equal (mh_store__txn_begin (fx->store, FALSE, &txn, NULL), 0);
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (fx->store, txn, NULL,
+                                                       FALSE, &error);
+  mdb_txn_abort (txn);
+  assert_non_null (f);
+  assert_int_equal (f->rec.in_new, 2); /* the third went to cur/ (\Seen) */
+  assert_int_equal (f->rec.messages, 3);
+  assert_int_equal (f->rec.unseen, 2);
+  g_autoptr (MhStoreView) sel = mh_store_select (fx->store, NULL, TRUE,
+                                                 &error);
+  MhStoreStatus st;
+  mh_store_view_get_status (sel, &st);
+  assert_int_equal (st.messages, 3);
+  assert_int_equal (st.recent, 3);
+  g_autofree char *newd = g_build_filename (fx->maildir, "new", NULL);
+  assert_int_equal (count_files (newd), 0);
+}
+
 int
 main (void)
 {
@@ -1274,6 +1489,9 @@ main (void)
     cmocka_unit_test_setup_teardown (test_change_hook, setup, teardown),
     cmocka_unit_test_setup_teardown (test_append_date_and_embedded_message,
                                      setup, teardown),
+    cmocka_unit_test_setup_teardown (test_own_changes_no_rescan, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_index_v1_upgrade, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
