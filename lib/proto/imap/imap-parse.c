@@ -163,15 +163,22 @@ take_while (P *p, gboolean (*pred) (int))
   return g_strndup ((const char *)p->s + start, p->pos - start);
 }
 
+/* take_while () of at least one char, or an error naming @what */
 static char *
-atom (P *p, const char *what)
+word (P *p, gboolean (*pred) (int), const char *what)
 {
-  char *a = take_while (p, is_atom_char);
+  char *a = take_while (p, pred);
   if (a == NULL && peek (p) >= 0x80)
     fail_8bit (p);
   else if (a == NULL)
     fail (p, at_end (p) ? "missing %s" : "expected %s", what);
   return a;
+}
+
+static char *
+atom (P *p, const char *what)
+{
+  return word (p, is_atom_char, what);
 }
 
 /* An atom, upper-cased: command names, keywords, options. */
@@ -206,6 +213,129 @@ eat_keyword (P *p, const char *kw)
     return FALSE;
   p->pos += strlen (kw);
   return TRUE;
+}
+
+/* ---- Keyword tables and lists -------------------------------------------- */
+
+/* A keyword and what it stands for: a flag bit or an enum value. */
+typedef struct
+{
+  const char *name; /* upper case, as keyword () returns it */
+  guint value;
+} NameValue;
+
+/* The keywords one slot of the grammar accepts, and how to say that
+ * one is missing ("missing return option") or unknown ("unknown return
+ * option BOGUS (expected MIN, MAX, ALL, COUNT or SAVE)"). */
+typedef struct
+{
+  const char *what;     /* for keyword (): "missing WHAT" */
+  const char *label;    /* "unknown LABEL KW" */
+  const char *expected; /* appended to that: "" or " (expected ...)" */
+  const NameValue *names;
+  gsize n_names;
+} Vocabulary;
+
+#define NAMES(table) (table), G_N_ELEMENTS (table)
+
+static gboolean
+name_lookup (const NameValue *names, gsize n, const char *kw, guint *out)
+{
+  for (gsize i = 0; i < n; i++)
+    if (g_str_equal (kw, names[i].name))
+      {
+        *out = names[i].value;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* Reads a keyword of @v and sets *out to its value. @what overrides
+ * v->what for the "missing" text (NULL: v->what). */
+static gboolean
+vocab_keyword (P *p, const Vocabulary *v, const char *what, guint *out)
+{
+  g_autofree char *kw = keyword (p, what != NULL ? what : v->what);
+  if (kw == NULL)
+    return FALSE;
+  if (!name_lookup (v->names, v->n_names, kw, out))
+    return fail (p, "unknown %s %s%s", v->label, kw, v->expected);
+  return TRUE;
+}
+
+/* One item of a parenthesised list; @index counts from 0. */
+typedef gboolean (*ListItemFn) (P *p, guint index, gpointer data);
+
+/* The rest of "(" item *(SP item) ")", the "(" already read: the shape
+ * of every option, attribute and field list (RFC 9051 9, RFC 4466 2.1).
+ * "()" is allowed when @empty_ok (else the first item reports what is
+ * missing); @next names the item after a separator ("the next status
+ * item") for a missing or wrong space. */
+static gboolean
+paren_list (P *p, gboolean empty_ok, const char *next, ListItemFn item,
+            gpointer data)
+{
+  if (empty_ok && eat (p, ')'))
+    return TRUE;
+  for (guint i = 0;; i++)
+    {
+      if (!item (p, i, data))
+        return FALSE;
+      if (eat (p, ')'))
+        return TRUE;
+      if (!expect_sp (p, next))
+        return FALSE;
+    }
+}
+
+typedef struct
+{
+  const Vocabulary *v;
+  guint *bits;
+} BitsList;
+
+static gboolean
+bits_item (P *p, guint index, gpointer data)
+{
+  BitsList *b = data;
+  guint bit;
+  if (!vocab_keyword (p, b->v, NULL, &bit))
+    return FALSE;
+  *b->bits |= bit;
+  return TRUE;
+}
+
+/* A list of keywords of @v, OR-ing their bits into *bits. */
+static gboolean
+bits_list (P *p, gboolean empty_ok, const char *next, const Vocabulary *v,
+           guint *bits)
+{
+  BitsList b = { v, bits };
+  return paren_list (p, empty_ok, next, bits_item, &b);
+}
+
+/* 1*(SP item) up to the end of the command (ENABLE's capabilities,
+ * a search program's keys). @what names the item after each space. */
+static gboolean
+sp_items (P *p, const char *what, ListItemFn item, gpointer data)
+{
+  guint i = 0;
+  do
+    {
+      if (!expect_sp (p, what) || !item (p, i++, data))
+        return FALSE;
+    }
+  while (!at_end (p));
+  return TRUE;
+}
+
+/* Ends @a (of char *) with NULL and returns its strings. */
+static char **
+strv_finish (GPtrArray *a)
+{
+  g_ptr_array_add (a, NULL);
+  g_ptr_array_set_free_func (a, NULL);
+  return (char **)g_ptr_array_free (a, FALSE);
 }
 
 static gboolean
@@ -381,12 +511,7 @@ astring (P *p, const char *what)
   int c = peek (p);
   if (c == '"' || c == '{')
     return string (p, NULL, what);
-  char *a = take_while (p, is_astring_char);
-  if (a == NULL && peek (p) >= 0x80)
-    fail_8bit (p);
-  else if (a == NULL)
-    fail (p, at_end (p) ? "missing %s" : "expected %s", what);
-  return a;
+  return word (p, is_astring_char, what);
 }
 
 /* nstring = string / NIL; *nil_out tells NIL apart */
@@ -494,36 +619,30 @@ flag (P *p, gboolean in_store)
   return atom (p, "a flag");
 }
 
+static gboolean
+flag_item (P *p, guint index, gpointer data)
+{
+  char *f = flag (p, TRUE);
+  if (f == NULL)
+    return FALSE;
+  g_ptr_array_add (data, f);
+  return TRUE;
+}
+
 /* "(" [flag *(SP flag)] ")" */
 static char **
 flag_list (P *p, gboolean in_store)
 {
+  (void)in_store;
   if (!expect_c (p, '(', "to open the flag list"))
     return NULL;
   GPtrArray *a = g_ptr_array_new_with_free_func (g_free);
-  if (!eat (p, ')'))
+  if (!paren_list (p, TRUE, "the next flag", flag_item, a))
     {
-      for (;;)
-        {
-          char *f = flag (p, in_store);
-          if (f == NULL)
-            {
-              g_ptr_array_unref (a);
-              return NULL;
-            }
-          g_ptr_array_add (a, f);
-          if (eat (p, ')'))
-            break;
-          if (!expect_sp (p, "the next flag"))
-            {
-              g_ptr_array_unref (a);
-              return NULL;
-            }
-        }
+      g_ptr_array_unref (a);
+      return NULL;
     }
-  g_ptr_array_add (a, NULL);
-  g_ptr_array_set_free_func (a, NULL);
-  return (char **)g_ptr_array_free (a, FALSE);
+  return strv_finish (a);
 }
 
 /* ---- Dates --------------------------------------------------------------- */
@@ -634,211 +753,196 @@ search_string (P *p, char **out, const char *what)
 
 static MhImapSearchKey *search_key (P *p, guint depth);
 
-static MhImapSearchKey *
-search_simple (const char *kw)
+/* What follows a search key's name (RFC 9051 6.4.4). */
+typedef enum
 {
-  static const struct
-  {
-    const char *name;
-    MhImapSearchKeyType type;
-  } simple[] = {
-    { "ALL", MH_IMAP_SEARCH_ALL },
-    { "ANSWERED", MH_IMAP_SEARCH_ANSWERED },
-    { "DELETED", MH_IMAP_SEARCH_DELETED },
-    { "DRAFT", MH_IMAP_SEARCH_DRAFT },
-    { "FLAGGED", MH_IMAP_SEARCH_FLAGGED },
-    { "SEEN", MH_IMAP_SEARCH_SEEN },
-    { "RECENT", MH_IMAP_SEARCH_RECENT },
-    { "NEW", MH_IMAP_SEARCH_NEW },
-    { "OLD", MH_IMAP_SEARCH_OLD },
-    { "UNANSWERED", MH_IMAP_SEARCH_UNANSWERED },
-    { "UNDELETED", MH_IMAP_SEARCH_UNDELETED },
-    { "UNDRAFT", MH_IMAP_SEARCH_UNDRAFT },
-    { "UNFLAGGED", MH_IMAP_SEARCH_UNFLAGGED },
-    { "UNSEEN", MH_IMAP_SEARCH_UNSEEN },
-    { "SAVEDATESUPPORTED", MH_IMAP_SEARCH_SAVEDATESUPPORTED },
-  };
-  for (gsize i = 0; i < G_N_ELEMENTS (simple); i++)
-    if (g_str_equal (kw, simple[i].name))
-      return mh_imap__search_key_new (simple[i].type);
-  return NULL;
+  SEARCH_ARG_NONE,
+  SEARCH_ARG_STRING,  /* astring, UTF-8 */
+  SEARCH_ARG_DATE,    /* date */
+  SEARCH_ARG_ATOM,    /* flag-keyword */
+  SEARCH_ARG_NUMBER,  /* number64 (LARGER, SMALLER) */
+  SEARCH_ARG_SECONDS, /* nz-number (RFC 5032 OLDER, YOUNGER) */
+  SEARCH_ARG_SPECIAL, /* parsed by its own code below */
+} SearchArg;
+
+static const struct
+{
+  const char *name;
+  MhImapSearchKeyType type;
+  SearchArg arg;
+} search_keys[] = {
+  { "ALL", MH_IMAP_SEARCH_ALL, SEARCH_ARG_NONE },
+  { "ANSWERED", MH_IMAP_SEARCH_ANSWERED, SEARCH_ARG_NONE },
+  { "DELETED", MH_IMAP_SEARCH_DELETED, SEARCH_ARG_NONE },
+  { "DRAFT", MH_IMAP_SEARCH_DRAFT, SEARCH_ARG_NONE },
+  { "FLAGGED", MH_IMAP_SEARCH_FLAGGED, SEARCH_ARG_NONE },
+  { "SEEN", MH_IMAP_SEARCH_SEEN, SEARCH_ARG_NONE },
+  { "RECENT", MH_IMAP_SEARCH_RECENT, SEARCH_ARG_NONE },
+  { "NEW", MH_IMAP_SEARCH_NEW, SEARCH_ARG_NONE },
+  { "OLD", MH_IMAP_SEARCH_OLD, SEARCH_ARG_NONE },
+  { "UNANSWERED", MH_IMAP_SEARCH_UNANSWERED, SEARCH_ARG_NONE },
+  { "UNDELETED", MH_IMAP_SEARCH_UNDELETED, SEARCH_ARG_NONE },
+  { "UNDRAFT", MH_IMAP_SEARCH_UNDRAFT, SEARCH_ARG_NONE },
+  { "UNFLAGGED", MH_IMAP_SEARCH_UNFLAGGED, SEARCH_ARG_NONE },
+  { "UNSEEN", MH_IMAP_SEARCH_UNSEEN, SEARCH_ARG_NONE },
+  { "SAVEDATESUPPORTED", MH_IMAP_SEARCH_SAVEDATESUPPORTED, SEARCH_ARG_NONE },
+  { "BCC", MH_IMAP_SEARCH_BCC, SEARCH_ARG_STRING },
+  { "CC", MH_IMAP_SEARCH_CC, SEARCH_ARG_STRING },
+  { "FROM", MH_IMAP_SEARCH_FROM, SEARCH_ARG_STRING },
+  { "SUBJECT", MH_IMAP_SEARCH_SUBJECT, SEARCH_ARG_STRING },
+  { "TO", MH_IMAP_SEARCH_TO, SEARCH_ARG_STRING },
+  { "BODY", MH_IMAP_SEARCH_BODY, SEARCH_ARG_STRING },
+  { "TEXT", MH_IMAP_SEARCH_TEXT, SEARCH_ARG_STRING },
+  { "BEFORE", MH_IMAP_SEARCH_BEFORE, SEARCH_ARG_DATE },
+  { "ON", MH_IMAP_SEARCH_ON, SEARCH_ARG_DATE },
+  { "SINCE", MH_IMAP_SEARCH_SINCE, SEARCH_ARG_DATE },
+  { "SENTBEFORE", MH_IMAP_SEARCH_SENTBEFORE, SEARCH_ARG_DATE },
+  { "SENTON", MH_IMAP_SEARCH_SENTON, SEARCH_ARG_DATE },
+  { "SENTSINCE", MH_IMAP_SEARCH_SENTSINCE, SEARCH_ARG_DATE },
+  { "SAVEDBEFORE", MH_IMAP_SEARCH_SAVEDBEFORE, SEARCH_ARG_DATE },
+  { "SAVEDON", MH_IMAP_SEARCH_SAVEDON, SEARCH_ARG_DATE },
+  { "SAVEDSINCE", MH_IMAP_SEARCH_SAVEDSINCE, SEARCH_ARG_DATE },
+  { "KEYWORD", MH_IMAP_SEARCH_KEYWORD, SEARCH_ARG_ATOM },
+  { "UNKEYWORD", MH_IMAP_SEARCH_UNKEYWORD, SEARCH_ARG_ATOM },
+  { "LARGER", MH_IMAP_SEARCH_LARGER, SEARCH_ARG_NUMBER },
+  { "SMALLER", MH_IMAP_SEARCH_SMALLER, SEARCH_ARG_NUMBER },
+  { "OLDER", MH_IMAP_SEARCH_OLDER, SEARCH_ARG_SECONDS },
+  { "YOUNGER", MH_IMAP_SEARCH_YOUNGER, SEARCH_ARG_SECONDS },
+  { "HEADER", MH_IMAP_SEARCH_HEADER, SEARCH_ARG_SPECIAL },
+  { "UID", MH_IMAP_SEARCH_UID, SEARCH_ARG_SPECIAL },
+  { "NOT", MH_IMAP_SEARCH_NOT, SEARCH_ARG_SPECIAL },
+  { "OR", MH_IMAP_SEARCH_OR, SEARCH_ARG_SPECIAL },
+  { "MODSEQ", MH_IMAP_SEARCH_MODSEQ, SEARCH_ARG_SPECIAL },
+};
+
+static MhImapSearchKey *
+search_key_with_children (MhImapSearchKeyType type)
+{
+  MhImapSearchKey *k = mh_imap__search_key_new (type);
+  k->children = g_ptr_array_new_with_free_func (
+      (GDestroyNotify)mh_imap__search_key_free);
+  return k;
 }
 
-static int
-search_lookup (const char *kw, const char *const *names,
-               const MhImapSearchKeyType *types, gsize n,
-               MhImapSearchKeyType *out)
+typedef struct
 {
-  for (gsize i = 0; i < n; i++)
-    if (g_str_equal (kw, names[i]))
-      {
-        *out = types[i];
-        return 1;
-      }
-  return 0;
+  MhImapSearchKey *parent;
+  guint depth;
+} SearchChildren;
+
+static gboolean
+search_child_item (P *p, guint index, gpointer data)
+{
+  SearchChildren *c = data;
+  MhImapSearchKey *ch = search_key (p, c->depth);
+  if (ch == NULL)
+    return FALSE;
+  g_ptr_array_add (c->parent->children, ch);
+  return TRUE;
 }
 
+/* RFC 7162 3.1.5: MODSEQ [SP entry-name SP entry-type-req] SP
+ * mod-sequence-valzer */
 static MhImapSearchKey *
-search_key_body (P *p, guint depth)
+search_modseq (P *p)
 {
-  int c = peek (p);
-  if (c == '(')
-    {
-      p->pos++;
-      MhImapSearchKey *k = mh_imap__search_key_new (MH_IMAP_SEARCH_AND);
-      k->children = g_ptr_array_new_with_free_func (
-          (GDestroyNotify)mh_imap__search_key_free);
-      for (;;)
-        {
-          MhImapSearchKey *ch = search_key (p, depth + 1);
-          if (ch == NULL)
-            {
-              mh_imap__search_key_free (k);
-              return NULL;
-            }
-          g_ptr_array_add (k->children, ch);
-          if (eat (p, ')'))
-            return k;
-          if (!expect_sp (p, "the next search key or ')'"))
-            {
-              mh_imap__search_key_free (k);
-              return NULL;
-            }
-        }
-    }
-  if (c == '*' || c == '$' || g_ascii_isdigit (c))
-    {
-      MhImapSeqSet *set = seqset (p, "message set in search");
-      if (set == NULL)
-        return NULL;
-      MhImapSearchKey *k = mh_imap__search_key_new (MH_IMAP_SEARCH_SEQSET);
-      k->set = set;
-      return k;
-    }
-  g_autofree char *kw = keyword (p, "a search key");
-  if (kw == NULL)
+  static const char *const entry_types[] = { "PRIV", "SHARED", "ALL", NULL };
+  char *entry = NULL, *type = NULL;
+  guint64 n;
+  if (!expect_sp (p, "modseq of MODSEQ"))
     return NULL;
-  MhImapSearchKey *k = search_simple (kw);
-  if (k != NULL)
-    return k;
-
-  static const char *const str_names[]
-      = { "BCC", "CC", "FROM", "SUBJECT", "TO", "BODY", "TEXT" };
-  static const MhImapSearchKeyType str_types[] = {
-    MH_IMAP_SEARCH_BCC,     MH_IMAP_SEARCH_CC, MH_IMAP_SEARCH_FROM,
-    MH_IMAP_SEARCH_SUBJECT, MH_IMAP_SEARCH_TO, MH_IMAP_SEARCH_BODY,
-    MH_IMAP_SEARCH_TEXT,
-  };
-  static const char *const date_names[] = {
-    "BEFORE",    "ON",          "SINCE",   "SENTBEFORE", "SENTON",
-    "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE",
-  };
-  static const MhImapSearchKeyType date_types[] = {
-    MH_IMAP_SEARCH_BEFORE,      MH_IMAP_SEARCH_ON,
-    MH_IMAP_SEARCH_SINCE,       MH_IMAP_SEARCH_SENTBEFORE,
-    MH_IMAP_SEARCH_SENTON,      MH_IMAP_SEARCH_SENTSINCE,
-    MH_IMAP_SEARCH_SAVEDBEFORE, MH_IMAP_SEARCH_SAVEDON,
-    MH_IMAP_SEARCH_SAVEDSINCE,
-  };
-  MhImapSearchKeyType t;
-  g_autofree char *what = g_strdup_printf ("argument of %s", kw);
-
-  if (search_lookup (kw, str_names, str_types, G_N_ELEMENTS (str_names), &t))
+  if (peek (p) == '"')
     {
-      char *s = NULL;
-      if (!expect_sp (p, what) || !search_string (p, &s, what))
+      entry = quoted (p, NULL, "entry name of MODSEQ");
+      if (entry == NULL)
         return NULL;
-      k = mh_imap__search_key_new (t);
-      k->string = s;
-      return k;
-    }
-  if (search_lookup (kw, date_names, date_types, G_N_ELEMENTS (date_names), &t))
-    {
-      gint64 d = 0;
-      if (!expect_sp (p, what) || !date (p, &d))
-        return NULL;
-      k = mh_imap__search_key_new (t);
-      k->date = d;
-      return k;
-    }
-  if (g_str_equal (kw, "KEYWORD") || g_str_equal (kw, "UNKEYWORD"))
-    {
-      if (!expect_sp (p, what))
-        return NULL;
-      char *a = atom (p, "a keyword");
-      if (a == NULL)
-        return NULL;
-      k = mh_imap__search_key_new (kw[0] == 'K' ? MH_IMAP_SEARCH_KEYWORD
-                                                : MH_IMAP_SEARCH_UNKEYWORD);
-      k->string = a;
-      return k;
-    }
-  if (g_str_equal (kw, "HEADER"))
-    {
-      char *h = NULL, *s = NULL;
-      if (!expect_sp (p, "header field name of HEADER")
-          || (h = astring (p, "header field name of HEADER")) == NULL)
-        return NULL;
-      if (!expect_sp (p, "string of HEADER")
-          || !search_string (p, &s, "string of HEADER"))
+      if (!g_str_has_prefix (entry, "/flags/"))
         {
-          g_free (h);
+          g_free (entry);
+          fail (p, "MODSEQ entry name must start with \"/flags/\"");
           return NULL;
         }
-      k = mh_imap__search_key_new (MH_IMAP_SEARCH_HEADER);
-      k->header = h;
-      k->string = s;
-      return k;
+      type = expect_sp (p, "entry type of MODSEQ")
+                 ? keyword (p, "entry type of MODSEQ (priv, shared or "
+                               "all)")
+                 : NULL;
+      if (type != NULL
+          && !g_strv_contains ((const char *const *)entry_types, type))
+        {
+          fail (p, "MODSEQ entry type must be priv, shared or all");
+          g_clear_pointer (&type, g_free);
+        }
+      if (type == NULL || !expect_sp (p, "modseq of MODSEQ"))
+        {
+          g_free (entry);
+          g_free (type);
+          return NULL;
+        }
     }
-  if (g_str_equal (kw, "LARGER") || g_str_equal (kw, "SMALLER"))
+  if (!number64 (p, &n, "modseq of MODSEQ"))
     {
-      guint64 n;
-      if (!expect_sp (p, what) || !number64 (p, &n, what))
-        return NULL;
-      k = mh_imap__search_key_new (kw[0] == 'L' ? MH_IMAP_SEARCH_LARGER
-                                                : MH_IMAP_SEARCH_SMALLER);
-      k->number = n;
-      return k;
+      g_free (entry);
+      g_free (type);
+      return NULL;
     }
-  if (g_str_equal (kw, "OLDER") || g_str_equal (kw, "YOUNGER"))
+  MhImapSearchKey *k = mh_imap__search_key_new (MH_IMAP_SEARCH_MODSEQ);
+  k->header = entry;
+  k->string = type != NULL ? g_ascii_strdown (type, -1) : NULL;
+  g_free (type);
+  k->number = n;
+  if (p->cmd != NULL && p->cmd->changedsince == 0)
+    p->cmd->changedsince = n;
+  return k;
+}
+
+/* The keys with a grammar of their own: HEADER, UID, NOT, OR, MODSEQ. */
+static MhImapSearchKey *
+search_special (P *p, MhImapSearchKeyType type, guint depth)
+{
+  MhImapSearchKey *k;
+  switch (type)
     {
-      guint32 n;
-      if (!expect_sp (p, what) || !number32 (p, &n, TRUE, what))
-        return NULL;
-      k = mh_imap__search_key_new (kw[0] == 'O' ? MH_IMAP_SEARCH_OLDER
-                                                : MH_IMAP_SEARCH_YOUNGER);
-      k->number = n;
-      return k;
-    }
-  if (g_str_equal (kw, "UID"))
-    {
-      if (!expect_sp (p, "UID set"))
-        return NULL;
-      MhImapSeqSet *set = seqset (p, "UID set");
-      if (set == NULL)
-        return NULL;
-      k = mh_imap__search_key_new (MH_IMAP_SEARCH_UID);
-      k->set = set;
-      return k;
-    }
-  if (g_str_equal (kw, "NOT"))
-    {
-      if (!expect_sp (p, "search key after NOT"))
-        return NULL;
-      MhImapSearchKey *ch = search_key (p, depth + 1);
-      if (ch == NULL)
-        return NULL;
-      k = mh_imap__search_key_new (MH_IMAP_SEARCH_NOT);
-      k->children = g_ptr_array_new_with_free_func (
-          (GDestroyNotify)mh_imap__search_key_free);
-      g_ptr_array_add (k->children, ch);
-      return k;
-    }
-  if (g_str_equal (kw, "OR"))
-    {
-      k = mh_imap__search_key_new (MH_IMAP_SEARCH_OR);
-      k->children = g_ptr_array_new_with_free_func (
-          (GDestroyNotify)mh_imap__search_key_free);
+    case MH_IMAP_SEARCH_HEADER:
+      {
+        char *h = NULL, *s = NULL;
+        if (!expect_sp (p, "header field name of HEADER")
+            || (h = astring (p, "header field name of HEADER")) == NULL)
+          return NULL;
+        if (!expect_sp (p, "string of HEADER")
+            || !search_string (p, &s, "string of HEADER"))
+          {
+            g_free (h);
+            return NULL;
+          }
+        k = mh_imap__search_key_new (MH_IMAP_SEARCH_HEADER);
+        k->header = h;
+        k->string = s;
+        return k;
+      }
+    case MH_IMAP_SEARCH_UID:
+      {
+        if (!expect_sp (p, "UID set"))
+          return NULL;
+        MhImapSeqSet *set = seqset (p, "UID set");
+        if (set == NULL)
+          return NULL;
+        k = mh_imap__search_key_new (MH_IMAP_SEARCH_UID);
+        k->set = set;
+        return k;
+      }
+    case MH_IMAP_SEARCH_NOT:
+      {
+        if (!expect_sp (p, "search key after NOT"))
+          return NULL;
+        MhImapSearchKey *ch = search_key (p, depth + 1);
+        if (ch == NULL)
+          return NULL;
+        k = search_key_with_children (MH_IMAP_SEARCH_NOT);
+        g_ptr_array_add (k->children, ch);
+        return k;
+      }
+    case MH_IMAP_SEARCH_OR:
+      k = search_key_with_children (MH_IMAP_SEARCH_OR);
       for (int i = 0; i < 2; i++)
         {
           MhImapSearchKey *ch = NULL;
@@ -852,60 +956,96 @@ search_key_body (P *p, guint depth)
           g_ptr_array_add (k->children, ch);
         }
       return k;
+    case MH_IMAP_SEARCH_MODSEQ:
+      return search_modseq (p);
+    default:
+      g_assert_not_reached ();
     }
-  if (g_str_equal (kw, "MODSEQ"))
+  return NULL;
+}
+
+static MhImapSearchKey *
+search_key_body (P *p, guint depth)
+{
+  int c = peek (p);
+  if (c == '(')
     {
-      /* RFC 7162 3.1.5: MODSEQ [SP entry-name SP entry-type-req] SP
-       * mod-sequence-valzer */
-      char *entry = NULL, *type = NULL;
-      guint64 n;
-      if (!expect_sp (p, "modseq of MODSEQ"))
-        return NULL;
-      if (peek (p) == '"')
+      p->pos++;
+      SearchChildren ch
+          = { search_key_with_children (MH_IMAP_SEARCH_AND), depth + 1 };
+      if (!paren_list (p, FALSE, "the next search key or ')'",
+                       search_child_item, &ch))
         {
-          entry = quoted (p, NULL, "entry name of MODSEQ");
-          if (entry == NULL)
-            return NULL;
-          if (!g_str_has_prefix (entry, "/flags/"))
-            {
-              g_free (entry);
-              fail (p, "MODSEQ entry name must start with \"/flags/\"");
-              return NULL;
-            }
-          type = expect_sp (p, "entry type of MODSEQ")
-                     ? keyword (p, "entry type of MODSEQ (priv, shared or "
-                                   "all)")
-                     : NULL;
-          if (type != NULL && !g_str_equal (type, "PRIV")
-              && !g_str_equal (type, "SHARED") && !g_str_equal (type, "ALL"))
-            {
-              fail (p, "MODSEQ entry type must be priv, shared or all");
-              g_clear_pointer (&type, g_free);
-            }
-          if (type == NULL || !expect_sp (p, "modseq of MODSEQ"))
-            {
-              g_free (entry);
-              g_free (type);
-              return NULL;
-            }
-        }
-      if (!number64 (p, &n, "modseq of MODSEQ"))
-        {
-          g_free (entry);
-          g_free (type);
+          mh_imap__search_key_free (ch.parent);
           return NULL;
         }
-      k = mh_imap__search_key_new (MH_IMAP_SEARCH_MODSEQ);
-      k->header = entry;
-      k->string = type != NULL ? g_ascii_strdown (type, -1) : NULL;
-      g_free (type);
-      k->number = n;
-      if (p->cmd != NULL && p->cmd->changedsince == 0)
-        p->cmd->changedsince = n;
+      return ch.parent;
+    }
+  if (c == '*' || c == '$' || g_ascii_isdigit (c))
+    {
+      MhImapSeqSet *set = seqset (p, "message set in search");
+      if (set == NULL)
+        return NULL;
+      MhImapSearchKey *k = mh_imap__search_key_new (MH_IMAP_SEARCH_SEQSET);
+      k->set = set;
       return k;
     }
-  fail (p, "unknown search key \"%s\"", kw);
-  return NULL;
+  g_autofree char *kw = keyword (p, "a search key");
+  if (kw == NULL)
+    return NULL;
+  gsize i;
+  for (i = 0; i < G_N_ELEMENTS (search_keys); i++)
+    if (g_str_equal (kw, search_keys[i].name))
+      break;
+  if (i == G_N_ELEMENTS (search_keys))
+    {
+      fail (p, "unknown search key \"%s\"", kw);
+      return NULL;
+    }
+  MhImapSearchKeyType t = search_keys[i].type;
+  SearchArg arg = search_keys[i].arg;
+  if (arg == SEARCH_ARG_NONE)
+    return mh_imap__search_key_new (t);
+  if (arg == SEARCH_ARG_SPECIAL)
+    return search_special (p, t, depth);
+  g_autofree char *what = g_strdup_printf ("argument of %s", kw);
+  if (!expect_sp (p, what))
+    return NULL;
+  char *s = NULL;
+  gint64 d = 0;
+  guint64 n = 0;
+  guint32 n32 = 0;
+  switch (arg)
+    {
+    case SEARCH_ARG_STRING:
+      if (!search_string (p, &s, what))
+        return NULL;
+      break;
+    case SEARCH_ARG_DATE:
+      if (!date (p, &d))
+        return NULL;
+      break;
+    case SEARCH_ARG_ATOM:
+      if ((s = atom (p, "a keyword")) == NULL)
+        return NULL;
+      break;
+    case SEARCH_ARG_NUMBER:
+      if (!number64 (p, &n, what))
+        return NULL;
+      break;
+    case SEARCH_ARG_SECONDS:
+      if (!number32 (p, &n32, TRUE, what))
+        return NULL;
+      n = n32;
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  MhImapSearchKey *k = mh_imap__search_key_new (t);
+  k->string = s;
+  k->date = d;
+  k->number = n;
+  return k;
 }
 
 static MhImapSearchKey *
@@ -956,22 +1096,20 @@ search_program (P *p, gboolean need_charset)
           return fail (p, "unsupported charset %s", cmd->search_charset);
         }
     }
-  MhImapSearchKey *root = mh_imap__search_key_new (MH_IMAP_SEARCH_AND);
-  root->children = g_ptr_array_new_with_free_func (
-      (GDestroyNotify)mh_imap__search_key_free);
-  cmd->search = root;
-  do
-    {
-      if (!expect_sp (p, "search key"))
-        return FALSE;
-      MhImapSearchKey *k = search_key (p, 1);
-      if (k == NULL)
-        return FALSE;
-      g_ptr_array_add (root->children, k);
-    }
-  while (!at_end (p));
-  return TRUE;
+  SearchChildren root = { search_key_with_children (MH_IMAP_SEARCH_AND), 1 };
+  cmd->search = root.parent;
+  return sp_items (p, "search key", search_child_item, &root);
 }
+
+/* RFC 4731 3.1, RFC 5182 2.4 */
+static const NameValue return_names[] = {
+  { "MIN", MH_IMAP_RETURN_MIN },   { "MAX", MH_IMAP_RETURN_MAX },
+  { "ALL", MH_IMAP_RETURN_ALL },   { "COUNT", MH_IMAP_RETURN_COUNT },
+  { "SAVE", MH_IMAP_RETURN_SAVE },
+};
+static const Vocabulary return_vocab
+    = { "return option", "return option",
+        " (expected MIN, MAX, ALL, COUNT or SAVE)", NAMES (return_names) };
 
 /* SP "RETURN" SP "(" [opt *(SP opt)] ")" (RFC 4731, 5182, 5267) */
 static gboolean
@@ -994,32 +1132,11 @@ search_return (P *p)
       cmd->search_return = MH_IMAP_RETURN_ALL;
       return TRUE;
     }
-  for (;;)
-    {
-      g_autofree char *o = keyword (p, "return option");
-      if (o == NULL)
-        return FALSE;
-      if (g_str_equal (o, "MIN"))
-        cmd->search_return |= MH_IMAP_RETURN_MIN;
-      else if (g_str_equal (o, "MAX"))
-        cmd->search_return |= MH_IMAP_RETURN_MAX;
-      else if (g_str_equal (o, "ALL"))
-        cmd->search_return |= MH_IMAP_RETURN_ALL;
-      else if (g_str_equal (o, "COUNT"))
-        cmd->search_return |= MH_IMAP_RETURN_COUNT;
-      else if (g_str_equal (o, "SAVE"))
-        cmd->search_return |= MH_IMAP_RETURN_SAVE;
-      else
-        return fail (p,
-                     "unknown return option %s (expected MIN, MAX, ALL, "
-                     "COUNT or SAVE)",
-                     o);
-      if (eat (p, ')'))
-        break;
-      if (!expect_sp (p, "the next return option"))
-        return FALSE;
-    }
   /* RFC 5182 2.4: RETURN (SAVE) alone returns nothing */
+  guint bits = 0;
+  if (!bits_list (p, FALSE, "the next return option", &return_vocab, &bits))
+    return FALSE;
+  cmd->search_return |= bits;
   return TRUE;
 }
 
@@ -1043,6 +1160,36 @@ static gboolean
 is_section_char (int c)
 {
   return g_ascii_isalpha (c) || c == '.';
+}
+
+static const NameValue section_texts[] = {
+  { "HEADER", MH_IMAP_SECTION_HEADER },
+  { "HEADER.FIELDS", MH_IMAP_SECTION_HEADER_FIELDS },
+  { "HEADER.FIELDS.NOT", MH_IMAP_SECTION_HEADER_FIELDS_NOT },
+  { "TEXT", MH_IMAP_SECTION_TEXT },
+  { "MIME", MH_IMAP_SECTION_MIME },
+};
+
+/* HEADER.FIELDS (...): the names, and their canonical text in the
+ * section spec the host echoes back. */
+typedef struct
+{
+  GPtrArray *fields;
+  GString *spec;
+} FieldList;
+
+static gboolean
+header_field_item (P *p, guint index, gpointer data)
+{
+  FieldList *l = data;
+  char *h = astring (p, "header field name");
+  if (h == NULL)
+    return FALSE;
+  if (index > 0)
+    g_string_append_c (l->spec, ' ');
+  mh_imap_append_astring (l->spec, h, -1, FALSE);
+  g_ptr_array_add (l->fields, h);
+  return TRUE;
 }
 
 /* "[" section "]" after BODY/BINARY; the "[" is already read. */
@@ -1094,16 +1241,11 @@ section (P *p, MhImapFetchAtt *a, gboolean binary)
         p->pos++;
       g_autofree char *t = g_ascii_strup ((const char *)p->s + start,
                                           (gssize)(p->pos - start));
-      if (g_str_equal (t, "HEADER"))
-        a->text = MH_IMAP_SECTION_HEADER;
-      else if (g_str_equal (t, "HEADER.FIELDS"))
-        a->text = MH_IMAP_SECTION_HEADER_FIELDS;
-      else if (g_str_equal (t, "HEADER.FIELDS.NOT"))
-        a->text = MH_IMAP_SECTION_HEADER_FIELDS_NOT;
-      else if (g_str_equal (t, "TEXT"))
-        a->text = MH_IMAP_SECTION_TEXT;
-      else if (g_str_equal (t, "MIME") && parts->len > 0)
-        a->text = MH_IMAP_SECTION_MIME;
+      guint text;
+      /* RFC 9051 6.4.5: MIME only after a part number */
+      if (name_lookup (NAMES (section_texts), t, &text)
+          && (text != MH_IMAP_SECTION_MIME || parts->len > 0))
+        a->text = (MhImapSectionText)text;
       else
         {
           fail (p,
@@ -1121,32 +1263,16 @@ section (P *p, MhImapFetchAtt *a, gboolean binary)
           if (!expect_sp (p, "header field list")
               || !expect_c (p, '(', "to open the header field list"))
             goto out;
-          GPtrArray *f = g_ptr_array_new_with_free_func (g_free);
+          FieldList l = { g_ptr_array_new_with_free_func (g_free), spec };
           g_string_append (spec, " (");
-          for (;;)
+          if (!paren_list (p, FALSE, "the next header field name",
+                           header_field_item, &l))
             {
-              char *h = astring (p, "header field name");
-              if (h == NULL)
-                {
-                  g_ptr_array_unref (f);
-                  goto out;
-                }
-              if (f->len > 0)
-                g_string_append_c (spec, ' ');
-              mh_imap_append_astring (spec, h, -1, FALSE);
-              g_ptr_array_add (f, h);
-              if (eat (p, ')'))
-                break;
-              if (!expect_sp (p, "the next header field name"))
-                {
-                  g_ptr_array_unref (f);
-                  goto out;
-                }
+              g_ptr_array_unref (l.fields);
+              goto out;
             }
           g_string_append_c (spec, ')');
-          g_ptr_array_add (f, NULL);
-          g_ptr_array_set_free_func (f, NULL);
-          a->fields = (char **)g_ptr_array_free (f, FALSE);
+          a->fields = strv_finish (l.fields);
         }
     }
   if (!expect_c (p, ']', "to close the section"))
@@ -1190,11 +1316,7 @@ fetch_att (P *p, gboolean alone)
                  at_end (p) ? "missing FETCH item" : "expected a FETCH item");
   g_autofree char *n
       = g_ascii_strup ((const char *)p->s + start, (gssize)(p->pos - start));
-  static const struct
-  {
-    const char *name;
-    MhImapFetchItem item;
-  } plain[] = {
+  static const NameValue plain[] = {
     { "FLAGS", MH_IMAP_FETCH_FLAGS },
     { "UID", MH_IMAP_FETCH_UID },
     { "INTERNALDATE", MH_IMAP_FETCH_INTERNALDATE },
@@ -1207,6 +1329,16 @@ fetch_att (P *p, gboolean alone)
     { "MODSEQ", MH_IMAP_FETCH_MODSEQ },
     { "SAVEDATE", MH_IMAP_FETCH_SAVEDATE },
   };
+  /* The items that take a "[section]" (BODY alone is BODYSTRUCTURE's
+   * non-extensible form, RFC 9051 6.4.5). */
+  static const NameValue sectioned[] = {
+    { "BODY", MH_IMAP_FETCH_BODY_SECTION },
+    { "BODY.PEEK", MH_IMAP_FETCH_BODY_SECTION },
+    { "BINARY", MH_IMAP_FETCH_BINARY },
+    { "BINARY.PEEK", MH_IMAP_FETCH_BINARY },
+    { "BINARY.SIZE", MH_IMAP_FETCH_BINARY_SIZE },
+  };
+  guint item;
   if (g_str_equal (n, "ALL") || g_str_equal (n, "FAST")
       || g_str_equal (n, "FULL"))
     {
@@ -1221,29 +1353,24 @@ fetch_att (P *p, gboolean alone)
         add_att (p, MH_IMAP_FETCH_BODY);
       return TRUE;
     }
-  for (gsize i = 0; i < G_N_ELEMENTS (plain); i++)
-    if (g_str_equal (n, plain[i].name))
-      {
-        add_att (p, plain[i].item);
-        return TRUE;
-      }
-  gboolean body = g_str_equal (n, "BODY") || g_str_equal (n, "BODY.PEEK");
-  gboolean bin = g_str_equal (n, "BINARY") || g_str_equal (n, "BINARY.PEEK");
-  gboolean binsize = g_str_equal (n, "BINARY.SIZE");
+  if (name_lookup (NAMES (plain), n, &item))
+    {
+      add_att (p, (MhImapFetchItem)item);
+      return TRUE;
+    }
   if (g_str_equal (n, "BODY") && peek (p) != '[')
     {
       add_att (p, MH_IMAP_FETCH_BODY);
       return TRUE;
     }
-  if (!body && !bin && !binsize)
+  if (!name_lookup (NAMES (sectioned), n, &item))
     return fail (p, "unknown FETCH item \"%s\"", n);
   if (!eat (p, '['))
     return fail (p, "expected '[' after %s", n);
-  MhImapFetchAtt *a = att_new (body  ? MH_IMAP_FETCH_BODY_SECTION
-                               : bin ? MH_IMAP_FETCH_BINARY
-                                     : MH_IMAP_FETCH_BINARY_SIZE);
+  MhImapFetchAtt *a = att_new ((MhImapFetchItem)item);
   a->peek = g_str_has_suffix (n, ".PEEK");
-  if (!section (p, a, !body) || (!binsize && !partial (p, a)))
+  if (!section (p, a, item != MH_IMAP_FETCH_BODY_SECTION)
+      || (item != MH_IMAP_FETCH_BINARY_SIZE && !partial (p, a)))
     {
       mh_imap__fetch_att_free (a);
       return FALSE;
@@ -1253,41 +1380,58 @@ fetch_att (P *p, gboolean alone)
 }
 
 static gboolean
+fetch_att_item (P *p, guint index, gpointer data)
+{
+  return fetch_att (p, FALSE);
+}
+
+enum
+{
+  FETCH_MOD_CHANGEDSINCE,
+  FETCH_MOD_VANISHED,
+};
+static const NameValue fetch_modifier_names[] = {
+  { "CHANGEDSINCE", FETCH_MOD_CHANGEDSINCE },
+  { "VANISHED", FETCH_MOD_VANISHED },
+};
+static const Vocabulary fetch_modifier_vocab
+    = { "FETCH modifier", "FETCH modifier",
+        " (expected CHANGEDSINCE or VANISHED)", NAMES (fetch_modifier_names) };
+
+static gboolean
+fetch_modifier_item (P *p, guint index, gpointer data)
+{
+  MhImapCommand *cmd = p->cmd;
+  gboolean *changedsince = data;
+  guint m;
+  if (!vocab_keyword (p, &fetch_modifier_vocab, NULL, &m))
+    return FALSE;
+  if (m == FETCH_MOD_VANISHED)
+    {
+      cmd->vanished = TRUE;
+      return TRUE;
+    }
+  if (!expect_sp (p, "CHANGEDSINCE value")
+      || !number64 (p, &cmd->changedsince, "CHANGEDSINCE value"))
+    return FALSE;
+  if (cmd->changedsince == 0)
+    return fail (p, "CHANGEDSINCE value must not be 0");
+  *changedsince = TRUE;
+  return TRUE;
+}
+
+static gboolean
 fetch_modifiers (P *p)
 {
   MhImapCommand *cmd = p->cmd;
   if (at_end (p))
     return TRUE;
-  if (!expect_sp (p, "FETCH modifiers")
-      || !expect_c (p, '(', "to open the FETCH modifiers"))
-    return FALSE;
   gboolean changedsince = FALSE;
-  for (;;)
-    {
-      g_autofree char *m = keyword (p, "FETCH modifier");
-      if (m == NULL)
-        return FALSE;
-      if (g_str_equal (m, "CHANGEDSINCE"))
-        {
-          if (!expect_sp (p, "CHANGEDSINCE value")
-              || !number64 (p, &cmd->changedsince, "CHANGEDSINCE value"))
-            return FALSE;
-          if (cmd->changedsince == 0)
-            return fail (p, "CHANGEDSINCE value must not be 0");
-          changedsince = TRUE;
-        }
-      else if (g_str_equal (m, "VANISHED"))
-        cmd->vanished = TRUE;
-      else
-        return fail (p,
-                     "unknown FETCH modifier %s (expected CHANGEDSINCE "
-                     "or VANISHED)",
-                     m);
-      if (eat (p, ')'))
-        break;
-      if (!expect_sp (p, "the next FETCH modifier"))
-        return FALSE;
-    }
+  if (!expect_sp (p, "FETCH modifiers")
+      || !expect_c (p, '(', "to open the FETCH modifiers")
+      || !paren_list (p, FALSE, "the next FETCH modifier", fetch_modifier_item,
+                      &changedsince))
+    return FALSE;
   /* RFC 7162 3.2.6 */
   if (cmd->vanished && !cmd->uid)
     return fail (p, "VANISHED is only allowed in UID FETCH");
@@ -1308,15 +1452,9 @@ parse_fetch (P *p)
       (GDestroyNotify)mh_imap__fetch_att_free);
   if (eat (p, '('))
     {
-      for (;;)
-        {
-          if (!fetch_att (p, FALSE))
-            return FALSE;
-          if (eat (p, ')'))
-            break;
-          if (!expect_sp (p, "the next FETCH item or ')'"))
-            return FALSE;
-        }
+      if (!paren_list (p, FALSE, "the next FETCH item or ')'", fetch_att_item,
+                       NULL))
+        return FALSE;
     }
   else if (!fetch_att (p, TRUE))
     return FALSE;
@@ -1326,24 +1464,37 @@ parse_fetch (P *p)
 
 /* ---- STORE, COPY, MOVE, UID EXPUNGE ---------------------------------- */
 
+/* RFC 7162 3.1.3: store-modifier */
+static const NameValue store_modifier_names[] = {
+  { "UNCHANGEDSINCE", 0 },
+};
+static const Vocabulary store_modifier_vocab
+    = { "STORE modifier", "STORE modifier", " (expected UNCHANGEDSINCE)",
+        NAMES (store_modifier_names) };
+
+/* The value is store_silent. */
+static const NameValue store_item_names[] = {
+  { "FLAGS", FALSE },
+  { "FLAGS.SILENT", TRUE },
+};
+static const Vocabulary store_item_vocab
+    = { "FLAGS, +FLAGS or -FLAGS", "STORE item",
+        " (expected FLAGS, +FLAGS or -FLAGS, optionally .SILENT)",
+        NAMES (store_item_names) };
+
 static gboolean
 parse_store (P *p)
 {
   MhImapCommand *cmd = p->cmd;
+  guint v;
   if (!expect_sp (p, "message set")
       || (cmd->set = seqset (p, "message set")) == NULL
       || !expect_sp (p, "STORE item"))
     return FALSE;
   if (eat (p, '('))
     {
-      /* RFC 7162 3.1.3: store-modifiers */
-      g_autofree char *m = keyword (p, "STORE modifier");
-      if (m == NULL)
-        return FALSE;
-      if (!g_str_equal (m, "UNCHANGEDSINCE"))
-        return fail (p, "unknown STORE modifier %s (expected UNCHANGEDSINCE)",
-                     m);
-      if (!expect_sp (p, "UNCHANGEDSINCE value")
+      if (!vocab_keyword (p, &store_modifier_vocab, NULL, &v)
+          || !expect_sp (p, "UNCHANGEDSINCE value")
           || !number64 (p, &cmd->unchangedsince, "UNCHANGEDSINCE value")
           || !expect_c (p, ')', "to close the STORE modifiers")
           || !expect_sp (p, "STORE item"))
@@ -1352,16 +1503,9 @@ parse_store (P *p)
   cmd->store_mode = eat (p, '+')   ? MH_IMAP_STORE_ADD
                     : eat (p, '-') ? MH_IMAP_STORE_REMOVE
                                    : MH_IMAP_STORE_REPLACE;
-  g_autofree char *item = keyword (p, "FLAGS, +FLAGS or -FLAGS");
-  if (item == NULL)
+  if (!vocab_keyword (p, &store_item_vocab, NULL, &v))
     return FALSE;
-  if (g_str_equal (item, "FLAGS.SILENT"))
-    cmd->store_silent = TRUE;
-  else if (!g_str_equal (item, "FLAGS"))
-    return fail (p,
-                 "unknown STORE item %s (expected FLAGS, +FLAGS or "
-                 "-FLAGS, optionally .SILENT)",
-                 item);
+  cmd->store_silent = v;
   if (!expect_sp (p, "flags"))
     return FALSE;
   if (peek (p) == '(')
@@ -1369,27 +1513,15 @@ parse_store (P *p)
       cmd->store_flags = flag_list (p, TRUE);
       return cmd->store_flags != NULL && expect_end (p);
     }
+  /* RFC 9051 9: store-att-flags also takes flags without parentheses */
   GPtrArray *a = g_ptr_array_new_with_free_func (g_free);
-  for (;;)
+  if (!flag_item (p, 0, a)
+      || (!at_end (p) && !sp_items (p, "the next flag", flag_item, a)))
     {
-      char *f = flag (p, TRUE);
-      if (f == NULL)
-        {
-          g_ptr_array_unref (a);
-          return FALSE;
-        }
-      g_ptr_array_add (a, f);
-      if (at_end (p))
-        break;
-      if (!expect_sp (p, "the next flag"))
-        {
-          g_ptr_array_unref (a);
-          return FALSE;
-        }
+      g_ptr_array_unref (a);
+      return FALSE;
     }
-  g_ptr_array_add (a, NULL);
-  g_ptr_array_set_free_func (a, NULL);
-  cmd->store_flags = (char **)g_ptr_array_free (a, FALSE);
+  cmd->store_flags = strv_finish (a);
   return TRUE;
 }
 
@@ -1419,76 +1551,87 @@ parse_search (P *p)
   return search_return (p) && search_program (p, FALSE);
 }
 
+/* RFC 5256 3, RFC 5957 3 */
+static const NameValue sort_key_names[] = {
+  { "ARRIVAL", MH_IMAP_SORT_ARRIVAL },
+  { "CC", MH_IMAP_SORT_CC },
+  { "DATE", MH_IMAP_SORT_DATE },
+  { "FROM", MH_IMAP_SORT_FROM },
+  { "SIZE", MH_IMAP_SORT_SIZE },
+  { "SUBJECT", MH_IMAP_SORT_SUBJECT },
+  { "TO", MH_IMAP_SORT_TO },
+  { "DISPLAYFROM", MH_IMAP_SORT_DISPLAYFROM },
+  { "DISPLAYTO", MH_IMAP_SORT_DISPLAYTO },
+};
+static const Vocabulary sort_key_vocab
+    = { "sort key", "sort key", "", NAMES (sort_key_names) };
+
+/* sort-criterion = ["REVERSE" SP] sort-key */
+static gboolean
+sort_item (P *p, guint index, gpointer data)
+{
+  MhImapSortCriterion c = { 0 };
+  guint key;
+  if (eat_keyword (p, "REVERSE"))
+    {
+      c.reverse = TRUE;
+      if (!expect_sp (p, "sort key after REVERSE")
+          || !vocab_keyword (p, &sort_key_vocab, "sort key after REVERSE",
+                             &key))
+        return FALSE;
+    }
+  else if (!vocab_keyword (p, &sort_key_vocab, NULL, &key))
+    return FALSE;
+  c.key = (MhImapSortKey)key;
+  g_array_append_val (p->cmd->sort, c);
+  return TRUE;
+}
+
 static gboolean
 parse_sort (P *p)
 {
   MhImapCommand *cmd = p->cmd;
-  static const char *const names[]
-      = { "ARRIVAL", "CC", "DATE",        "FROM",     "SIZE",
-          "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO" };
   if (!search_return (p) || !expect_sp (p, "sort criteria")
       || !expect_c (p, '(', "to open the sort criteria"))
     return FALSE;
   cmd->sort = g_array_new (FALSE, FALSE, sizeof (MhImapSortCriterion));
-  for (;;)
-    {
-      MhImapSortCriterion c = { 0 };
-      g_autofree char *k = keyword (p, "sort key");
-      if (k == NULL)
-        return FALSE;
-      if (g_str_equal (k, "REVERSE"))
-        {
-          c.reverse = TRUE;
-          g_clear_pointer (&k, g_free);
-          if (!expect_sp (p, "sort key after REVERSE")
-              || (k = keyword (p, "sort key after REVERSE")) == NULL)
-            return FALSE;
-        }
-      gsize i;
-      for (i = 0; i < G_N_ELEMENTS (names); i++)
-        if (g_str_equal (k, names[i]))
-          break;
-      if (i == G_N_ELEMENTS (names))
-        return fail (p, "unknown sort key %s", k);
-      c.key = (MhImapSortKey)i;
-      g_array_append_val (cmd->sort, c);
-      if (eat (p, ')'))
-        break;
-      if (!expect_sp (p, "the next sort key"))
-        return FALSE;
-    }
-  return search_program (p, TRUE);
+  return paren_list (p, FALSE, "the next sort key", sort_item, NULL)
+         && search_program (p, TRUE);
 }
+
+static const NameValue thread_names[] = {
+  { "ORDEREDSUBJECT", MH_IMAP_THREAD_ORDEREDSUBJECT },
+  { "REFERENCES", MH_IMAP_THREAD_REFERENCES },
+};
+static const Vocabulary thread_vocab
+    = { "threading algorithm", "threading algorithm",
+        " (expected ORDEREDSUBJECT or REFERENCES)", NAMES (thread_names) };
 
 static gboolean
 parse_thread (P *p)
 {
-  MhImapCommand *cmd = p->cmd;
-  if (!expect_sp (p, "threading algorithm"))
+  guint a;
+  if (!expect_sp (p, "threading algorithm")
+      || !vocab_keyword (p, &thread_vocab, NULL, &a))
     return FALSE;
-  g_autofree char *a = keyword (p, "threading algorithm");
-  if (a == NULL)
-    return FALSE;
-  if (g_str_equal (a, "ORDEREDSUBJECT"))
-    cmd->thread = MH_IMAP_THREAD_ORDEREDSUBJECT;
-  else if (g_str_equal (a, "REFERENCES"))
-    cmd->thread = MH_IMAP_THREAD_REFERENCES;
-  else
-    return fail (p,
-                 "unknown threading algorithm %s (expected "
-                 "ORDEREDSUBJECT or REFERENCES)",
-                 a);
+  p->cmd->thread = (MhImapThreadAlgorithm)a;
   return search_program (p, TRUE);
 }
 
 /* ---- Mailbox commands ---------------------------------------------------- */
 
+/* SP mailbox, the first argument of most mailbox commands */
+static gboolean
+mailbox_arg (P *p)
+{
+  return expect_sp (p, "mailbox name")
+         && (p->cmd->mailbox = mailbox (p, "mailbox name")) != NULL;
+}
+
 static gboolean
 parse_mailbox_only (P *p)
 {
-  return expect_sp (p, "mailbox name")
-         && (p->cmd->mailbox = mailbox (p, "mailbox name")) != NULL
-         && expect_end (p);
+  return mailbox_arg (p) && expect_end (p);
 }
 
 static gboolean
@@ -1502,88 +1645,132 @@ parse_rename (P *p)
          && expect_end (p);
 }
 
+/* RFC 7162 3.2.5.1: "QRESYNC" SP "(" uidvalidity SP mod-sequence-value
+ * [SP known-uids] [SP seq-match-data] ")", the "QRESYNC" already read */
+static gboolean
+qresync_params (P *p)
+{
+  MhImapCommand *cmd = p->cmd;
+  guint64 ms;
+  if (cmd->qresync)
+    return fail (p, "QRESYNC given twice");
+  cmd->qresync = TRUE;
+  if (!expect_sp (p, "QRESYNC parameters")
+      || !expect_c (p, '(', "to open the QRESYNC parameters")
+      || !number32 (p, &cmd->qresync_uidvalidity, TRUE, "QRESYNC UIDVALIDITY")
+      || !expect_sp (p, "QRESYNC modseq")
+      || !number64 (p, &ms, "QRESYNC modseq"))
+    return FALSE;
+  if (ms == 0)
+    return fail (p, "QRESYNC modseq must not be 0");
+  cmd->qresync_modseq = ms;
+  if (eat (p, ' ') && peek (p) != '(')
+    {
+      cmd->qresync_known_uids = seqset (p, "QRESYNC known UIDs");
+      if (cmd->qresync_known_uids == NULL)
+        return FALSE;
+      if (cmd->qresync_known_uids->saved)
+        return fail (p, "\"$\" is not allowed in QRESYNC");
+      eat (p, ' ');
+    }
+  if (eat (p, '('))
+    {
+      if ((cmd->qresync_seq_match = seqset (p, "QRESYNC sequence match set"))
+              == NULL
+          || !expect_sp (p, "QRESYNC UID match set")
+          || (cmd->qresync_uid_match = seqset (p, "QRESYNC UID match set"))
+                 == NULL
+          || !expect_c (p, ')', "to close the sequence match data"))
+        return FALSE;
+      if (cmd->qresync_seq_match->saved || cmd->qresync_uid_match->saved)
+        return fail (p, "\"$\" is not allowed in QRESYNC");
+    }
+  return expect_c (p, ')', "to close the QRESYNC parameters");
+}
+
+enum
+{
+  SELECT_CONDSTORE,
+  SELECT_QRESYNC,
+};
+static const NameValue select_param_names[] = {
+  { "CONDSTORE", SELECT_CONDSTORE },
+  { "QRESYNC", SELECT_QRESYNC },
+};
+static const Vocabulary select_param_vocab
+    = { "SELECT parameter", "SELECT parameter",
+        " (expected CONDSTORE or QRESYNC)", NAMES (select_param_names) };
+
+static gboolean
+select_param_item (P *p, guint index, gpointer data)
+{
+  guint k;
+  if (!vocab_keyword (p, &select_param_vocab, NULL, &k))
+    return FALSE;
+  if (k == SELECT_QRESYNC)
+    return qresync_params (p);
+  p->cmd->condstore = TRUE;
+  return TRUE;
+}
+
 static gboolean
 parse_select (P *p)
 {
-  MhImapCommand *cmd = p->cmd;
-  if (!expect_sp (p, "mailbox name")
-      || (cmd->mailbox = mailbox (p, "mailbox name")) == NULL)
+  if (!mailbox_arg (p))
     return FALSE;
   if (at_end (p))
     return TRUE;
-  if (!expect_sp (p, "SELECT parameters")
-      || !expect_c (p, '(', "to open the SELECT parameters"))
+  return expect_sp (p, "SELECT parameters")
+         && expect_c (p, '(', "to open the SELECT parameters")
+         && paren_list (p, FALSE, "the next SELECT parameter",
+                        select_param_item, NULL)
+         && expect_end (p);
+}
+
+/* RFC 6154 3: use-attr, "\" and a name */
+static gboolean
+use_attr_item (P *p, guint index, gpointer data)
+{
+  GPtrArray *use = data;
+  /* A second USE list continues the first one's: its first attribute
+   * needs a space before it too. Kept as the parser always did it. */
+  if (index == 0 && use->len > 0
+      && !expect_sp (p, "the next special-use attribute"))
     return FALSE;
-  for (;;)
-    {
-      g_autofree char *k = keyword (p, "SELECT parameter");
-      if (k == NULL)
-        return FALSE;
-      if (g_str_equal (k, "CONDSTORE"))
-        cmd->condstore = TRUE;
-      else if (g_str_equal (k, "QRESYNC"))
-        {
-          /* RFC 7162 3.2.5.1 */
-          guint64 ms;
-          if (cmd->qresync)
-            return fail (p, "QRESYNC given twice");
-          cmd->qresync = TRUE;
-          if (!expect_sp (p, "QRESYNC parameters")
-              || !expect_c (p, '(', "to open the QRESYNC parameters")
-              || !number32 (p, &cmd->qresync_uidvalidity, TRUE,
-                            "QRESYNC UIDVALIDITY")
-              || !expect_sp (p, "QRESYNC modseq")
-              || !number64 (p, &ms, "QRESYNC modseq"))
-            return FALSE;
-          if (ms == 0)
-            return fail (p, "QRESYNC modseq must not be 0");
-          cmd->qresync_modseq = ms;
-          if (eat (p, ' ') && peek (p) != '(')
-            {
-              cmd->qresync_known_uids = seqset (p, "QRESYNC known UIDs");
-              if (cmd->qresync_known_uids == NULL)
-                return FALSE;
-              if (cmd->qresync_known_uids->saved)
-                return fail (p, "\"$\" is not allowed in QRESYNC");
-              eat (p, ' ');
-            }
-          if (eat (p, '('))
-            {
-              if ((cmd->qresync_seq_match
-                   = seqset (p, "QRESYNC sequence match set"))
-                      == NULL
-                  || !expect_sp (p, "QRESYNC UID match set")
-                  || (cmd->qresync_uid_match
-                      = seqset (p, "QRESYNC UID match set"))
-                         == NULL
-                  || !expect_c (p, ')', "to close the sequence match data"))
-                return FALSE;
-              if (cmd->qresync_seq_match->saved
-                  || cmd->qresync_uid_match->saved)
-                return fail (p, "\"$\" is not allowed in QRESYNC");
-            }
-          if (!expect_c (p, ')', "to close the QRESYNC parameters"))
-            return FALSE;
-        }
-      else
-        return fail (p,
-                     "unknown SELECT parameter %s (expected CONDSTORE "
-                     "or QRESYNC)",
-                     k);
-      if (eat (p, ')'))
-        break;
-      if (!expect_sp (p, "the next SELECT parameter"))
-        return FALSE;
-    }
-  return expect_end (p);
+  if (!expect_c (p, '\\', "to start a special-use attribute"))
+    return FALSE;
+  char *a = atom (p, "special-use attribute name");
+  if (a == NULL)
+    return FALSE;
+  g_ptr_array_add (use, g_strconcat ("\\", a, NULL));
+  g_free (a);
+  return TRUE;
+}
+
+static const NameValue create_param_names[] = {
+  { "USE", 0 },
+};
+static const Vocabulary create_param_vocab
+    = { "CREATE parameter", "CREATE parameter", " (expected USE)",
+        NAMES (create_param_names) };
+
+/* RFC 6154 3: "USE" SP "(" [use-attr *(SP use-attr)] ")" */
+static gboolean
+create_param_item (P *p, guint index, gpointer data)
+{
+  guint k;
+  return vocab_keyword (p, &create_param_vocab, NULL, &k)
+         && expect_sp (p, "special-use attributes")
+         && expect_c (p, '(', "to open the special-use attributes")
+         && paren_list (p, TRUE, "the next special-use attribute",
+                        use_attr_item, data);
 }
 
 static gboolean
 parse_create (P *p)
 {
   MhImapCommand *cmd = p->cmd;
-  if (!expect_sp (p, "mailbox name")
-      || (cmd->mailbox = mailbox (p, "mailbox name")) == NULL)
+  if (!mailbox_arg (p))
     return FALSE;
   if (at_end (p))
     return TRUE;
@@ -1591,93 +1778,95 @@ parse_create (P *p)
       || !expect_c (p, '(', "to open the CREATE parameters"))
     return FALSE;
   GPtrArray *use = g_ptr_array_new_with_free_func (g_free);
-  for (;;)
+  if (!paren_list (p, FALSE, "the next CREATE parameter", create_param_item,
+                   use))
     {
-      g_autofree char *k = keyword (p, "CREATE parameter");
-      if (k == NULL)
-        break;
-      if (!g_str_equal (k, "USE"))
-        {
-          fail (p, "unknown CREATE parameter %s (expected USE)", k);
-          break;
-        }
-      /* RFC 6154 3: "USE" SP "(" [use-attr *(SP use-attr)] ")" */
-      if (!expect_sp (p, "special-use attributes")
-          || !expect_c (p, '(', "to open the special-use attributes"))
-        break;
-      gboolean ok = TRUE;
-      while (!eat (p, ')'))
-        {
-          if (use->len > 0 && !expect_sp (p, "the next special-use attribute"))
-            {
-              ok = FALSE;
-              break;
-            }
-          if (!expect_c (p, '\\', "to start a special-use attribute"))
-            {
-              ok = FALSE;
-              break;
-            }
-          char *a = atom (p, "special-use attribute name");
-          if (a == NULL)
-            {
-              ok = FALSE;
-              break;
-            }
-          g_ptr_array_add (use, g_strconcat ("\\", a, NULL));
-          g_free (a);
-        }
-      if (!ok)
-        break;
-      if (eat (p, ')'))
-        {
-          g_ptr_array_add (use, NULL);
-          g_ptr_array_set_free_func (use, NULL);
-          cmd->strings = (char **)g_ptr_array_free (use, FALSE);
-          return expect_end (p);
-        }
-      if (!expect_sp (p, "the next CREATE parameter"))
-        break;
+      g_ptr_array_unref (use);
+      return FALSE;
     }
-  g_ptr_array_unref (use);
-  return FALSE;
+  cmd->strings = strv_finish (use);
+  return expect_end (p);
 }
+
+/* RFC 9051 6.3.11, RFC 7162 (HIGHESTMODSEQ), RFC 8438 (SIZE), RFC 7889
+ * (APPENDLIMIT) */
+static const NameValue status_item_names[] = {
+  { "MESSAGES", MH_IMAP_STATUS_MESSAGES },
+  { "RECENT", MH_IMAP_STATUS_RECENT },
+  { "UIDNEXT", MH_IMAP_STATUS_UIDNEXT },
+  { "UIDVALIDITY", MH_IMAP_STATUS_UIDVALIDITY },
+  { "UNSEEN", MH_IMAP_STATUS_UNSEEN },
+  { "DELETED", MH_IMAP_STATUS_DELETED },
+  { "SIZE", MH_IMAP_STATUS_SIZE },
+  { "HIGHESTMODSEQ", MH_IMAP_STATUS_HIGHESTMODSEQ },
+  { "APPENDLIMIT", MH_IMAP_STATUS_APPENDLIMIT },
+};
+static const Vocabulary status_item_vocab
+    = { "status item", "status item", "", NAMES (status_item_names) };
 
 static gboolean
 status_items (P *p, MhImapStatusItem *out)
 {
-  static const char *const names[]
-      = { "MESSAGES", "RECENT", "UIDNEXT",       "UIDVALIDITY", "UNSEEN",
-          "DELETED",  "SIZE",   "HIGHESTMODSEQ", "APPENDLIMIT" };
-  if (!expect_c (p, '(', "to open the status items"))
+  guint bits = 0;
+  if (!expect_c (p, '(', "to open the status items")
+      || !bits_list (p, FALSE, "the next status item", &status_item_vocab,
+                     &bits))
     return FALSE;
-  for (;;)
-    {
-      g_autofree char *k = keyword (p, "status item");
-      if (k == NULL)
-        return FALSE;
-      gsize i;
-      for (i = 0; i < G_N_ELEMENTS (names); i++)
-        if (g_str_equal (k, names[i]))
-          break;
-      if (i == G_N_ELEMENTS (names))
-        return fail (p, "unknown status item %s", k);
-      *out |= (MhImapStatusItem)(1u << i);
-      if (eat (p, ')'))
-        return TRUE;
-      if (!expect_sp (p, "the next status item"))
-        return FALSE;
-    }
+  *out |= bits;
+  return TRUE;
 }
 
 static gboolean
 parse_status (P *p)
 {
   MhImapCommand *cmd = p->cmd;
-  return expect_sp (p, "mailbox name")
-         && (cmd->mailbox = mailbox (p, "mailbox name")) != NULL
-         && expect_sp (p, "status items")
+  return mailbox_arg (p) && expect_sp (p, "status items")
          && status_items (p, &cmd->status_items) && expect_end (p);
+}
+
+/* RFC 5258 6: list-select-opts */
+static const NameValue list_select_names[] = {
+  { "SUBSCRIBED", MH_IMAP_LIST_SELECT_SUBSCRIBED },
+  { "REMOTE", MH_IMAP_LIST_SELECT_REMOTE },
+  { "RECURSIVEMATCH", MH_IMAP_LIST_SELECT_RECURSIVEMATCH },
+  { "SPECIAL-USE", MH_IMAP_LIST_SELECT_SPECIAL_USE },
+};
+static const Vocabulary list_select_vocab
+    = { "selection option", "LIST selection option", "",
+        NAMES (list_select_names) };
+
+/* RFC 5258 6: list-return-opts, RFC 5819 (STATUS), RFC 6154 */
+static const NameValue list_return_names[] = {
+  { "SUBSCRIBED", MH_IMAP_LIST_RETURN_SUBSCRIBED },
+  { "CHILDREN", MH_IMAP_LIST_RETURN_CHILDREN },
+  { "SPECIAL-USE", MH_IMAP_LIST_RETURN_SPECIAL_USE },
+  { "STATUS", MH_IMAP_LIST_RETURN_STATUS },
+};
+static const Vocabulary list_return_vocab
+    = { "return option", "LIST return option", "", NAMES (list_return_names) };
+
+static gboolean
+list_return_item (P *p, guint index, gpointer data)
+{
+  MhImapCommand *cmd = p->cmd;
+  guint bit;
+  if (!vocab_keyword (p, &list_return_vocab, NULL, &bit))
+    return FALSE;
+  cmd->list_return |= bit;
+  /* RFC 5819 2: "STATUS" SP "(" status-att *(SP status-att) ")" */
+  return bit != MH_IMAP_LIST_RETURN_STATUS
+         || (expect_sp (p, "status items")
+             && status_items (p, &cmd->status_items));
+}
+
+static gboolean
+pattern_item (P *p, guint index, gpointer data)
+{
+  char *m = list_mailbox (p);
+  if (m == NULL)
+    return FALSE;
+  g_ptr_array_add (data, m);
+  return TRUE;
 }
 
 static gboolean
@@ -1688,26 +1877,11 @@ parse_list (P *p, gboolean lsub)
     return FALSE;
   if (!lsub && eat (p, '('))
     {
-      /* RFC 5258 6: list-select-opts */
-      while (!eat (p, ')'))
-        {
-          if (cmd->list_select != 0
-              && !expect_sp (p, "the next selection option"))
-            return FALSE;
-          g_autofree char *o = keyword (p, "selection option");
-          if (o == NULL)
-            return FALSE;
-          if (g_str_equal (o, "SUBSCRIBED"))
-            cmd->list_select |= MH_IMAP_LIST_SELECT_SUBSCRIBED;
-          else if (g_str_equal (o, "REMOTE"))
-            cmd->list_select |= MH_IMAP_LIST_SELECT_REMOTE;
-          else if (g_str_equal (o, "RECURSIVEMATCH"))
-            cmd->list_select |= MH_IMAP_LIST_SELECT_RECURSIVEMATCH;
-          else if (g_str_equal (o, "SPECIAL-USE"))
-            cmd->list_select |= MH_IMAP_LIST_SELECT_SPECIAL_USE;
-          else
-            return fail (p, "unknown LIST selection option %s", o);
-        }
+      guint bits = 0;
+      if (!bits_list (p, TRUE, "the next selection option", &list_select_vocab,
+                      &bits))
+        return FALSE;
+      cmd->list_select |= bits;
       /* RFC 5258 3.1: RECURSIVEMATCH needs another option */
       if (cmd->list_select == MH_IMAP_LIST_SELECT_RECURSIVEMATCH
           || cmd->list_select
@@ -1722,65 +1896,22 @@ parse_list (P *p, gboolean lsub)
       || !expect_sp (p, "mailbox pattern"))
     return FALSE;
   GPtrArray *pats = g_ptr_array_new_with_free_func (g_free);
-  if (!lsub && eat (p, '('))
-    {
-      for (;;)
-        {
-          char *m = list_mailbox (p);
-          if (m == NULL)
-            break;
-          g_ptr_array_add (pats, m);
-          if (eat (p, ')'))
-            break;
-          if (!expect_sp (p, "the next mailbox pattern"))
-            break;
-        }
-    }
-  else
-    {
-      char *m = list_mailbox (p);
-      if (m != NULL)
-        g_ptr_array_add (pats, m);
-    }
-  g_ptr_array_add (pats, NULL);
-  g_ptr_array_set_free_func (pats, NULL);
-  cmd->patterns = (char **)g_ptr_array_free (pats, FALSE);
-  if (p->err != NULL)
+  gboolean ok = !lsub && eat (p, '(') ? paren_list (
+                    p, FALSE, "the next mailbox pattern", pattern_item, pats)
+                                      : pattern_item (p, 0, pats);
+  cmd->patterns = strv_finish (pats);
+  if (!ok)
     return FALSE;
   if (lsub || at_end (p))
     return expect_end (p);
   /* RFC 5258 6: list-return-opts */
   if (!expect_sp (p, "RETURN") || !eat_keyword (p, "RETURN"))
     return fail (p, "expected RETURN after the mailbox patterns");
-  if (!expect_sp (p, "return options")
-      || !expect_c (p, '(', "to open the return options"))
-    return FALSE;
-  gboolean first = TRUE;
-  while (!eat (p, ')'))
-    {
-      if (!first && !expect_sp (p, "the next return option"))
-        return FALSE;
-      first = FALSE;
-      g_autofree char *o = keyword (p, "return option");
-      if (o == NULL)
-        return FALSE;
-      if (g_str_equal (o, "SUBSCRIBED"))
-        cmd->list_return |= MH_IMAP_LIST_RETURN_SUBSCRIBED;
-      else if (g_str_equal (o, "CHILDREN"))
-        cmd->list_return |= MH_IMAP_LIST_RETURN_CHILDREN;
-      else if (g_str_equal (o, "SPECIAL-USE"))
-        cmd->list_return |= MH_IMAP_LIST_RETURN_SPECIAL_USE;
-      else if (g_str_equal (o, "STATUS"))
-        {
-          cmd->list_return |= MH_IMAP_LIST_RETURN_STATUS;
-          if (!expect_sp (p, "status items")
-              || !status_items (p, &cmd->status_items))
-            return FALSE;
-        }
-      else
-        return fail (p, "unknown LIST return option %s", o);
-    }
-  return expect_end (p);
+  return expect_sp (p, "return options")
+         && expect_c (p, '(', "to open the return options")
+         && paren_list (p, TRUE, "the next return option", list_return_item,
+                        NULL)
+         && expect_end (p);
 }
 
 /* ---- APPEND -------------------------------------------------------------- */
@@ -1789,8 +1920,7 @@ static gboolean
 parse_append (P *p)
 {
   MhImapCommand *cmd = p->cmd;
-  if (!expect_sp (p, "mailbox name")
-      || (cmd->mailbox = mailbox (p, "mailbox name")) == NULL)
+  if (!mailbox_arg (p))
     return FALSE;
   cmd->messages = g_ptr_array_new_with_free_func (
       (GDestroyNotify)mh_imap__append_message_free);
@@ -1886,24 +2016,26 @@ parse_login (P *p)
 }
 
 static gboolean
+capability_item (P *p, guint index, gpointer data)
+{
+  char *k = keyword (p, "capability name");
+  if (k == NULL)
+    return FALSE;
+  g_ptr_array_add (data, k);
+  return TRUE;
+}
+
+/* RFC 5161 3.1: "ENABLE" 1*(SP capability) */
+static gboolean
 parse_enable (P *p)
 {
   GPtrArray *a = g_ptr_array_new_with_free_func (g_free);
-  do
+  if (!sp_items (p, "capability name", capability_item, a))
     {
-      char *k;
-      if (!expect_sp (p, "capability name")
-          || (k = keyword (p, "capability name")) == NULL)
-        {
-          g_ptr_array_unref (a);
-          return FALSE;
-        }
-      g_ptr_array_add (a, k);
+      g_ptr_array_unref (a);
+      return FALSE;
     }
-  while (!at_end (p));
-  g_ptr_array_add (a, NULL);
-  g_ptr_array_set_free_func (a, NULL);
-  p->cmd->strings = (char **)g_ptr_array_free (a, FALSE);
+  p->cmd->strings = strv_finish (a);
   return TRUE;
 }
 
@@ -1975,6 +2107,23 @@ parse_getquota (P *p, gboolean root)
   return cmd->mailbox != NULL && expect_end (p);
 }
 
+/* RFC 9208 4.2: "(" [setquota-resource *(SP setquota-resource)] ")",
+ * kept as name, limit pairs of strings */
+static gboolean
+quota_resource_item (P *p, guint index, gpointer data)
+{
+  GPtrArray *a = data;
+  guint64 n;
+  char *k = keyword (p, "resource name");
+  if (k == NULL)
+    return FALSE;
+  g_ptr_array_add (a, k);
+  if (!expect_sp (p, "resource limit") || !number64 (p, &n, "resource limit"))
+    return FALSE;
+  g_ptr_array_add (a, g_strdup_printf ("%" G_GUINT64_FORMAT, n));
+  return TRUE;
+}
+
 static gboolean
 parse_setquota (P *p)
 {
@@ -1985,31 +2134,13 @@ parse_setquota (P *p)
       || !expect_c (p, '(', "to open the resource limits"))
     return FALSE;
   GPtrArray *a = g_ptr_array_new_with_free_func (g_free);
-  gboolean ok = TRUE;
-  while (ok && !eat (p, ')'))
-    {
-      guint64 n;
-      char *k;
-      if ((a->len > 0 && !expect_sp (p, "the next resource"))
-          || (k = keyword (p, "resource name")) == NULL)
-        {
-          ok = FALSE;
-          break;
-        }
-      g_ptr_array_add (a, k);
-      ok = expect_sp (p, "resource limit")
-           && number64 (p, &n, "resource limit");
-      if (ok)
-        g_ptr_array_add (a, g_strdup_printf ("%" G_GUINT64_FORMAT, n));
-    }
-  if (!ok || !expect_end (p))
+  if (!paren_list (p, TRUE, "the next resource", quota_resource_item, a)
+      || !expect_end (p))
     {
       g_ptr_array_unref (a);
       return FALSE;
     }
-  g_ptr_array_add (a, NULL);
-  g_ptr_array_set_free_func (a, NULL);
-  cmd->strings = (char **)g_ptr_array_free (a, FALSE);
+  cmd->strings = strv_finish (a);
   return TRUE;
 }
 
@@ -2033,6 +2164,57 @@ metadata_entry_ok (P *p, const char *e)
   return TRUE;
 }
 
+enum
+{
+  GETMETADATA_MAXSIZE,
+  GETMETADATA_DEPTH,
+};
+static const NameValue getmetadata_option_names[] = {
+  { "MAXSIZE", GETMETADATA_MAXSIZE },
+  { "DEPTH", GETMETADATA_DEPTH },
+};
+static const Vocabulary getmetadata_option_vocab
+    = { "GETMETADATA option", "GETMETADATA option",
+        " (expected MAXSIZE or DEPTH)", NAMES (getmetadata_option_names) };
+
+/* RFC 5464 4.2.2/4.2.3: "MAXSIZE" SP number / "DEPTH" SP ("0" / "1" /
+ * "infinity") */
+static gboolean
+getmetadata_option_item (P *p, guint index, gpointer data)
+{
+  static const struct
+  {
+    const char *name;
+    int depth;
+  } depths[] = { { "0", 0 }, { "1", 1 }, { "infinity", -1 } };
+  MhImapCommand *cmd = p->cmd;
+  guint o;
+  if (!vocab_keyword (p, &getmetadata_option_vocab, NULL, &o))
+    return FALSE;
+  if (o == GETMETADATA_MAXSIZE)
+    return expect_sp (p, "MAXSIZE value")
+           && number64 (p, &cmd->metadata_maxsize, "MAXSIZE value");
+  if (!expect_sp (p, "DEPTH value"))
+    return FALSE;
+  for (gsize i = 0; i < G_N_ELEMENTS (depths); i++)
+    if (eat_keyword (p, depths[i].name))
+      {
+        cmd->metadata_depth = depths[i].depth;
+        return TRUE;
+      }
+  return fail (p, "DEPTH must be 0, 1 or infinity");
+}
+
+static gboolean
+metadata_entry_item (P *p, guint index, gpointer data)
+{
+  char *en = astring (p, "entry name");
+  if (en == NULL)
+    return FALSE;
+  g_ptr_array_add (data, en);
+  return metadata_entry_ok (p, en);
+}
+
 static gboolean
 parse_getmetadata (P *p)
 {
@@ -2041,114 +2223,58 @@ parse_getmetadata (P *p)
     return FALSE;
   if (eat (p, '('))
     {
-      for (gboolean first = TRUE; !eat (p, ')'); first = FALSE)
-        {
-          if (!first && !expect_sp (p, "the next GETMETADATA option"))
-            return FALSE;
-          g_autofree char *o = keyword (p, "GETMETADATA option");
-          if (o == NULL)
-            return FALSE;
-          if (g_str_equal (o, "MAXSIZE"))
-            {
-              if (!expect_sp (p, "MAXSIZE value")
-                  || !number64 (p, &cmd->metadata_maxsize, "MAXSIZE value"))
-                return FALSE;
-            }
-          else if (g_str_equal (o, "DEPTH"))
-            {
-              if (!expect_sp (p, "DEPTH value"))
-                return FALSE;
-              if (eat_keyword (p, "0"))
-                cmd->metadata_depth = 0;
-              else if (eat_keyword (p, "1"))
-                cmd->metadata_depth = 1;
-              else if (eat_keyword (p, "infinity"))
-                cmd->metadata_depth = -1;
-              else
-                return fail (p, "DEPTH must be 0, 1 or infinity");
-            }
-          else
-            return fail (p,
-                         "unknown GETMETADATA option %s (expected "
-                         "MAXSIZE or DEPTH)",
-                         o);
-        }
-      if (!expect_sp (p, "mailbox name"))
+      if (!paren_list (p, TRUE, "the next GETMETADATA option",
+                       getmetadata_option_item, NULL)
+          || !expect_sp (p, "mailbox name"))
         return FALSE;
     }
   if ((cmd->mailbox = mailbox (p, "mailbox name")) == NULL
       || !expect_sp (p, "entry names"))
     return FALSE;
   GPtrArray *a = g_ptr_array_new_with_free_func (g_free);
-  gboolean list = eat (p, '('), ok = TRUE;
-  do
-    {
-      if (a->len > 0 && !expect_sp (p, "the next entry name"))
-        {
-          ok = FALSE;
-          break;
-        }
-      char *en = astring (p, "entry name");
-      if (en == NULL)
-        {
-          ok = FALSE;
-          break;
-        }
-      g_ptr_array_add (a, en);
-      if (!metadata_entry_ok (p, en))
-        {
-          ok = FALSE;
-          break;
-        }
-    }
-  while (list && !eat (p, ')'));
+  gboolean ok = eat (p, '(') ? paren_list (p, FALSE, "the next entry name",
+                                           metadata_entry_item, a)
+                             : metadata_entry_item (p, 0, a);
   if (!ok || !expect_end (p))
     {
       g_ptr_array_unref (a);
       return FALSE;
     }
-  g_ptr_array_add (a, NULL);
-  g_ptr_array_set_free_func (a, NULL);
-  cmd->strings = (char **)g_ptr_array_free (a, FALSE);
+  cmd->strings = strv_finish (a);
   return TRUE;
+}
+
+/* entry SP value, value = nstring / literal8; pairs whose value may be
+ * NULL, so @data has no free function (see parse_setmetadata) */
+static gboolean
+metadata_pair_item (P *p, guint index, gpointer data)
+{
+  GPtrArray *a = data;
+  gboolean nil = FALSE;
+  char *v;
+  char *en = astring (p, "entry name");
+  if (en == NULL)
+    return FALSE;
+  g_ptr_array_add (a, en);
+  if (!metadata_entry_ok (p, en) || !expect_sp (p, "entry value"))
+    return FALSE;
+  if (peek (p) == '~')
+    v = literal_string (p, NULL, TRUE, "entry value");
+  else
+    v = nstring (p, &nil, "entry value");
+  g_ptr_array_add (a, v);
+  return v != NULL || nil;
 }
 
 static gboolean
 parse_setmetadata (P *p)
 {
   MhImapCommand *cmd = p->cmd;
-  if (!expect_sp (p, "mailbox name")
-      || (cmd->mailbox = mailbox (p, "mailbox name")) == NULL
-      || !expect_sp (p, "entry list")
+  if (!mailbox_arg (p) || !expect_sp (p, "entry list")
       || !expect_c (p, '(', "to open the entry list"))
     return FALSE;
   GPtrArray *a = g_ptr_array_new ();
-  gboolean ok = TRUE;
-  for (guint n = 0; ok && !eat (p, ')'); n++)
-    {
-      char *en, *v = NULL;
-      gboolean nil = FALSE;
-      if ((n > 0 && !expect_sp (p, "the next entry"))
-          || (en = astring (p, "entry name")) == NULL)
-        {
-          ok = FALSE;
-          break;
-        }
-      g_ptr_array_add (a, en);
-      if (!metadata_entry_ok (p, en) || !expect_sp (p, "entry value"))
-        {
-          ok = FALSE;
-          break;
-        }
-      /* value = nstring / literal8 */
-      if (peek (p) == '~')
-        v = literal_string (p, NULL, TRUE, "entry value");
-      else
-        v = nstring (p, &nil, "entry value");
-      if (v == NULL && !nil)
-        ok = FALSE;
-      g_ptr_array_add (a, v);
-    }
+  gboolean ok = paren_list (p, TRUE, "the next entry", metadata_pair_item, a);
   if (ok && a->len == 0)
     ok = fail (p, "SETMETADATA needs at least one entry");
   if (!ok || !expect_end (p))
