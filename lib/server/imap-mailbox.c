@@ -724,6 +724,7 @@ mh_imap__cmd_delete (MhImapSession *s, const MhImapCommand *cmd, GString *out)
         reply_store_error (s, cmd, out, error, name);
       return MH_IMAP_RUN_DONE;
     }
+  mh_imap__metadata_move (s, name, NULL); /* RFC 5464 3.3: goes too */
   if (s->folder != NULL && strcmp (s->folder, name) == 0)
     {
       /* RFC 9051 6.3.4: deleting the selected mailbox closes it */
@@ -788,6 +789,10 @@ mh_imap__cmd_rename (MhImapSession *s, const MhImapCommand *cmd, GString *out)
                              : NULL);
       return MH_IMAP_RUN_DONE;
     }
+  /* RFC 5464 3.3: its METADATA (and its children's) goes with it;
+   * INBOX stays, and so does its. */
+  if (strcmp (from, "INBOX") != 0)
+    mh_imap__metadata_move (s, from, to);
   /* The selected mailbox may have moved with its parent. */
   if (s->folder != NULL && strcmp (from, "INBOX") != 0)
     {

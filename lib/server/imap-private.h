@@ -239,6 +239,16 @@ MhImapRun mh_imap__cmd_metadata (MhImapSession *s,
                                  const MhImapCommand *cmd, GString *out);
 MhImapRun mh_imap__cmd_notify (MhImapSession *s, const MhImapCommand *cmd,
                                GString *out);
+/* RENAME: METADATA of @from and its children moves to @to; DELETE (@to NULL): @from's is dropped. FALSE (logged) on I/O trouble. */
+gboolean mh_imap__metadata_move (MhImapSession *s, const char *from, const char *to);
+/* NOTIFY: entries ("MBOX\tentry", sorted) changed since *@snapshot (kept opaque; NULL first: only learns, returns NULL). */
+GPtrArray *mh_imap__metadata_changes (MhImapSession *s, gpointer *snapshot);
+void mh_imap__metadata_snapshot_free (gpointer snapshot);
+/* CREATE (USE (...)): canonical "/private/specialuse" value, or NULL and *@why (RFC 6154 [USEATTR]). */
+char *mh_imap__specialuse_parse (const char *const *uses, char **why);
+gboolean mh_imap__specialuse_save (MhImapSession *s, const char *folder, const char *value, GError **error);
+/* LIST: folder -> its stored "/private/specialuse" value (role folders: see mh_store_role_special_use()). */
+GHashTable *mh_imap__specialuse_map (MhImapSession *s);
 
 /* imap-search.c: the SEARCH, SORT and THREAD command. */
 MhImapRun mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,

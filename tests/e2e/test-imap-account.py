@@ -197,5 +197,56 @@ class AccountCommands(unittest.TestCase):
         r.cmd("CLOSE")
 
 
+    # ---- METADATA follows RENAME, goes with DELETE (RFC 5464 3.3) -------
+
+    def test_metadata_rename_delete(self):
+        r = self.r
+        for box in ("Proj", "Proj.Sub", "Projector", "Other"):
+            self.assertEqual(r.cmd("CREATE %s" % box)[1], "OK Create completed")
+        self.assertEqual(r.cmd('SETMETADATA Proj (/private/comment "p")'),
+                         ([], "OK Setmetadata completed"))
+        r.cmd('SETMETADATA Proj.Sub (/private/comment "s" '
+              '/shared/comment "t")')
+        r.cmd('SETMETADATA Projector (/private/comment "x")')
+        self.assertEqual(r.cmd("RENAME Proj Work"),
+                         ([], "OK Rename completed"))
+        self.assertEqual(r.cmd("GETMETADATA Work /private/comment"),
+                         (['* METADATA Work (/private/comment "p")'],
+                          "OK Getmetadata completed"))
+        self.assertEqual(r.cmd("GETMETADATA Work.Sub (/private/comment "
+                               "/shared/comment)"),
+                         (['* METADATA Work.Sub (/private/comment "s" '
+                           '/shared/comment "t")'],
+                          "OK Getmetadata completed"))
+        # a name sharing the prefix is another mailbox: untouched
+        self.assertEqual(r.cmd("GETMETADATA Projector /private/comment"),
+                         (['* METADATA Projector (/private/comment "x")'],
+                          "OK Getmetadata completed"))
+        # a new mailbox of the old name starts without any
+        r.cmd("CREATE Proj")
+        self.assertEqual(r.cmd("GETMETADATA Proj /private/comment"),
+                         (['* METADATA Proj (/private/comment NIL)'],
+                          "OK Getmetadata completed"))
+        # DELETE drops the mailbox's own entries; recreating finds none
+        self.assertEqual(r.cmd("DELETE Work.Sub"),
+                         ([], "OK Delete completed"))
+        r.cmd("CREATE Work.Sub")
+        self.assertEqual(r.cmd("GETMETADATA Work.Sub /private/comment"),
+                         (['* METADATA Work.Sub (/private/comment NIL)'],
+                          "OK Getmetadata completed"))
+        self.assertEqual(r.cmd("GETMETADATA Work /private/comment"),
+                         (['* METADATA Work (/private/comment "p")'],
+                          "OK Getmetadata completed"))
+        # RENAME INBOX leaves INBOX (and its metadata) where it is
+        r.cmd('SETMETADATA INBOX (/private/comment "in")')
+        self.assertEqual(r.cmd("RENAME INBOX Old"),
+                         ([], "OK Rename completed"))
+        self.assertEqual(r.cmd("GETMETADATA INBOX /private/comment"),
+                         (['* METADATA INBOX (/private/comment "in")'],
+                          "OK Getmetadata completed"))
+        self.assertEqual(r.cmd("GETMETADATA Old /private/comment"),
+                         (['* METADATA Old (/private/comment NIL)'],
+                          "OK Getmetadata completed"))
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -319,6 +319,72 @@ test_enable_and_status (void **state)
                            "APPENDLIMIT 1000)\r\na1 OK Status completed\r\n");
 }
 
+/* ---- METADATA across RENAME/DELETE, special use (imap-account.c) ------ */
+
+static char *
+set_meta (Fx *fx, const char *mbox, const char *entry, const char *value)
+{
+  MhImapCommand *c = command (MH_IMAP_CMD_SETMETADATA, "SETMETADATA", mbox);
+  c->strings = g_new0 (char *, 3);
+  c->strings[0] = g_strdup (entry);
+  c->strings[1] = g_strdup (value); /* NULL: NIL */
+  return run (fx, mh_imap__cmd_metadata, c);
+}
+
+static char *
+get_meta (Fx *fx, const char *mbox, const char *entry)
+{
+  MhImapCommand *c = command (MH_IMAP_CMD_GETMETADATA, "GETMETADATA", mbox);
+  c->strings = g_new0 (char *, 2);
+  c->strings[0] = g_strdup (entry);
+  return run (fx, mh_imap__cmd_metadata, c);
+}
+
+static void
+test_metadata_follows_rename (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  fx->s.data_dir = fx->dir;
+  for (const char *const *n = (const char *const[]) { "P", "P.Sub", "Px",
+                                                      NULL };
+       *n; n++)
+    assert_true (mh_store_folder_create (fx->store, *n, &error));
+  g_free (set_meta (fx, "P", "/private/comment", "p"));
+  g_free (set_meta (fx, "P.Sub", "/shared/comment", "s"));
+  g_free (set_meta (fx, "Px", "/private/comment", "x"));
+  /* the server's entries and INBOX's are never moved */
+  assert_true (mh_imap__metadata_move (&fx->s, "INBOX", "Other"));
+
+  MhImapCommand *c = command (MH_IMAP_CMD_RENAME, "RENAME", "P");
+  c->mailbox2 = g_strdup ("Q");
+  g_free (run (fx, mh_imap__cmd_rename, c));
+  g_autofree char *q = get_meta (fx, "Q", "/private/comment");
+  assert_string_equal (q, "* METADATA Q (/private/comment \"p\")\r\n"
+                          "a1 OK Getmetadata completed\r\n");
+  g_autofree char *qs = get_meta (fx, "Q.Sub", "/shared/comment");
+  assert_string_equal (qs, "* METADATA Q.Sub (/shared/comment \"s\")\r\n"
+                           "a1 OK Getmetadata completed\r\n");
+  g_autofree char *px = get_meta (fx, "Px", "/private/comment");
+  assert_string_equal (px, "* METADATA Px (/private/comment \"x\")\r\n"
+                           "a1 OK Getmetadata completed\r\n");
+  assert_true (mh_store_folder_create (fx->store, "P", &error));
+  g_autofree char *p = get_meta (fx, "P", "/private/comment");
+  assert_string_equal (p, "* METADATA P (/private/comment NIL)\r\n"
+                          "a1 OK Getmetadata completed\r\n");
+
+  /* DELETE drops the mailbox's own entries only */
+  c = command (MH_IMAP_CMD_DELETE, "DELETE", "Q.Sub");
+  g_free (run (fx, mh_imap__cmd_delete, c));
+  assert_true (mh_store_folder_create (fx->store, "Q.Sub", &error));
+  g_autofree char *gone = get_meta (fx, "Q.Sub", "/shared/comment");
+  assert_string_equal (gone, "* METADATA Q.Sub (/shared/comment NIL)\r\n"
+                             "a1 OK Getmetadata completed\r\n");
+  g_autofree char *kept = get_meta (fx, "Q", "/private/comment");
+  assert_string_equal (kept, q);
+}
+
+
 int
 main (void)
 {
@@ -332,6 +398,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_list_patterns_and_holes, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_rename_inbox_moves_messages, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_metadata_follows_rename, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_enable_and_status, setup,
                                      teardown),
