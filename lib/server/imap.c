@@ -101,6 +101,7 @@ typedef struct
   GHashTable *notify_status; /* folder -> MhStoreStatus* */
   GHashTable *notify_names;  /* folders that exist (set) */
   GHashTable *notify_subs;   /* subscribed folders (set) */
+  gpointer notify_meta;      /* METADATA as last seen (imap-account.c) */
   gboolean compressing;
 } Imap;
 
@@ -952,6 +953,7 @@ notify_forget (Imap *im)
   g_clear_pointer (&im->notify_status, g_hash_table_unref);
   g_clear_pointer (&im->notify_names, g_hash_table_unref);
   g_clear_pointer (&im->notify_subs, g_hash_table_unref);
+  g_clear_pointer (&im->notify_meta, mh_imap__metadata_snapshot_free);
 }
 
 static gboolean
@@ -1005,6 +1007,63 @@ string_set (char **names)
   for (char **p = names; p && *p; p++)
     g_hash_table_add (h, g_strdup (*p));
   return h;
+}
+
+static const MhImapNotifyGroup *notify_selected (MhImapSession *s);
+
+/* RFC 5465 5.7/5.8: "* METADATA mbox entry" (RFC 5464 4.4.2, entry
+ * names only) for each entry another session (or process) changed:
+ * MailboxMetadataChange for the mailboxes a group covers (the SELECTED
+ * group, when there is one, decides for the selected mailbox),
+ * ServerMetadataChange for the server's entries in any group. Without
+ * @out it only learns the current state. */
+static void
+notify_metadata (Imap *im, GString *out, char **subs)
+{
+  MhImapSession *s = &im->s;
+  MhImapNotifyEvents any = 0;
+  for (guint k = 0; k < s->notify->groups->len; k++)
+    any |= ((MhImapNotifyGroup *) g_ptr_array_index (s->notify->groups, k))
+               ->events;
+  if (!(any & (MH_IMAP_NOTIFY_MAILBOX_METADATA_CHANGE
+               | MH_IMAP_NOTIFY_SERVER_METADATA_CHANGE)))
+    {
+      g_clear_pointer (&im->notify_meta, mh_imap__metadata_snapshot_free);
+      return;
+    }
+  g_autoptr (GPtrArray) changed = mh_imap__metadata_changes (
+      s, &im->notify_meta);
+  if (changed == NULL || out == NULL)
+    return;
+  const MhImapNotifyGroup *sel = notify_selected (s);
+  for (guint i = 0; i < changed->len; i++)
+    {
+      const char *key = g_ptr_array_index (changed, i);
+      const char *tab = strchr (key, '\t');
+      if (tab == NULL)
+        continue;
+      g_autofree char *mbox = g_strndup (key, (gsize) (tab - key));
+      gboolean want;
+      if (mbox[0] == '\0')
+        want = (any & MH_IMAP_NOTIFY_SERVER_METADATA_CHANGE) != 0;
+      else if (sel != NULL && s->folder != NULL
+               && strcmp (s->folder, mbox) == 0)
+        want = (sel->events & MH_IMAP_NOTIFY_MAILBOX_METADATA_CHANGE) != 0;
+      else
+        want = (notify_events_for (s->notify, mbox, subs)
+                & MH_IMAP_NOTIFY_MAILBOX_METADATA_CHANGE)
+               != 0;
+      if (!want)
+        continue;
+      g_string_append (out, "* METADATA ");
+      if (mbox[0] == '\0')
+        g_string_append (out, "\"\"");
+      else
+        mh_imap__append_folder (s, out, mbox);
+      g_string_append_c (out, ' ');
+      g_string_append (out, tab + 1);
+      g_string_append (out, "\r\n");
+    }
 }
 
 /* Compares the account with what the client was told and, with
@@ -1083,6 +1142,7 @@ notify_scan (Imap *im, GString *out, gboolean report)
             g_string_append (out, "\r\n");
           }
     }
+  notify_metadata (im, report ? out : NULL, subs);
   g_clear_pointer (&im->notify_names, g_hash_table_unref);
   g_clear_pointer (&im->notify_subs, g_hash_table_unref);
   im->notify_names = string_set (names);
@@ -1268,7 +1328,8 @@ cmd_done (MhServerSession *session, gpointer data, gpointer user_data)
   apply_session_changes (im);
   if (j->cmd != NULL
       && (j->cmd->kind == MH_IMAP_CMD_SUBSCRIBE
-          || j->cmd->kind == MH_IMAP_CMD_UNSUBSCRIBE))
+          || j->cmd->kind == MH_IMAP_CMD_UNSUBSCRIBE
+          || j->cmd->kind == MH_IMAP_CMD_SETMETADATA))
     wake_account (im);
   if (j->cmd == NULL)
     im->busy = BUSY_NONE; /* an update; IDLE or NOTIFY goes on */

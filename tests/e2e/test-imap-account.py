@@ -248,5 +248,59 @@ class AccountCommands(unittest.TestCase):
                          (['* METADATA Old (/private/comment NIL)'],
                           "OK Getmetadata completed"))
 
+    # ---- NOTIFY metadata events (RFC 5465 5.7, 5.8) ----------------------
+
+    def test_notify_metadata(self):
+        r = self.r
+        r.cmd("CREATE Lists")
+        r.cmd("CREATE Quiet")
+        w = self.raw()
+        self.assertEqual(w.cmd("NOTIFY SET (MAILBOXES (Lists INBOX) "
+                               "(MailboxMetadataChange)) (SELECTED "
+                               "(MessageNew MessageExpunge)) (PERSONAL "
+                               "(ServerMetadataChange))"),
+                         ([], "OK NOTIFY completed"))
+        self.assertEqual(r.cmd('SETMETADATA Lists (/private/comment "a" '
+                               '/shared/comment "b")'),
+                         ([], "OK Setmetadata completed"))
+        got = w.wait_for(lambda l: l.startswith("* METADATA Lists "
+                                                "/shared/comment"))
+        self.assertEqual(got, ["* METADATA Lists /private/comment",
+                               "* METADATA Lists /shared/comment"])
+        # a mailbox no group covers for metadata: nothing
+        r.cmd('SETMETADATA Quiet (/private/comment "q")')
+        self.assertEqual(w.pending(1.0), [])
+        # the server's entries
+        r.cmd('SETMETADATA "" (/private/comment "srv")')
+        self.assertEqual(w.wait_for(lambda l: True),
+                         ['* METADATA "" /private/comment'])
+        # a removal is a change too
+        r.cmd("SETMETADATA Lists (/shared/comment NIL)")
+        self.assertEqual(w.wait_for(lambda l: True),
+                         ["* METADATA Lists /shared/comment"])
+        # the session's own change is not told back to it
+        self.assertEqual(w.cmd('SETMETADATA INBOX (/private/comment '
+                               '"mine")'),
+                         ([], "OK Setmetadata completed"))
+        self.assertEqual(w.pending(1.0), [])
+        # another process (a second server on the same data directory)
+        other = OurImapd(self.tmp, plaintext=True, create_user=False,
+                         data=self.srv.data)
+        other.start()
+        try:
+            o = Raw(other.port)
+            o.cmd("LOGIN %s %s" % (USER, PASSWORD))
+            self.assertEqual(o.cmd('SETMETADATA INBOX (/private/comment '
+                                   '"from afar")')[1],
+                             "OK Setmetadata completed")
+            self.assertEqual(w.wait_for(lambda l: True),
+                             ["* METADATA INBOX /private/comment"])
+            o.close()
+        finally:
+            other.stop()
+        self.assertEqual(w.cmd("NOTIFY NONE"), ([], "OK NOTIFY completed"))
+        r.cmd('SETMETADATA Lists (/private/comment "c")')
+        self.assertEqual(w.pending(1.0), [])
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -384,6 +384,34 @@ test_metadata_follows_rename (void **state)
   assert_string_equal (kept, q);
 }
 
+static void
+test_metadata_changes (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  fx->s.data_dir = fx->dir;
+  gpointer snap = NULL;
+  assert_null (mh_imap__metadata_changes (&fx->s, &snap)); /* learns */
+  assert_non_null (snap);
+  assert_null (mh_imap__metadata_changes (&fx->s, &snap)); /* no file */
+  g_free (set_meta (fx, "INBOX", "/private/a", "1"));
+  g_free (set_meta (fx, "", "/private/b", "2"));
+  g_autoptr (GPtrArray) ch = mh_imap__metadata_changes (&fx->s, &snap);
+  assert_non_null (ch);
+  assert_int_equal (ch->len, 2);
+  assert_string_equal (ch->pdata[0], "\t/private/b");
+  assert_string_equal (ch->pdata[1], "INBOX\t/private/a");
+  assert_null (mh_imap__metadata_changes (&fx->s, &snap)); /* unchanged */
+  g_free (set_meta (fx, "INBOX", "/private/a", NULL));
+  g_free (set_meta (fx, "", "/private/b", "3"));
+  g_autoptr (GPtrArray) ch2 = mh_imap__metadata_changes (&fx->s, &snap);
+  assert_non_null (ch2);
+  assert_int_equal (ch2->len, 2); /* a removal and a new value */
+  assert_string_equal (ch2->pdata[0], "\t/private/b");
+  assert_string_equal (ch2->pdata[1], "INBOX\t/private/a");
+  mh_imap__metadata_snapshot_free (snap);
+}
+
 
 int
 main (void)
@@ -400,6 +428,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_rename_inbox_moves_messages, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_metadata_follows_rename, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_metadata_changes, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_enable_and_status, setup,
                                      teardown),
