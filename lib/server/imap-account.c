@@ -981,7 +981,13 @@ mh_imap__specialuse_map (MhImapSession *s)
       GBytes *v = g_tree_node_value (nd);
       gsize n = 0;
       const char *p = g_bytes_get_data (v, &n);
-      g_hash_table_replace (map, g_strndup (k, kl - sl), g_strndup (p, n));
+      /* Only what SETMETADATA would accept now reaches LIST. */
+      g_autofree char *raw = g_strndup (p, n);
+      g_autofree char *why = NULL;
+      char *canon = memchr (p, '\0', n) ? NULL
+                                         : specialuse_parse_value (raw, &why);
+      if (canon != NULL)
+        g_hash_table_replace (map, g_strndup (k, kl - sl), canon);
     }
   g_tree_unref (t);
   return map;

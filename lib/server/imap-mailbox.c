@@ -12,9 +12,11 @@
  *   Maildir++ separator, as Dovecot's default Maildir namespace). Names
  *   on the wire are modified UTF-7 until UTF8=ACCEPT or IMAP4rev2 is
  *   enabled; the store speaks UTF-8 (mh_imap__folder_from_wire).
- * - Special-use folders have fixed names in the store (Sent, Drafts,
- *   Trash, Junk, Archive); CREATE ... (USE (\Sent)) therefore works for
- *   the fixed name only and is refused with [USEATTR] elsewhere.
+ * - Special use: the role folders (Sent, Drafts, Trash, Junk, Archive)
+ *   get theirs from their fixed names in the store. Any other mailbox
+ *   gets one from CREATE ... (USE (...)) or SETMETADATA, kept as its RFC
+ *   6154 4 "/private/specialuse" METADATA entry (imap-account.c), which
+ *   LIST shows, RENAME moves and DELETE drops.
  * - LIST builds the candidate names once (folders on disk, the holes
  *   between levels, subscriptions), then matches every pattern with a
  *   bounded dynamic-programming matcher ('*' any, '%' any but '.'), so a
@@ -539,6 +541,7 @@ mh_imap__cmd_list (MhImapSession *s, const MhImapCommand *cmd, GString *out)
     }
   g_ptr_array_sort (all, cand_cmp);
 
+  g_autoptr (GHashTable) uses = NULL; /* read on first need */
   gboolean want_sub = (ret & MH_IMAP_LIST_RETURN_SUBSCRIBED)
                       || (sel & MH_IMAP_LIST_SELECT_SUBSCRIBED);
   for (guint i = 0; i < all->len; i++)
@@ -560,6 +563,12 @@ mh_imap__cmd_list (MhImapSession *s, const MhImapCommand *cmd, GString *out)
       const char *use = c->exists ? mh_store_role_special_use (
                             mh_store_folder_role (c->name))
                                   : NULL;
+      if (use == NULL && c->exists)
+        {
+          if (uses == NULL)
+            uses = mh_imap__specialuse_map (s);
+          use = g_hash_table_lookup (uses, c->name);
+        }
       gboolean childinfo = FALSE;
       if (lsub)
         {
@@ -678,23 +687,54 @@ mh_imap__cmd_create (MhImapSession *s, const MhImapCommand *cmd, GString *out)
       mh_imap__tagged (out, cmd, "NO", "ALREADYEXISTS", t);
       return MH_IMAP_RUN_DONE;
     }
-  /* RFC 6154 3: special use comes with the fixed name in this store. */
+  /* RFC 6154 3: a role folder's special use comes with its fixed name;
+   * any other gets the attributes as its /private/specialuse. Checked
+   * before the mailbox is made: refused means not created. */
   MhStoreRole role = mh_store_folder_role (name);
   const char *fixed = mh_store_role_special_use (role);
-  for (char **u = cmd->strings; u && *u; u++)
-    if (fixed == NULL || g_ascii_strcasecmp (*u, fixed) != 0)
-      {
-        g_autofree char *t = g_strdup_printf (
-            "%s cannot be given to %s here: special-use mailboxes have "
-            "fixed names (Sent, Drafts, Trash, Junk, Archive)",
-            *u, name);
-        mh_imap__tagged (out, cmd, "NO", "USEATTR", t);
-        return MH_IMAP_RUN_DONE;
-      }
+  g_autofree char *use = NULL;
+  if (fixed != NULL)
+    {
+      for (char **u = cmd->strings; u && *u; u++)
+        if (g_ascii_strcasecmp (*u, fixed) != 0)
+          {
+            g_autofree char *t = g_strdup_printf (
+                "%s cannot be given to %s: it keeps its special use %s",
+                *u, name, fixed);
+            mh_imap__tagged (out, cmd, "NO", "USEATTR", t);
+            return MH_IMAP_RUN_DONE;
+          }
+    }
+  else if (cmd->strings != NULL && cmd->strings[0] != NULL)
+    {
+      g_autofree char *why = NULL;
+      use = mh_imap__specialuse_parse ((const char *const *) cmd->strings,
+                                       &why);
+      if (use == NULL)
+        {
+          mh_imap__tagged (out, cmd, "NO", "USEATTR", why);
+          return MH_IMAP_RUN_DONE;
+        }
+    }
   if (!mh_store_folder_create (s->store, name, &error))
     {
       reply_store_error (s, cmd, out, error, name);
       return MH_IMAP_RUN_DONE;
+    }
+  if (use != NULL)
+    {
+      /* A metadata entry left by an earlier mailbox of this name was
+       * dropped with it (DELETE); this one is new. */
+      if (!mh_imap__specialuse_save (s, name, use, &error))
+        {
+          mh_log_error ("imap", NULL, NULL, "%s: special use of %s: %s",
+                        s->account, name, error->message);
+          mh_store_folder_delete (s->store, name, NULL);
+          mh_imap__tagged (out, cmd, "NO", "SERVERBUG",
+                           "Cannot record the special use; mailbox not "
+                           "created");
+          return MH_IMAP_RUN_DONE;
+        }
     }
   mh_imap__tagged (out, cmd, "OK", NULL, "Create completed");
   return MH_IMAP_RUN_DONE;

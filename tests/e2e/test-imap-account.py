@@ -196,7 +196,6 @@ class AccountCommands(unittest.TestCase):
         r.cmd("STORE 1:* +FLAGS (\\Deleted)")
         r.cmd("CLOSE")
 
-
     # ---- METADATA follows RENAME, goes with DELETE (RFC 5464 3.3) -------
 
     def test_metadata_rename_delete(self):
@@ -301,6 +300,91 @@ class AccountCommands(unittest.TestCase):
         self.assertEqual(w.cmd("NOTIFY NONE"), ([], "OK NOTIFY completed"))
         r.cmd('SETMETADATA Lists (/private/comment "c")')
         self.assertEqual(w.pending(1.0), [])
+
+    # ---- CREATE (USE (...)) for any name (RFC 6154) ----------------------
+
+    def test_special_use(self):
+        r = self.r
+        self.assertEqual(r.cmd("CREATE Old-Mail (USE (\\Archive))"),
+                         ([], "OK Create completed"))
+        self.assertEqual(r.cmd('LIST "" Old-Mail'),
+                         (['* LIST (\\HasNoChildren \\Archive) "." Old-Mail'],
+                          "OK List completed"))
+        self.assertEqual(r.cmd("GETMETADATA Old-Mail /private/specialuse"),
+                         (['* METADATA Old-Mail (/private/specialuse '
+                           '"\\\\Archive")'],
+                          "OK Getmetadata completed"))
+        self.assertEqual(r.cmd("CREATE Bin (USE (\\trash \\Junk))"),
+                         ([], "OK Create completed"))
+        lines, tagged = r.cmd('LIST (SPECIAL-USE) "" "*"')
+        self.assertEqual(tagged, "OK List completed")
+        self.assertEqual(lines,
+                         ['* LIST (\\HasNoChildren \\Trash \\Junk) "." Bin',
+                          '* LIST (\\HasNoChildren \\Archive) "." Old-Mail'])
+        lines, tagged = r.cmd('LIST "" "*" RETURN (SPECIAL-USE)')
+        self.assertIn('* LIST (\\HasNoChildren \\Archive) "." Old-Mail',
+                      lines)
+        self.assertIn('* LIST (\\HasNoChildren) "." INBOX', lines)
+        # refused: nothing created
+        self.assertEqual(r.cmd("CREATE Everything (USE (\\All))"),
+                         ([], "NO [USEATTR] \\All is not supported here "
+                              "(no virtual mailboxes)"))
+        self.assertEqual(r.cmd("CREATE X (USE (\\Bogus))"),
+                         ([], "NO [USEATTR] Unknown special-use attribute "
+                              "\\Bogus (known: \\Archive \\Drafts \\Junk "
+                              "\\Sent \\Trash)"))
+        self.assertEqual(r.cmd('LIST "" Everything'),
+                         ([], "OK List completed"))
+        # settable with SETMETADATA, checked the same way
+        r.cmd("CREATE Plain")
+        self.assertEqual(r.cmd('SETMETADATA Plain (/private/specialuse '
+                               '"\\\\sent")'),
+                         ([], "OK Setmetadata completed"))
+        self.assertEqual(r.cmd('LIST "" Plain'),
+                         (['* LIST (\\HasNoChildren \\Sent) "." Plain'],
+                          "OK List completed"))
+        self.assertEqual(r.cmd('SETMETADATA Plain (/private/specialuse '
+                               '"\\\\Flagged")'),
+                         ([], "NO [USEATTR] \\Flagged is not supported "
+                              "here (no virtual mailboxes)"))
+        self.assertEqual(r.cmd('SETMETADATA Plain (/private/specialuse '
+                               'NIL)'),
+                         ([], "OK Setmetadata completed"))
+        self.assertEqual(r.cmd('LIST "" Plain'),
+                         (['* LIST (\\HasNoChildren) "." Plain'],
+                          "OK List completed"))
+        # role folders keep theirs
+        self.assertEqual(r.cmd("CREATE Sent (USE (\\Sent))"),
+                         ([], "OK Create completed"))
+        self.assertEqual(r.cmd("GETMETADATA Sent /private/specialuse"),
+                         (['* METADATA Sent (/private/specialuse '
+                           '"\\\\Sent")'],
+                          "OK Getmetadata completed"))
+        self.assertEqual(r.cmd('SETMETADATA Sent (/private/specialuse '
+                               '"\\\\Trash")'),
+                         ([], "NO [USEATTR] Sent keeps its special use "
+                              "\\Sent"))
+        self.assertEqual(r.cmd("CREATE Drafts (USE (\\Junk))"),
+                         ([], "NO [USEATTR] \\Junk cannot be given to "
+                              "Drafts: it keeps its special use \\Drafts"))
+        # the attribute follows RENAME and goes with DELETE
+        self.assertEqual(r.cmd("RENAME Old-Mail Attic"),
+                         ([], "OK Rename completed"))
+        self.assertEqual(r.cmd('LIST "" Attic'),
+                         (['* LIST (\\HasNoChildren \\Archive) "." Attic'],
+                          "OK List completed"))
+        r.cmd("DELETE Attic")
+        r.cmd("CREATE Attic")
+        self.assertEqual(r.cmd('LIST "" Attic'),
+                         (['* LIST (\\HasNoChildren) "." Attic'],
+                          "OK List completed"))
+        # imaplib, a real client, sees it as well
+        m = self.srv.imap(tls="none")
+        typ, data = m.list('""', "Bin")
+        self.assertEqual((typ, data),
+                         ("OK", [b'(\\HasNoChildren \\Trash \\Junk) "." Bin']))
+        m.logout()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -319,6 +319,7 @@ test_enable_and_status (void **state)
                            "APPENDLIMIT 1000)\r\na1 OK Status completed\r\n");
 }
 
+
 /* ---- METADATA across RENAME/DELETE, special use (imap-account.c) ------ */
 
 static char *
@@ -338,6 +339,15 @@ get_meta (Fx *fx, const char *mbox, const char *entry)
   c->strings = g_new0 (char *, 2);
   c->strings[0] = g_strdup (entry);
   return run (fx, mh_imap__cmd_metadata, c);
+}
+
+static char *
+list_one (Fx *fx, const char *pattern)
+{
+  MhImapCommand *c = command (MH_IMAP_CMD_LIST, "LIST", NULL);
+  c->reference = g_strdup ("");
+  c->patterns = g_strsplit (pattern, " ", -1);
+  return run (fx, mh_imap__cmd_list, c);
 }
 
 static void
@@ -412,6 +422,52 @@ test_metadata_changes (void **state)
   mh_imap__metadata_snapshot_free (snap);
 }
 
+static void
+test_special_use (void **state)
+{
+  Fx *fx = *state;
+  fx->s.data_dir = fx->dir;
+  g_autofree char *why = NULL;
+  const char *two[] = { "\\junk", "\\Trash", "\\Junk", NULL };
+  g_autofree char *v = mh_imap__specialuse_parse (two, &why);
+  assert_string_equal (v, "\\Junk \\Trash");
+  const char *all[] = { "\\All", NULL };
+  assert_null (mh_imap__specialuse_parse (all, &why));
+  assert_string_equal (why, "\\All is not supported here (no virtual "
+                            "mailboxes)");
+  g_clear_pointer (&why, g_free);
+  const char *none[] = { NULL };
+  assert_null (mh_imap__specialuse_parse (none, &why));
+  assert_string_equal (why, "USE needs at least one special-use attribute");
+
+  MhImapCommand *c = command (MH_IMAP_CMD_CREATE, "CREATE", "Keep");
+  c->strings = g_strsplit ("\\Archive", " ", -1);
+  g_autofree char *created = run (fx, mh_imap__cmd_create, c);
+  assert_string_equal (created, "a1 OK Create completed\r\n");
+  c = command (MH_IMAP_CMD_CREATE, "CREATE", "Nope");
+  c->strings = g_strsplit ("\\Flagged", " ", -1);
+  g_autofree char *refused = run (fx, mh_imap__cmd_create, c);
+  assert_string_equal (refused, "a1 NO [USEATTR] \\Flagged is not supported "
+                                "here (no virtual mailboxes)\r\n");
+  assert_false (mh_store_folder_exists (fx->store, "Nope"));
+  g_autofree char *l = list_one (fx, "*");
+  assert_string_equal (l, "* LIST (\\HasNoChildren) \".\" INBOX\r\n"
+                          "* LIST (\\HasNoChildren \\Archive) \".\" Keep\r\n"
+                          "a1 OK List completed\r\n");
+  /* INBOX may get one; a role folder keeps its own */
+  g_autofree char *sent = set_meta (fx, "INBOX", "/private/specialuse",
+                                    "\\Sent");
+  assert_string_equal (sent, "a1 OK Setmetadata completed\r\n");
+  g_autoptr (GError) error = NULL;
+  assert_true (mh_store_folder_create (fx->store, "Trash", &error));
+  g_autofree char *t = set_meta (fx, "Trash", "/private/specialuse",
+                                 "\\Junk");
+  assert_string_equal (t, "a1 NO [USEATTR] Trash keeps its special use "
+                          "\\Trash\r\n");
+  g_autofree char *srv = set_meta (fx, "", "/private/specialuse", "\\Junk");
+  assert_string_equal (srv, "a1 NO [USEATTR] /private/specialuse belongs to "
+                            "a mailbox, not to the server\r\n");
+}
 
 int
 main (void)
@@ -431,6 +487,7 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_metadata_changes, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_special_use, setup, teardown),
     cmocka_unit_test_setup_teardown (test_enable_and_status, setup,
                                      teardown),
   };
