@@ -19,8 +19,10 @@
  * for those same messages are dropped (filter_own_fetches) so the client
  * sees each change once, as Dovecot does.
  *
- * FETCH is resumable: it returns MH_IMAP_RUN_MORE once @out holds
- * MH_IMAP_CHUNK bytes, keeping a FetchCursor in s->cursor (tied to the
+ * FETCH is resumable: it returns MH_IMAP_RUN_MORE once the next line
+ * would take @out to MH_IMAP_CHUNK bytes (so a part and the engine's
+ * copy of it fit 64 KiB blocks malloc reuses; a line longer than that
+ * goes alone), keeping a FetchCursor in s->cursor (tied to the
  * command pointer, so a stale cursor is never resumed by another
  * command). FLAGS/UID/MODSEQ-only fetches are rendered straight from the
  * view (render_cheap) without looking at message metadata.
@@ -811,6 +813,16 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
                  : mh_store_reader_new (s->store, store_folder (s), NULL);
   args.reader = reader;
   guint count = view_count (s);
+  /* The chunk is built in one allocation of MH_IMAP_CHUNK bytes: @out
+   * would otherwise double from a few bytes up through 64 KiB, copying
+   * itself each time. */
+  if (out->allocated_len < MH_IMAP_CHUNK)
+    {
+      gsize had = out->len;
+      g_string_set_size (out, MH_IMAP_CHUNK - 1);
+      g_string_truncate (out, had);
+    }
+  gsize line_max = 0; /* longest message line in this chunk */
 
   while (c->ri < c->ranges->len)
     {
@@ -825,6 +837,7 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
               = c->seen_set != NULL
                 && uid_sorted_contains (c->seen_set,
                                         mh_store_view_get_uid (s->view, i));
+          gsize before = out->len;
           if (c->cheap)
             {
               render_cheap (c, s, cmd->fetch_atts, i, add_flags, out);
@@ -833,7 +846,6 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
           else
             {
               g_autoptr (GError) error = NULL;
-              gsize before = out->len;
               args.add_flags = add_flags;
               if (mh_imap__fetch_one (&args, i, out, &error))
                 c->sent++;
@@ -853,7 +865,13 @@ mh_imap__cmd_fetch (MhImapSession *s, const MhImapCommand *cmd,
                                                  : "Internal error");
                 }
             }
-          if (out->len >= MH_IMAP_CHUNK)
+          line_max = MAX (line_max, out->len - before);
+          /* Stop before the next line would take @out past the chunk
+           * (lines of one FETCH are alike in size): the chunk and the
+           * engine's copy of it stay in 64 KiB blocks that malloc
+           * reuses, where 128 KiB ones are mapped (or the heap trimmed)
+           * and faulted in again for every chunk. */
+          if (out->len + line_max >= MH_IMAP_CHUNK)
             {
               c->next = i + 1;
               if (c->next > x->last)

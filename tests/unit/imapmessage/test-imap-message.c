@@ -258,12 +258,16 @@ add_message (MhImapCommand *c, const char *text, const char *flags)
   g_ptr_array_add (c->messages, m);
 }
 
+/* The longest part a handler returned with RUN_MORE in the last run(). */
+static gsize last_max_part;
+
 /* Runs a handler to the end (resuming RUN_MORE) and returns all output. */
 static char *
 run (Fx *fx, MhImapHandler h, MhImapCommand *c, guint *calls_out)
 {
   GString *out = g_string_new (NULL);
   guint calls = 0;
+  last_max_part = 0;
   for (;;)
     {
       gsize before = out->len;
@@ -274,6 +278,7 @@ run (Fx *fx, MhImapHandler h, MhImapCommand *c, guint *calls_out)
         break;
       /* A chunk never runs far past the bound. */
       assert_true (out->len - before < MH_IMAP_CHUNK + 4096);
+      last_max_part = MAX (last_max_part, out->len - before);
     }
   if (calls_out)
     *calls_out = calls;
@@ -407,6 +412,10 @@ test_fetch_resumes_in_chunks (void **state)
   guint calls = 0;
   g_autofree char *o = run (fx, mh_imap__cmd_fetch, c, &calls);
   assert_true (calls >= 3);
+  /* Lines of one size: each part stops short of MH_IMAP_CHUNK (so it
+   * fits a 64 KiB buffer), and not far short of it. */
+  assert_true (last_max_part < MH_IMAP_CHUNK);
+  assert_true (last_max_part > MH_IMAP_CHUNK - 256);
   assert_null (fx->s.cursor);
   /* Every message exactly once, in order. */
   g_auto (GStrv) lines = g_strsplit (o, "\r\n", -1);
