@@ -27,6 +27,12 @@
  * command). FLAGS/UID/MODSEQ-only fetches are rendered straight from the
  * view (render_cheap) without looking at message metadata.
  *
+ * Quota: a MULTIAPPEND is checked whole against s->quota before any
+ * message is written (RFC 3502: all or nothing); without s->quota the
+ * store's own check refuses a message and the ones before it are
+ * expunged again. Usage is brought up to date by the store's change hook
+ * (mh_quota_attach) after APPEND, COPY, MOVE and EXPUNGE, not here.
+ *
  * Limits: APPEND size (s->append_limit).
  */
 #include "imap-private.h"
@@ -1068,15 +1074,6 @@ same_folder (const char *a, const char *b)
   return strcmp (a, b) == 0;
 }
 
-static void
-quota_update (MhImapSession *s)
-{
-  g_autoptr (GError) error = NULL;
-  if (s->quota != NULL && !mh_quota_update (s->quota, s->store, &error))
-    mh_log_warning (LOG_SVC, s->account, NULL, "quota update: %s",
-                    error->message);
-}
-
 MhImapRun
 mh_imap__cmd_copy (MhImapSession *s, const MhImapCommand *cmd, GString *out)
 {
@@ -1117,7 +1114,6 @@ mh_imap__cmd_copy (MhImapSession *s, const MhImapCommand *cmd, GString *out)
       mh_imap__tagged_store_error (out, cmd, error);
       return MH_IMAP_RUN_DONE;
     }
-  quota_update (s);
   g_autofree char *code = NULL;
   if (src != NULL && dst != NULL && src->len > 0 && src->len == dst->len)
     {
@@ -1173,16 +1169,13 @@ mh_imap__cmd_expunge (MhImapSession *s, const MhImapCommand *cmd,
     }
   if (uids == NULL || uids->len > 0)
     {
-      g_autoptr (GArray) gone = NULL;
       if (!mh_store_expunge (s->store, store_folder (s),
                              uids ? (const guint32 *) uids->data : NULL,
-                             uids ? uids->len : 0, TRUE, &gone, &error))
+                             uids ? uids->len : 0, TRUE, NULL, &error))
         {
           mh_imap__tagged_store_error (out, cmd, error);
           return MH_IMAP_RUN_DONE;
         }
-      if (gone != NULL && gone->len > 0)
-        quota_update (s);
     }
   /* The view learns the expunges (ours and others') and writes EXPUNGE,
    * or VANISHED under QRESYNC (RFC 7162 3.2.10). */
@@ -1215,13 +1208,10 @@ mh_imap__cmd_close (MhImapSession *s, const MhImapCommand *cmd,
        * EXPUNGE responses); EXAMINE'd mailboxes are left alone. A failure
        * does not keep the client in the mailbox. */
       g_autoptr (GError) error = NULL;
-      g_autoptr (GArray) gone = NULL;
       if (!mh_store_expunge (s->store, store_folder (s), NULL, 0, TRUE,
-                             &gone, &error))
+                             NULL, &error))
         mh_log_warning (LOG_SVC, s->account, NULL, "CLOSE of %s: %s",
                         s->folder, error->message);
-      else if (gone != NULL && gone->len > 0)
-        quota_update (s);
     }
   leave_selected (s);
   mh_imap__tagged (out, cmd, "OK", NULL,
@@ -1331,7 +1321,6 @@ mh_imap__cmd_append (MhImapSession *s, const MhImapCommand *cmd,
         }
       g_array_append_val (uids, uid);
     }
-  quota_update (s);
 
   MhStoreStatus st = { .version = 1 };
   g_autofree char *code = NULL;
