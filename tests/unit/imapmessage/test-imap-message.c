@@ -693,6 +693,93 @@ test_append_over_quota (void **state)
   assert_int_equal (st.messages, 0);
 }
 
+/* RFC 3502 3: MULTIAPPEND is all or nothing, and the whole batch is
+ * checked against the quota before any message is written: each message
+ * would fit alone, the batch does not, and nothing was ever stored (a
+ * rollback after the fact would have used up UIDs). */
+static void
+append_batch_refused (Fx *fx, gint64 bytes, gint64 messages)
+{
+  g_autoptr (GError) error = NULL;
+  MhStoreStatus before = { .version = 1 }, after = { .version = 1 };
+  guint64 used = 0, msgs_before = 0, msgs_after = 0;
+  assert_true (mh_store_folder_status (fx->store, "Archive", &before,
+                                       &error));
+  assert_true (mh_store_get_usage (fx->store, &used, &msgs_before, &error));
+  assert_true (mh_quota_set_account (fx->quota, fx->address, bytes, messages,
+                                     &error));
+  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
+  c->mailbox = g_strdup ("Archive");
+  add_message (c, "Subject: a\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  add_message (c, "Subject: b\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  add_message (c, "Subject: c\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  g_autofree char *o = run (fx, mh_imap__cmd_append, c, NULL);
+  assert_true (g_str_has_prefix (o, "a1 NO [OVERQUOTA] "));
+  assert_null (strchr (o, '*')); /* no untagged line: nothing changed */
+  assert_true (mh_store_folder_status (fx->store, "Archive", &after,
+                                       &error));
+  assert_int_equal (after.messages, before.messages);
+  assert_int_equal (after.uidnext, before.uidnext);
+  assert_true (mh_store_get_usage (fx->store, &used, &msgs_after, &error));
+  assert_int_equal (msgs_after, msgs_before);
+}
+
+static void
+test_multiappend_quota_up_front (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint64 bytes = 0, msgs = 0;
+  assert_true (mh_store_get_usage (fx->store, &bytes, &msgs, &error));
+  assert_int_equal (msgs, 5);
+  /* Storage: room for two of the three 44-byte messages. */
+  append_batch_refused (fx, (gint64) bytes + 100, 0);
+  /* Message count: room for two more messages. */
+  append_batch_refused (fx, 0, (gint64) msgs + 2);
+
+  /* The same batch goes in whole once it fits (usage read again: the
+   * quota layer may have delivered a warning into INBOX meanwhile). */
+  assert_true (mh_store_get_usage (fx->store, &bytes, &msgs, &error));
+  assert_true (mh_quota_set_account (fx->quota, fx->address,
+                                     (gint64) bytes + 100000, 0, &error));
+  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
+  c->mailbox = g_strdup ("Archive");
+  add_message (c, "Subject: a\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  add_message (c, "Subject: b\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  add_message (c, "Subject: c\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  g_autofree char *o = run (fx, mh_imap__cmd_append, c, NULL);
+  assert_non_null (strstr (o, "a1 OK [APPENDUID "));
+  MhStoreStatus st = { .version = 1 };
+  assert_true (mh_store_folder_status (fx->store, "Archive", &st, &error));
+  assert_int_equal (st.messages, 3);
+}
+
+/* Without the session's quota layer (s->quota NULL) the store's own
+ * check refuses the message that does not fit and the ones stored
+ * before it are taken out again: still all or nothing. */
+static void
+test_multiappend_quota_store_check (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint64 bytes = 0, msgs = 0;
+  assert_true (mh_store_get_usage (fx->store, &bytes, &msgs, &error));
+  assert_true (mh_quota_set_account (fx->quota, fx->address,
+                                     (gint64) bytes + 100, 0, &error));
+  fx->s.quota = NULL;
+  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
+  c->mailbox = g_strdup ("Archive");
+  add_message (c, "Subject: a\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  add_message (c, "Subject: b\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  add_message (c, "Subject: c\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  g_autofree char *o = run (fx, mh_imap__cmd_append, c, NULL);
+  fx->s.quota = fx->quota;
+  assert_true (g_str_has_prefix (o, "a1 NO [OVERQUOTA] "));
+  MhStoreStatus st = { .version = 1 };
+  assert_true (mh_store_folder_status (fx->store, "Archive", &st, &error));
+  assert_int_equal (st.messages, 0);
+}
+
 /* ---- QUOTA ------------------------------------------------------------ */
 
 static void
@@ -948,6 +1035,10 @@ main (void)
     cmocka_unit_test_setup_teardown (test_append, setup, teardown),
     cmocka_unit_test_setup_teardown (test_append_over_quota, setup,
                                      teardown),
+    cmocka_unit_test_setup_teardown (test_multiappend_quota_up_front, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_multiappend_quota_store_check,
+                                     setup, teardown),
     cmocka_unit_test_setup_teardown (test_quota, setup, teardown),
     cmocka_unit_test_setup_teardown (test_metadata, setup, teardown),
     cmocka_unit_test_setup_teardown (test_metadata_toomany, setup, teardown),
