@@ -851,6 +851,129 @@ mh_store__keywords_bits (MhStore *store, MhStoreFolder *f,
   return TRUE;
 }
 
+/* ---- Metadata cache records ------------------------------------------- */
+
+/* A record is CACHE_MAGIC, the meta.c version that computed it (32 bits,
+ * little-endian), then the GVariant. Records written before versions
+ * existed are the bare GVariant, whose first 8 bytes are the header size:
+ * read as that, "MHCV" plus a version is a header of gigabytes, which no
+ * message has, so the two never mix up. */
+#define CACHE_MAGIC "MHCV"
+#define CACHE_HDR 8
+
+int
+mh_store__cache_put (MhStore *store, MDB_txn *txn, guint32 fid,
+                     guint32 uid, GVariant *cache)
+{
+  guint8 key[8];
+  mh_store__key_fid_uid (key, fid, uid);
+  gsize n = g_variant_get_size (cache);
+  g_autofree guint8 *buf = g_malloc (CACHE_HDR + n);
+  guint32 ver = GUINT32_TO_LE (MH_STORE_META_VERSION);
+  memcpy (buf, CACHE_MAGIC, 4);
+  memcpy (buf + 4, &ver, 4);
+  memcpy (buf + CACHE_HDR, g_variant_get_data (cache), n);
+  MDB_val ck = { 8, key }, cv = { CACHE_HDR + n, buf };
+  return mdb_put (txn, store->db.cache, &ck, &cv, 0);
+}
+
+GVariant *
+mh_store__cache_get (MhStore *store, MDB_txn *txn, guint32 fid, guint32 uid,
+                     gboolean *current_out)
+{
+  guint8 key[8];
+  mh_store__key_fid_uid (key, fid, uid);
+  MDB_val ck = { 8, key }, cv;
+  *current_out = FALSE;
+  if (mdb_get (txn, store->db.cache, &ck, &cv) != 0)
+    return NULL;
+  const guint8 *p = cv.mv_data;
+  gsize n = cv.mv_size;
+  if (n >= CACHE_HDR && memcmp (p, CACHE_MAGIC, 4) == 0)
+    {
+      guint32 ver;
+      memcpy (&ver, p + 4, 4);
+      *current_out = GUINT32_FROM_LE (ver) == MH_STORE_META_VERSION;
+      p += CACHE_HDR;
+      n -= CACHE_HDR;
+    }
+  /* Copied: LMDB memory lives only as long as the txn (and is only
+   * 2-byte aligned). */
+  g_autoptr (GBytes) b = g_bytes_new (p, n);
+  return g_variant_ref_sink (g_variant_new_from_bytes (
+    G_VARIANT_TYPE ("(tsssa(ss)a(sttt))"), b, FALSE));
+}
+
+typedef struct
+{
+  guint32 fid, uid;
+  GVariant *cache;
+} Stale;
+
+static void
+stale_free (gpointer p)
+{
+  Stale *s = p;
+  g_variant_unref (s->cache);
+  g_free (s);
+}
+
+void
+mh_store__cache_flush (MhStore *store)
+{
+  g_mutex_lock (&store->stale_lock);
+  GPtrArray *a = g_steal_pointer (&store->stale);
+  g_mutex_unlock (&store->stale_lock);
+  if (a == NULL)
+    return;
+  g_mutex_lock (&store->write_lock);
+  MDB_txn *txn;
+  g_autoptr (GError) e = NULL;
+  gboolean ok = mh_store__txn_begin (store, TRUE, &txn, &e) == 0;
+  for (guint i = 0; ok && i < a->len; i++)
+    {
+      Stale *s = a->pdata[i];
+      guint8 key[8];
+      mh_store__key_fid_uid (key, s->fid, s->uid);
+      MDB_val k = { 8, key }, v;
+      /* Expunged meanwhile: no record to revive. */
+      if (mdb_get (txn, store->db.msgs, &k, &v) != 0)
+        continue;
+      int rc = mh_store__cache_put (store, txn, s->fid, s->uid, s->cache);
+      if (rc != 0)
+        {
+          ok = mh_store__lmdb_error (rc, "update cache", &e);
+          mdb_txn_abort (txn);
+        }
+    }
+  if (ok)
+    ok = mh_store__txn_commit (store, txn, &e);
+  g_mutex_unlock (&store->write_lock);
+  if (!ok)
+    mh_log_warning ("store", NULL, NULL, "%s: cannot keep %u recomputed "
+                    "cache records: %s (they are recomputed again when "
+                    "read)", store->index_dir, a->len, e->message);
+  g_ptr_array_unref (a);
+}
+
+void
+mh_store__cache_stale (MhStore *store, guint32 fid, guint32 uid,
+                       GVariant *cache)
+{
+  Stale *s = g_new (Stale, 1);
+  s->fid = fid;
+  s->uid = uid;
+  s->cache = g_variant_ref (cache);
+  g_mutex_lock (&store->stale_lock);
+  if (store->stale == NULL)
+    store->stale = g_ptr_array_new_with_free_func (stale_free);
+  g_ptr_array_add (store->stale, s);
+  gboolean full = store->stale->len >= MH_STORE_STALE_BATCH;
+  g_mutex_unlock (&store->stale_lock);
+  if (full)
+    mh_store__cache_flush (store);
+}
+
 /* ---- Messages --------------------------------------------------------- */
 
 gboolean
@@ -943,16 +1066,9 @@ mh_store__msg_add (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
   MDB_val k = { (gsize) nkl, nk }, v = { 4, &uid };
   if ((rc = mdb_put (txn, store->db.names, &k, &v, 0)) != 0)
     return mh_store__lmdb_error (rc, "add name", error);
-  if (cache)
-    {
-      guint8 key[8];
-      mh_store__key_fid_uid (key, f->rec.id, uid);
-      MDB_val ck = { 8, key };
-      MDB_val cv = { g_variant_get_size (cache),
-                     (void *) g_variant_get_data (cache) };
-      if ((rc = mdb_put (txn, store->db.cache, &ck, &cv, 0)) != 0)
-        return mh_store__lmdb_error (rc, "add cache", error);
-    }
+  if (cache && (rc = mh_store__cache_put (store, txn, f->rec.id, uid,
+                                          cache)) != 0)
+    return mh_store__lmdb_error (rc, "add cache", error);
   counters (f, &r, 1);
   *uid_inout = uid;
   return TRUE;

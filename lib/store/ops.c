@@ -254,16 +254,6 @@ mh_store_expunge (MhStore *store, const char *folder, const guint32 *uids,
   return ok;
 }
 
-/* A cache record out of LMDB: copied, since LMDB memory lives only as
- * long as the txn. */
-static GVariant *
-cache_from_lmdb (const MDB_val *cv)
-{
-  g_autoptr (GBytes) b = g_bytes_new (cv->mv_data, cv->mv_size);
-  return g_variant_new_from_bytes (G_VARIANT_TYPE ("(tsssa(ss)a(sttt))"), b,
-                                   FALSE);
-}
-
 static gboolean
 copy_file (const char *src, const char *dst, GError **error)
 {
@@ -397,13 +387,15 @@ mh_store_copy (MhStore *store, const char *from, const guint32 *uids,
         }
       g_ptr_array_add (made, dp);
       mh_store__own_linked (down, nn);
-      /* The cache record travels with the message. */
-      guint8 key[8];
-      mh_store__key_fid_uid (key, sf->rec.id, uids[i]);
-      MDB_val ck = { 8, key }, cv;
-      g_autoptr (GVariant) cache = NULL;
-      if (mdb_get (txn, store->db.cache, &ck, &cv) == 0)
-        cache = g_variant_ref_sink (cache_from_lmdb (&cv));
+      /* The cache record travels with the message; one of an older
+       * meta.c does not (put would label it current): the target
+       * recomputes it when first read. */
+      gboolean current;
+      g_autoptr (GVariant) cache = mh_store__cache_get (store, txn,
+                                                        sf->rec.id, uids[i],
+                                                        &current);
+      if (!current)
+        g_clear_pointer (&cache, g_variant_unref);
       guint32 nu = 0;
       ok = mh_store__msg_add (store, txn, df, nn, FALSE, r.size, r.vsize,
                               r.internal_date, now, r.flags, kw, cache, &nu,
@@ -505,27 +497,34 @@ mh_store__message_from_txn (MhStore *store, MDB_txn *txn, guint32 fid,
                    "no message with UID %u in '%s'", uid, folder);
       return NULL;
     }
-  guint8 key[8];
-  mh_store__key_fid_uid (key, fid, uid);
-  MDB_val ck = { 8, key }, cv;
-  GVariant *cache = NULL;
-  if (mdb_get (txn, store->db.cache, &ck, &cv) == 0)
-    cache = g_variant_ref_sink (cache_from_lmdb (&cv));
-  if (cache == NULL || !g_variant_is_normal_form (cache))
+  gboolean current;
+  GVariant *cache = mh_store__cache_get (store, txn, fid, uid, &current);
+  if (cache != NULL && !g_variant_is_normal_form (cache))
     {
-      /* A damaged cache record is recomputed from the file. */
-      g_clear_pointer (&cache, g_variant_unref);
+      g_clear_pointer (&cache, g_variant_unref); /* damaged */
+      current = FALSE;
+    }
+  if (!current)
+    {
+      /* Missing, damaged, or computed by an older meta.c: recomputed
+       * from the file, and written back later (cache_stale). */
       g_autofree char *dir = mh_store__folder_path (store, folder, NULL);
       g_autofree char *p = g_build_filename (dir, r.in_new ? "new" : "cur",
                                              fn, NULL);
       g_autofree char *data = NULL;
       gsize len;
-      if (!g_file_get_contents (p, &data, &len, NULL))
+      if (g_file_get_contents (p, &data, &len, NULL))
+        {
+          g_clear_pointer (&cache, g_variant_unref);
+          cache = mh_store__meta_compute (data, len);
+          mh_store__cache_stale (store, fid, uid, cache);
+        }
+      else if (cache == NULL)
         {
           mh_store__io_error (errno, "read", p, error);
           return NULL;
         }
-      cache = mh_store__meta_compute (data, len);
+      /* else: renamed away meanwhile; the older record still answers. */
     }
   MhStoreMessage *m = g_new0 (MhStoreMessage, 1);
   m->ref = 1;
@@ -560,6 +559,7 @@ message_load (MhStore *store, const char *folder, guint32 uid,
                                                   folder, uid, filename_out,
                                                   error);
   mdb_txn_abort (txn);
+  mh_store__cache_flush (store);
   if (m && in_new_out)
     *in_new_out = m->rec.in_new;
   return m;

@@ -50,6 +50,13 @@ gboolean mh_store__path_component_valid (const char *s);
 
 /* Serialized cache of one message (a GVariant, see meta.c). */
 GVariant *mh_store__meta_compute (const char *data, gsize len);
+/* What mh_store__meta_compute stores: bump it whenever a change to
+ * meta.c changes any cached string or number, so records computed by an
+ * older meta.c are recomputed when read (index.c, ops.c), with no
+ * `mhctl index rebuild`. Records written before versions existed count
+ * as 1. 2: encoded words kept raw, MISSING_DOMAIN, parameters as
+ * written, Dovecot's line counts, header copies joined. */
+#define MH_STORE_META_VERSION 2
 gsize mh_store__rfc822_size (const char *data, gsize len);
 
 /* ---- index: records in LMDB ------------------------------------------ */
@@ -166,6 +173,11 @@ struct _MhStore
   gpointer check_data;
   GDestroyNotify check_destroy;
 
+  /* Recomputed cache records waiting to be written (index.c). Never
+   * taken while holding write_lock. */
+  GMutex stale_lock;
+  GPtrArray *stale;
+
   /* Directory scans made by reconciliation (tests check that our own
    * changes cause none). */
   volatile gint n_scans;
@@ -258,6 +270,20 @@ gboolean mh_store__msg_put (MhStore *store, MDB_txn *txn, MhStoreFolder *f,
                             guint32 uid, const MsgRec *old,
                             const MsgRec *rec, const char *filename,
                             GError **error);
+/* Cache records (index.c): put writes the current meta version;
+ * get returns the record (NULL if none) and whether it is of that
+ * version. A record of an older version is recomputed by the reader and
+ * handed to cache_stale, which writes it back in batches (at
+ * MH_STORE_STALE_BATCH, and at cache_flush: after a read txn ends). */
+int mh_store__cache_put (MhStore *store, MDB_txn *txn, guint32 fid,
+                         guint32 uid, GVariant *cache);
+GVariant *mh_store__cache_get (MhStore *store, MDB_txn *txn, guint32 fid,
+                               guint32 uid, gboolean *current_out);
+#define MH_STORE_STALE_BATCH 256
+void mh_store__cache_stale (MhStore *store, guint32 fid, guint32 uid,
+                            GVariant *cache);
+void mh_store__cache_flush (MhStore *store);
+
 /* Looks a message up: a copy of its record and file name. */
 gboolean mh_store__msg_get (MhStore *store, MDB_txn *txn, guint32 fid,
                             guint32 uid, MsgRec *rec_out, char **name_out);

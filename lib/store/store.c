@@ -147,6 +147,7 @@ mh_store_open (const char *maildir, const char *index_dir,
   store->maildir = g_canonicalize_filename (maildir, NULL);
   store->index_dir = g_canonicalize_filename (index_dir, NULL);
   g_mutex_init (&store->write_lock);
+  g_mutex_init (&store->stale_lock);
   g_mutex_init (&store->gc_lock);
   g_cond_init (&store->gc_cond);
   store->gc_pending = g_ptr_array_new ();
@@ -225,6 +226,8 @@ mh_store_unref (MhStore *store)
 {
   if (store == NULL || !g_atomic_int_dec_and_test (&store->ref))
     return;
+  if (store->db.env)
+    mh_store__cache_flush (store);
   mh_store__db_close (store);
   if (store->index_dir)
     {
@@ -245,6 +248,8 @@ mh_store_unref (MhStore *store)
   g_free (store->lock_tmp);
   g_free (store->host);
   g_mutex_clear (&store->write_lock);
+  g_clear_pointer (&store->stale, g_ptr_array_unref);
+  g_mutex_clear (&store->stale_lock);
   g_mutex_clear (&store->gc_lock);
   g_cond_clear (&store->gc_cond);
   g_free (store->maildir);

@@ -85,6 +85,8 @@ mh_store_reader_unref (MhStoreReader *r)
   if (r == NULL || !g_atomic_int_dec_and_test (&r->ref))
     return;
   mdb_txn_abort (r->txn);
+  /* Records recomputed for an older meta.c go back to the index now. */
+  mh_store__cache_flush (r->store);
   g_mutex_clear (&r->lock);
   g_free (r->folder);
   mh_store_unref (r->store);

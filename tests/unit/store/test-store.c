@@ -1457,6 +1457,83 @@ test_index_v1_upgrade (void **state)
   assert_int_equal (count_files (newd), 0);
 }
 
+/* Puts @text's cache as a record of before versions (a bare GVariant). */
+static void
+put_old_cache (MhStore *s, guint32 uid, const char *text)
+{
+  MDB_txn *txn;
+  g_mutex_lock (&s->write_lock);
+  assert_int_equal (mh_store__txn_begin (s, TRUE, &txn, NULL), 0);
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (s, txn, NULL, FALSE,
+                                                       NULL);
+  g_autoptr (GVariant) c = mh_store__meta_compute (text, strlen (text));
+  guint8 key[8];
+  mh_store__key_fid_uid (key, f->rec.id, uid);
+  MDB_val k = { 8, key };
+  MDB_val v = { g_variant_get_size (c), (void *) g_variant_get_data (c) };
+  assert_int_equal (mdb_put (txn, s->db.cache, &k, &v, 0), 0);
+  assert_int_equal (mdb_txn_commit (txn), 0);
+  g_mutex_unlock (&s->write_lock);
+}
+
+static gboolean
+cache_is_current (MhStore *s, const char *folder, guint32 uid)
+{
+  MDB_txn *txn;
+  assert_int_equal (mh_store__txn_begin (s, FALSE, &txn, NULL), 0);
+  g_autoptr (MhStoreFolder) f = mh_store__folder_load (s, txn, folder,
+                                                       FALSE, NULL);
+  gboolean current = FALSE;
+  g_autoptr (GVariant) c = mh_store__cache_get (s, txn, f->rec.id, uid,
+                                                &current);
+  mdb_txn_abort (txn);
+  assert_non_null (c);
+  return current;
+}
+
+/* Cache records computed by an older meta.c (no version) are recomputed
+ * when read and written back, through every read path. */
+static void
+test_old_cache_recomputed (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  guint32 u1 = deliver (fx->store, NULL, msg1, 0);
+  guint32 u2 = deliver (fx->store, NULL, msg1, 0);
+  guint32 u3 = deliver (fx->store, NULL, msg1, 0);
+  assert_true (cache_is_current (fx->store, NULL, u1));
+  /* Old records that say something else than the file. */
+  put_old_cache (fx->store, u1, mime1);
+  put_old_cache (fx->store, u2, mime1);
+  put_old_cache (fx->store, u3, mime1);
+  assert_false (cache_is_current (fx->store, NULL, u1));
+
+  g_autoptr (MhStoreMessage) m = mh_store_message_get (fx->store, NULL, u1,
+                                                       &error);
+  assert_non_null (m);
+  assert_non_null (strstr (mh_store_message_get_envelope (m), "Hello"));
+  assert_true (cache_is_current (fx->store, NULL, u1));
+
+  MhStoreReader *r = mh_store_reader_new (fx->store, NULL, &error);
+  g_autoptr (MhStoreMessage) m2 = mh_store_reader_get (r, u2, &error);
+  assert_non_null (strstr (mh_store_message_get_envelope (m2), "Hello"));
+  mh_store_reader_unref (r);
+  assert_true (cache_is_current (fx->store, NULL, u2));
+
+  /* A copy does not label an old record current: recomputed there. */
+  assert_true (mh_store_folder_create (fx->store, "Archive", &error));
+  g_autoptr (GArray) dst = NULL;
+  assert_true (mh_store_copy (fx->store, NULL, &u3, 1, "Archive", FALSE,
+                              NULL, &dst, NULL, &error));
+  guint32 d = g_array_index (dst, guint32, 0);
+  g_autoptr (MhStoreMessage) m3 = mh_store_message_get (fx->store,
+                                                        "Archive", d,
+                                                        &error);
+  assert_non_null (m3);
+  assert_non_null (strstr (mh_store_message_get_envelope (m3), "Hello"));
+  assert_true (cache_is_current (fx->store, "Archive", d));
+}
+
 int
 main (void)
 {
@@ -1492,6 +1569,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_own_changes_no_rescan, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_index_v1_upgrade, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_old_cache_recomputed, setup,
+                                     teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
