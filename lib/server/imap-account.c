@@ -12,6 +12,19 @@
  * concurrent sessions of one account do not lose each other's updates.
  * Entry names are case-insensitive (RFC 5464 3.2) and kept lower-case.
  *
+ * QUOTA roots come from lib/quota through s->quota (the pipeline's
+ * MhQuota): "" for the account, the domain's name for the domain's
+ * total; a root exists while it has a limit.
+ *
+ * METADATA of a mailbox follows it: RENAME moves the entries of the
+ * mailbox and its children, DELETE drops the mailbox's own
+ * (mh_imap__metadata_move, called by imap-mailbox.c). A mailbox's
+ * special use other than a role folder's is its RFC 6154 4
+ * "/private/specialuse" entry (CREATE (USE), SETMETADATA; LIST reads it
+ * with mh_imap__specialuse_map). NOTIFY metadata events compare a
+ * per-session snapshot (a hash per entry) with the file
+ * (mh_imap__metadata_changes).
+ *
  * Limits: metadata value size, entry count and total bytes
  * (MH_LIMIT_IMAP_METADATA_*).
  */

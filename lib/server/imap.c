@@ -31,12 +31,12 @@
  *   compared UID by UID. RFC 9051 7.5.1: no EXPUNGE during FETCH, STORE
  *   and SEARCH (the UID forms may); then the old view stays until a
  *   command that allows them.
- * - IDLE: one MhStoreWatch (an inotify descriptor on the account's index
- *   and the folder's new/ and cur/) per account and folder, shared by
- *   every session idling there, polled by the main loop. A change marks
- *   the sessions and each runs one sync job. inotify instances are a
- *   per-user kernel limit (fs.inotify.max_user_instances), hence the
- *   sharing; a session costs one pointer in the watch's list.
+ * - IDLE: one MhStoreWatch (an eventfd that lib/store's process-wide
+ *   inotify instance wakes on a change of the account's index, Maildir
+ *   top, metadata file, or the folder's new/ and cur/) per account and
+ *   folder, shared by every session idling there, polled by the main
+ *   loop. A change marks the sessions and each runs one sync job; a
+ *   session costs one pointer in the watch's list.
  * - Authentication: LOGIN and AUTHENTICATE PLAIN/LOGIN (SASL-IR) through
  *   lib/auth as lmtp.c does it: the SASL decoding on the main loop, the
  *   password hash on a worker, the throttle's delay as a timer. A
