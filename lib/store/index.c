@@ -55,6 +55,16 @@
  *   tick would be invisible); otherwise the next call scans again. Files
  *   are matched by their base name (before ":2,"), so a file renamed by
  *   mutt keeps its UID.
+ *   Our own renames, unlinks and links (STORE, EXPUNGE, COPY, SELECT's
+ *   move out of new/) do not count as changes: own.c keeps the recorded
+ *   mtimes exact in the same write txn, so only another program's change
+ *   costs a scan.
+ * - Folder records count their messages still in new/ (in_new, index
+ *   version 2; a version-1 index is upgraded in place at open), so a
+ *   SELECT with none is a read txn only.
+ * - Cache records carry the meta.c version that computed them
+ *   (MH_STORE_META_VERSION): one of another version is recomputed when
+ *   read and written back in batches, so a meta.c fix needs no rebuild.
  * - A corrupt environment (MDB_INVALID, MDB_CORRUPTED) is moved aside and
  *   rebuilt from the Maildir when the store opens.
  */
