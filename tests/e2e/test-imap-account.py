@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -384,6 +385,45 @@ class AccountCommands(unittest.TestCase):
         self.assertEqual((typ, data),
                          ("OK", [b'(\\HasNoChildren \\Trash \\Junk) "." Bin']))
         m.logout()
+
+    # ---- many idle accounts: one inotify instance (lib/store/watch.c) ----
+
+    def test_many_idle_accounts(self):
+        n = 140  # more than the kernel's default 128 instances per user
+        users = ["idle%d@example.org" % i for i in range(n)]
+        self.srv.mhctl_run("import", "-", stdin="".join(
+            "%s {PLAIN}pw-%d\n" % (u, i) for i, u in enumerate(users)))
+        conns = []
+        try:
+            for i, u in enumerate(users):
+                c = Raw(self.srv.port)
+                conns.append(c)
+                self.assertEqual(c.cmd("LOGIN %s pw-%d" % (u, i))[1][:2],
+                                 "OK")
+                c.cmd("SELECT INBOX")
+                c.send("i IDLE")
+                self.assertEqual(c.line(), "+ idling")
+            fds = os.listdir("/proc/%d/fd" % self.srv.proc.pid)
+            kinds = []
+            for fd in fds:
+                try:
+                    kinds.append(os.readlink("/proc/%d/fd/%s"
+                                             % (self.srv.proc.pid, fd)))
+                except OSError:
+                    pass
+            self.assertEqual(kinds.count("anon_inode:inotify"), 1)
+            p = subprocess.run([self.srv.deliver_prog, "--data-dir",
+                                self.srv.data, "-f", "a@far.example",
+                                users[77]], input=MSG, capture_output=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(conns[77].wait_for(lambda l: "EXISTS" in l),
+                             ["* 1 EXISTS"])
+            for i in (0, 76, 78, n - 1):
+                self.assertEqual(conns[i].pending(0.2), [])
+        finally:
+            for c in conns:
+                c.close()
 
 
 if __name__ == "__main__":
