@@ -25,14 +25,12 @@ Design notes
 import imaplib
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server import free_port, make_cert  # noqa: E402
+from test_server import free_port, make_cert, wait_listening  # noqa: E402
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVECOT_LDA = "/usr/lib/dovecot/dovecot-lda"
@@ -59,22 +57,6 @@ def have_ours():
 def have_dovecot():
     return (os.geteuid() == 0 and os.path.exists(DOVECOT)
             and os.path.exists("/usr/lib/dovecot/imap"))
-
-
-def wait_port(port, proc, what, log, timeout=30):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{what} exited {proc.returncode}:\n"
-                                   + log())
-            if time.time() > deadline:
-                raise RuntimeError(f"{what} does not listen on {port}:\n"
-                                   + log())
-            time.sleep(0.05)
 
 
 def client_context(cafile=None):
@@ -200,10 +182,8 @@ class OurImapd(ImapServer):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([prog, "--config", self.conf],
                                      stdout=self.log, stderr=self.log)
-        wait_port(self.port, self.proc, os.path.basename(prog),
-                  self.log_text)
-        wait_port(self.tls_port, self.proc, os.path.basename(prog),
-                  self.log_text)
+        wait_listening([self.port, self.tls_port], self.proc,
+                       os.path.basename(prog), self.log_text)
         return self
 
     def stop(self):
@@ -315,8 +295,8 @@ namespace inbox {{
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_port(self.port, self.proc, "dovecot", self.log_text)
-        wait_port(self.tls_port, self.proc, "dovecot", self.log_text)
+        wait_listening([self.port, self.tls_port], self.proc, "dovecot",
+                       self.log_text)
         return self
 
     def chown_mail(self):

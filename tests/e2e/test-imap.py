@@ -18,6 +18,7 @@ Environment: MH_MAILHOSTD, MH_IMAPD, MH_DELIVER, MH_MHCTL (built
 binaries); certtool (gnutls-bin) makes the certificate.
 """
 import base64
+import functools
 import glob
 import imaplib
 import os
@@ -25,60 +26,30 @@ import re
 import shutil
 import smtplib
 import socket
-import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import unittest
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_server import (client_tls_context as tls_ctx,  # noqa: E402
+                         make_cert, mhctl, ServiceServer)
+
 MAILHOSTD = os.environ.get("MH_MAILHOSTD", "mailhostd")
 IMAPD = os.environ.get("MH_IMAPD", "mh-imapd")
 DELIVER = os.environ.get("MH_DELIVER", "mh-deliver")
-MHCTL = os.environ.get("MH_MHCTL", "mhctl")
-CERTTOOL = shutil.which("certtool")
 
 DOMAIN = "example.test"
 PW = "imap secret 7"
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_cert(directory):
-    key = os.path.join(directory, "key.pem")
-    cert = os.path.join(directory, "cert.pem")
-    tmpl = os.path.join(directory, "cert.tmpl")
-    with open(tmpl, "w") as f:
-        f.write('cn = "localhost"\ndns_name = "localhost"\n'
-                'ip_address = "127.0.0.1"\nexpiration_days = 30\n'
-                "tls_www_server\nsigning_key\n")
-    subprocess.run([CERTTOOL, "--generate-privkey", "--key-type=ecdsa",
-                    "--outfile", key], check=True, capture_output=True)
-    subprocess.run([CERTTOOL, "--generate-self-signed", "--load-privkey",
-                    key, "--template", tmpl, "--outfile", cert],
-                   check=True, capture_output=True)
-    return cert, key
-
-
-def mhctl(data, *args, stdin=None):
-    r = subprocess.run([MHCTL, "--data-dir", data] + list(args),
-                       input=stdin, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("mhctl %s: %s%s" % (" ".join(args), r.stdout,
-                                               r.stderr))
-    return r.stdout
-
-
-def tls_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+# Our servers with this file's domain and a failure throttle short enough
+# for the tests that trip it.
+Server = functools.partial(
+    ServiceServer, hostname="mx." + DOMAIN,
+    sections="[auth]\nfails_before_delay = 2\nmax_delay = 2s\n")
 
 
 def message(subject, to="x@" + DOMAIN):
@@ -86,52 +57,6 @@ def message(subject, to="x@" + DOMAIN):
             "Subject: %s\r\nMessage-ID: <%s@remote.example>\r\n\r\n"
             "body of %s\r\n" % (to, subject, subject.replace(" ", "."),
                                 subject))
-
-
-class Server:
-    """A server program on ephemeral ports; killed at the end."""
-
-    def __init__(self, prog, services, tmp, data, cert, key, extra="",
-                 ports=None):
-        self.ports = ports or {name: free_port() for name in services}
-        self.conf = os.path.join(tmp, os.path.basename(prog) + ".conf")
-        text = ("[general]\ndata_dir = %s\nhostname = mx.%s\n"
-                "log_target = stderr\nlog_level = info\n"
-                "[tls]\ncert = %s\nkey = %s\n"
-                "[auth]\nfails_before_delay = 2\nmax_delay = 2s\n"
-                % (data, DOMAIN, cert, key))
-        for name, port in self.ports.items():
-            text += "[%s]\nenabled = true\nlisten = 127.0.0.1:%d\n" % (
-                name, port)
-        text += extra
-        with open(self.conf, "w") as f:
-            f.write(text)
-        self.log = open(os.path.join(tmp, os.path.basename(prog) + ".log"),
-                        "a+")
-        self.proc = subprocess.Popen([prog, "--config", self.conf],
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
-        for port in self.ports.values():
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 1).close()
-                    break
-                except OSError:
-                    if self.proc.poll() is not None or time.time() > deadline:
-                        self.log.seek(0)
-                        raise RuntimeError("%s did not start: %s" % (
-                            prog, self.log.read()))
-                    time.sleep(0.1)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.log.close()
-        return rc
 
 
 class Raw:
@@ -215,7 +140,7 @@ class ImapTest(unittest.TestCase):
         cls.data = os.path.join(cls.tmp, "data")
         os.makedirs(cls.data)
         mhctl(cls.data, "domain", "add", DOMAIN)
-        cls.cert, cls.key = make_cert(cls.tmp)
+        cls.cert, cls.key = make_cert(cls.tmp, "cert")
         # mailhostd: no clear-text passwords, not even from loopback
         cls.srv = Server(MAILHOSTD, ["imap", "imaps", "lmtp"], cls.tmp,
                          cls.data, cls.cert, cls.key,

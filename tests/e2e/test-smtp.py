@@ -12,22 +12,25 @@ Environment: MH_MAILHOSTD, MH_SMTPD, MH_SUBMISSIOND, MH_MHCTL (built
 binaries). swaks and certtool are Debian packages (swaks, gnutls-bin).
 """
 import base64
+import functools
 import glob
 import os
 import shutil
 import smtplib
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_server import (client_tls_context as plain_ctx,  # noqa: E402
+                         make_cert, mhctl, ServiceServer)
+
 MAILHOSTD = os.environ.get("MH_MAILHOSTD", "mailhostd")
 SMTPD = os.environ.get("MH_SMTPD", "mh-smtpd")
 SUBMISSIOND = os.environ.get("MH_SUBMISSIOND", "mh-submissiond")
-MHCTL = os.environ.get("MH_MHCTL", "mhctl")
 SWAKS = shutil.which("swaks")
 CERTTOOL = shutil.which("certtool")
 
@@ -39,41 +42,17 @@ ALICE_PW = "alice secret 1"
 BOB_PW = "bob secret 2"
 MAX_SIZE = 64 * 1024
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_cert(directory):
-    key = os.path.join(directory, "key.pem")
-    cert = os.path.join(directory, "cert.pem")
-    tmpl = os.path.join(directory, "cert.tmpl")
-    with open(tmpl, "w") as f:
-        f.write('cn = "localhost"\ndns_name = "localhost"\n'
-                'ip_address = "127.0.0.1"\nexpiration_days = 30\n'
-                "tls_www_server\nsigning_key\n")
-    subprocess.run([CERTTOOL, "--generate-privkey", "--key-type=ecdsa",
-                    "--outfile", key], check=True, capture_output=True)
-    subprocess.run([CERTTOOL, "--generate-self-signed", "--load-privkey",
-                    key, "--template", tmpl, "--outfile", cert],
-                   check=True, capture_output=True)
-    return cert, key
+# Our servers with this file's domain, message size limit and a failure
+# throttle short enough for the tests that trip it.
+Server = functools.partial(
+    ServiceServer, hostname="mx." + DOMAIN,
+    sections=("[limits]\nmax_message_size = %d\n"
+              "[auth]\nfails_before_delay = 2\nmax_delay = 1s\n" % MAX_SIZE))
 
 
 def slurp(path):
     with open(path, "rb") as f:
         return f.read()
-
-
-def mhctl(data, *args, stdin=None):
-    r = subprocess.run([MHCTL, "--data-dir", data] + list(args),
-                       input=stdin, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("mhctl %s: %s%s" % (" ".join(args), r.stdout,
-                                               r.stderr))
-    return r.stdout
 
 
 def provision(data):
@@ -86,59 +65,6 @@ def provision(data):
     mhctl(data, "alias", "add", "info@" + DOMAIN, ALICE)
     mhctl(data, "alias", "add", "team@" + DOMAIN, ALICE, BOB)
     mhctl(data, "alias", "add", "postmaster@" + DOMAIN, ALICE)
-
-
-def plain_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Server:
-    """One server program on ephemeral ports; killed at the end."""
-
-    def __init__(self, prog, services, tmp, data, cert, key, extra=""):
-        self.ports = {name: free_port() for name in services}
-        conf = os.path.join(tmp, os.path.basename(prog) + ".conf")
-        text = ("[general]\ndata_dir = %s\nhostname = mx.%s\n"
-                "log_target = stderr\nlog_level = info\n"
-                "[tls]\ncert = %s\nkey = %s\n"
-                "[limits]\nmax_message_size = %d\n"
-                "[auth]\nfails_before_delay = 2\nmax_delay = 1s\n"
-                % (data, DOMAIN, cert, key, MAX_SIZE))
-        for name, port in self.ports.items():
-            text += "[%s]\nenabled = true\nlisten = 127.0.0.1:%d\n" % (
-                name, port)
-        text += extra
-        with open(conf, "w") as f:
-            f.write(text)
-        self.log = open(os.path.join(tmp, os.path.basename(prog) + ".log"),
-                        "w+")
-        self.proc = subprocess.Popen([prog, "--config", conf],
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
-        for port in self.ports.values():
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 1).close()
-                    break
-                except OSError:
-                    if self.proc.poll() is not None or time.time() > deadline:
-                        self.log.seek(0)
-                        raise RuntimeError("%s did not start: %s" % (
-                            prog, self.log.read()))
-                    time.sleep(0.1)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.log.close()
-        return rc
 
 
 class Raw:
@@ -190,7 +116,7 @@ class SmtpTest(unittest.TestCase):
         cls.data = os.path.join(cls.tmp, "data")
         os.makedirs(cls.data)
         provision(cls.data)
-        cls.cert, cls.key = make_cert(cls.tmp)
+        cls.cert, cls.key = make_cert(cls.tmp, "cert")
         cls.srv = Server(MAILHOSTD, ["smtp", "submission", "submissions"],
                          cls.tmp, cls.data, cls.cert, cls.key)
         cls.smtp = cls.srv.ports["smtp"]
@@ -629,7 +555,7 @@ class ProgramsTest(unittest.TestCase):
         cls.data = os.path.join(cls.tmp, "data")
         os.makedirs(cls.data)
         provision(cls.data)
-        cls.cert, cls.key = make_cert(cls.tmp)
+        cls.cert, cls.key = make_cert(cls.tmp, "cert")
 
     @classmethod
     def tearDownClass(cls):

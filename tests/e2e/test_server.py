@@ -6,6 +6,10 @@ Each test starts its own mailhostd on ephemeral ports in a temporary
 directory and always kills it. Clients: Python sockets and ssl, and
 gnutls-cli for STARTTLS and implicit TLS. Environment: MH_MAILHOSTD is
 the built binary.
+
+The helpers above ServerTest are shared: test-imap.py, test-smtp.py and
+imap_servers.py import them (free_port, make_cert, client_tls_context,
+mhctl, wait_listening, ServiceServer).
 """
 import hashlib
 import os
@@ -59,6 +63,88 @@ def make_cert(directory, name, cn="localhost"):
                     "--template", tmpl, "--outfile", cert],
                    check=True, capture_output=True)
     return cert, key
+
+
+def client_tls_context():
+    """A client TLS context that takes our self-signed certificates."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def mhctl(data, *args, stdin=None):
+    """Runs mhctl (MH_MHCTL) on the data directory @data; returns its
+    output, raises with the output on failure."""
+    r = subprocess.run([MHCTL or "mhctl", "--data-dir", data] + list(args),
+                       input=stdin, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("mhctl %s: %s%s" % (" ".join(args), r.stdout,
+                                               r.stderr))
+    return r.stdout
+
+
+def wait_listening(ports, proc, what, log, timeout=30):
+    """Waits until every port of @ports on 127.0.0.1 accepts a
+    connection; raises with log() when @proc exits or @timeout passes."""
+    deadline = time.time() + timeout
+    for port in ports:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("%s exited %d:\n%s"
+                                       % (what, proc.returncode, log()))
+                if time.time() > deadline:
+                    raise RuntimeError("%s does not listen on %d:\n%s"
+                                       % (what, port, log()))
+                time.sleep(0.05)
+
+
+class ServiceServer:
+    """A server program (mailhostd, mh-imapd, mh-smtpd, ...) on free
+    ports of 127.0.0.1 with a config of its own: [general] and [tls],
+    then @sections, one section per service of @services, then @extra
+    (so @extra continues the last service's section). The log (and the
+    config) are PROG.log and PROG.conf in @tmp; the log is appended to,
+    so a restart keeps the earlier run's lines. stop() always ends it."""
+
+    def __init__(self, prog, services, tmp, data, cert, key, extra="",
+                 ports=None, hostname="mx.example.test", sections=""):
+        self.ports = ports or {name: free_port() for name in services}
+        base = os.path.join(tmp, os.path.basename(prog))
+        self.conf = base + ".conf"
+        text = ("[general]\ndata_dir = %s\nhostname = %s\n"
+                "log_target = stderr\nlog_level = info\n"
+                "[tls]\ncert = %s\nkey = %s\n%s"
+                % (data, hostname, cert, key, sections))
+        for name, port in self.ports.items():
+            text += "[%s]\nenabled = true\nlisten = 127.0.0.1:%d\n" % (
+                name, port)
+        text += extra
+        with open(self.conf, "w") as f:
+            f.write(text)
+        self.log = open(base + ".log", "a+")
+        self.proc = subprocess.Popen([prog, "--config", self.conf],
+                                     stdout=self.log, stderr=self.log)
+        wait_listening(self.ports.values(), self.proc, prog, self.log_text)
+
+    def log_text(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after 20 s; returns the exit status."""
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        return rc
 
 
 def read(path):
