@@ -509,10 +509,10 @@ class ImapTest(unittest.TestCase):
                          "Mailbox already exists: C.B")
         self.assertEqual(r.cmd("DELETE C.B")[1], "t12 OK Delete completed")
         self.assertEqual(r.cmd("DELETE C")[1], "t13 OK Delete completed")
-        # special use comes with the fixed names
+        # special use for role and other names, but no virtual \\All here
         self.assertEqual(r.cmd("CREATE Drafts (USE (\\Drafts))")[1],
                          "t14 OK Create completed")
-        tagged = r.cmd("CREATE Mine (USE (\\Sent))")[1]
+        tagged = r.cmd("CREATE Mine (USE (\\All))")[1]
         self.assertTrue(tagged.startswith("t15 NO [USEATTR] "), tagged)
         # bad modified UTF-7
         tagged = r.cmd('CREATE "a&b"')[1]
