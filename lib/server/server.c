@@ -986,9 +986,13 @@ mh_server_start (MhServer *server, GError **error)
         return FALSE;
       }
 
+  /* Exclusive: the workers start now and stay. A shared pool keeps only
+   * two unused threads (GLib's process-wide default), so the others
+   * exited and were created again between the 64 KiB parts of one long
+   * FETCH. */
   server->pool = g_thread_pool_new (
       pool_func, server,
-      (gint) mh_config_get_int (c, "general", "worker_threads"), FALSE,
+      (gint) mh_config_get_int (c, "general", "worker_threads"), TRUE,
       error);
   if (server->pool == NULL)
     {
