@@ -531,8 +531,18 @@ mh_store__message_from_txn (MhStore *store, MDB_txn *txn, guint32 fid,
   m->uid = uid;
   m->rec = r;
   m->cache = cache;
-  g_variant_get (cache, "(tsss@a(ss)@a(sttt))", &m->header_size,
-                 &m->envelope, &m->body, &m->bodystructure, NULL, NULL);
+  {
+    GVariant *c0 = g_variant_get_child_value (cache, 0);
+    m->header_size = g_variant_get_uint64 (c0);
+    g_variant_unref (c0);
+    char **dst[3] = { &m->envelope, &m->body, &m->bodystructure };
+    for (int i = 0; i < 3; i++)
+      {
+        GVariant *ci = g_variant_get_child_value (cache, (gsize) i + 1);
+        *dst[i] = g_variant_dup_string (ci, NULL);
+        g_variant_unref (ci);
+      }
+  }
   if (filename_out)
     *filename_out = g_steal_pointer (&fn);
   return m;
@@ -640,10 +650,13 @@ mh_store_message_get_header (MhStoreMessage *m, const char *name,
   GString *all = NULL;
   for (gsize i = 0; i < n; i++)
     {
-      const char *k, *v;
-      g_variant_get_child (hdrs, i, "(&s&s)", &k, &v);
+      g_autoptr (GVariant) e = g_variant_get_child_value (hdrs, i);
+      g_autoptr (GVariant) kv = g_variant_get_child_value (e, 0);
+      const char *k = g_variant_get_string (kv, NULL);
       if (g_ascii_strcasecmp (k, name) != 0)
         continue;
+      g_autoptr (GVariant) vv = g_variant_get_child_value (e, 1);
+      const char *v = g_variant_get_string (vv, NULL);
       if (first == NULL)
         first = v; /* points into m->cache's data */
       else
