@@ -8,10 +8,11 @@
  *   imap-mailbox.c  SELECT/EXAMINE, LIST/LSUB, NAMESPACE, STATUS, CREATE,
  *                   DELETE, RENAME, (UN)SUBSCRIBE, ENABLE, ID.
  *   imap-message.c  FETCH, STORE, COPY, MOVE, EXPUNGE, CLOSE, UNSELECT,
- *                   APPEND, SEARCH/SORT/THREAD drivers.
+ *                   APPEND.
  *   imap-account.c  QUOTA, METADATA, NOTIFY.
  *   imap-fetch.c    renders one message's FETCH response.
- *   imap-search.c   evaluates search programs; SORT and THREAD.
+ *   imap-search.c   the SEARCH, SORT and THREAD command: evaluates
+ *                   search programs, sorts and threads.
  *
  * Threading: a handler runs on a worker thread (store calls block on
  * disk), one command of a session at a time; the main loop does not
@@ -21,11 +22,12 @@
  * session; imap.c hands @out to the engine on the main loop.
  *
  * Back-pressure: a handler whose response is long (FETCH 1:* of a large
- * mailbox, SEARCH ALL with many hits is fine) returns MH_IMAP_RUN_MORE
- * once @out holds MH_IMAP_CHUNK bytes, keeping its progress in
- * session->cursor; imap.c calls it again, with the same command, once
- * the client has read the output. The tagged line is written only in
- * the last call.
+ * mailbox) returns MH_IMAP_RUN_MORE once @out holds MH_IMAP_CHUNK bytes,
+ * keeping its progress in session->cursor; imap.c calls it again, with
+ * the same command, once the client has read the output. SEARCH, SORT
+ * and THREAD return MH_IMAP_RUN_MORE every 5 ms of work, so one long
+ * search does not hold a worker while other sessions wait. The tagged
+ * line is written only in the last call.
  */
 #pragma once
 
@@ -71,7 +73,7 @@ typedef enum
  *   "* STATUS mbox (MESSAGES n UIDNEXT n UIDVALIDITY n UNSEEN n
  *   [HIGHESTMODSEQ n])" (RFC 5465 5.4), "* LIST" on MAILBOX_NAME,
  *   "* LIST ... (\Subscribed)" on SUBSCRIPTION_CHANGE, "* METADATA mbox
- *   (entry)" on the METADATA ones.
+ *   entry" (names only, RFC 5464 4.4.2) on the METADATA ones.
  * - If it cannot keep up, imap.c sends "* OK [NOTIFICATIONOVERFLOW] ..."
  *   and sets s->notify to NULL (RFC 5465 5.8).
  * imap.c frees it with mh_imap__notify_free() when the session ends. */
