@@ -187,6 +187,15 @@ typedef struct
 #define MH_RECORD_WHAT(kind, key, domain)                                      \
   (&(const MhRecordWhat){ (kind), (key), (domain) })
 
+/* The "(uv)" envelope every record has: wrap () sinks @inner and
+ * returns the bytes; unwrap () copies @data, checks the envelope and
+ * returns the inner tuple if it has @type for a version we know, else
+ * CORRUPT naming @what. */
+GBytes *mh_directory__record_wrap (GVariant *inner);
+GVariant *mh_directory__record_unwrap (const void *data, gsize len,
+                                       const MhRecordWhat *what,
+                                       const char *type, GError **error);
+
 /* Decode @data (valid only in its txn; everything is copied). CORRUPT
  * naming @what on a bad or unknown-version record. */
 gboolean mh_domain_record_decode_named (const void *data, gsize len,
@@ -233,6 +242,84 @@ MhDomainAliasInfo *mh_directory__domain_alias_info_new (
     const char *alabel, MhDomainAliasRecord *rec);
 /* The stored hash, for tests and lib/auth (never shown to users). */
 const char *mh_directory__account_info_get_hash (MhAccountInfo *info);
+
+/* ---- kv.c: LMDB helpers inside a caller's txn ---- */
+gint64 mh_directory__now (void);
+/* 1 found (*out valid until the txn ends), 0 not found, -1 error (set). */
+int mh_directory__get (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
+                       const char *key, MDB_val *out, GError **error);
+/* *found as mh_directory__get () returns; FALSE on an error. */
+gboolean mh_directory__has_key (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
+                                const char *key, int *found, GError **error);
+/* Writes and releases @bytes. */
+gboolean mh_directory__put (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
+                            const char *key, GBytes *bytes, GError **error);
+/* A missing key is no error; *found_out (nullable) tells. */
+gboolean mh_directory__del (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
+                            const char *key, gboolean *found_out,
+                            GError **error);
+
+typedef enum
+{
+  MH_DIRECTORY_EACH_STOP, /* error set: stop and fail */
+  MH_DIRECTORY_EACH_NEXT,
+  MH_DIRECTORY_EACH_DELETE, /* delete this record, go on */
+} MhDirectoryEach;
+
+/* @key and @val are valid during the call only. */
+typedef MhDirectoryEach (*MhDirectoryEachFn) (const MDB_val *key,
+                                              const MDB_val *val, gpointer data,
+                                              GError **error);
+/* Calls @fn for each record of @dbi whose key starts with @prefix (NULL
+ * or "": all), in key order. LMDB errors name @what ("cursor failed"). */
+gboolean mh_directory__each (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
+                             const char *prefix, MhDirectoryEachFn fn,
+                             gpointer data, const char *what, GError **error);
+/* Counts keys of @dbi starting with "alabel@". */
+gboolean mh_directory__count_prefix (MhDirectory *dir, MDB_txn *txn,
+                                     MDB_dbi dbi, const char *alabel,
+                                     guint *count_out, GError **error);
+
+/* NOT_FOUND "domain 'U-label' does not exist" */
+void mh_directory__not_found_domain (const char *alabel, GError **error);
+
+/* The record of @key decoded into *out: 1 found, 0 not found, -1 error
+ * (set; CORRUPT names the record). */
+int mh_directory__read_domain (MhDirectory *dir, MDB_txn *txn,
+                               const char *alabel, MhDomainRecord *out,
+                               GError **error);
+int mh_directory__read_account (MhDirectory *dir, MDB_txn *txn, const char *key,
+                                MhAccountRecord *out, GError **error);
+int mh_directory__read_alias (MhDirectory *dir, MDB_txn *txn, const char *key,
+                              MhAliasRecord *out, GError **error);
+int mh_directory__read_domain_alias (MhDirectory *dir, MDB_txn *txn,
+                                     const char *alabel,
+                                     MhDomainAliasRecord *out, GError **error);
+gboolean mh_directory__domain_case_sensitive (const MhDomainRecord *dom);
+
+/* ---- kv.c: an address against its hosted domain ---- */
+typedef struct
+{
+  char *local;  /* folded per the domain's setting */
+  char *domain; /* A-label */
+  char *key;    /* "alabel@local" */
+  MhDomainRecord dom;
+} MhDirectoryResolved;
+
+/* Parses @address and reads its domain, which must be hosted (else
+ * NOT_FOUND naming the domain). */
+gboolean mh_directory__resolve (MhDirectory *dir, MDB_txn *txn,
+                                const char *address, MhDirectoryResolved *out,
+                                GError **error);
+void mh_directory__resolved_clear (MhDirectoryResolved *r);
+
+/* A look-up by address: @fn gets @address resolved in a read txn and
+ * returns the info object, or NULL with @error set (NOT_FOUND, ...). */
+typedef gpointer (*MhDirectoryLookupFn) (MhDirectory *dir, MDB_txn *txn,
+                                         const MhDirectoryResolved *r,
+                                         const char *address, GError **error);
+gpointer mh_directory__lookup (MhDirectory *dir, const char *address,
+                               MhDirectoryLookupFn fn, GError **error);
 
 /* ---- resolve-settings.c: syntax checks of the resolution settings ---- */
 gboolean mh_directory__check_catch_all (const char *value, GError **error);

@@ -21,237 +21,12 @@
  *   account costs one verification against a dummy yescrypt hash, gives
  *   the same error as a wrong password, and DISABLED is told only after
  *   the password was right.
+ * - The LMDB get/put/delete, the cursor walks, the look-up by address
+ *   and their error texts are kv.c's, shared with temp-alias.c.
  */
 #include "directory-private.h"
 
 #include <string.h>
-
-static gint64
-now_s (void)
-{
-  return g_get_real_time () / G_USEC_PER_SEC;
-}
-
-static MDB_val
-sval (const char *s)
-{
-  MDB_val v = { strlen (s), (void *) s };
-  return v;
-}
-
-/* Returns 1 found, 0 not found, -1 error (set). */
-static int
-get_val (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi, const char *key,
-         MDB_val *out, GError **error)
-{
-  MDB_val k = sval (key);
-  int rc = mdb_get (txn, dbi, &k, out);
-  if (rc == 0)
-    return 1;
-  if (rc == MDB_NOTFOUND)
-    return 0;
-  mh_directory__set_mdb_error (dir, rc, "read failed", error);
-  return -1;
-}
-
-static gboolean
-has_key (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi, const char *key,
-         int *found, GError **error)
-{
-  MDB_val v;
-  *found = get_val (dir, txn, dbi, key, &v, error);
-  return *found >= 0;
-}
-
-/* Writes and releases @bytes. */
-static gboolean
-put_bytes (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi, const char *key,
-           GBytes *bytes, GError **error)
-{
-  MDB_val k = sval (key);
-  gsize len = 0;
-  MDB_val v;
-  v.mv_data = (void *) g_bytes_get_data (bytes, &len);
-  v.mv_size = len;
-  int rc = mdb_put (txn, dbi, &k, &v, 0);
-  g_bytes_unref (bytes);
-  if (rc != 0)
-    {
-      mh_directory__set_mdb_error (dir, rc, "write failed", error);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-del_key (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi, const char *key,
-         GError **error)
-{
-  MDB_val k = sval (key);
-  int rc = mdb_del (txn, dbi, &k, NULL);
-  if (rc != 0 && rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "delete failed", error);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static int
-read_domain (MhDirectory *dir, MDB_txn *txn, const char *alabel,
-             MhDomainRecord *out, GError **error)
-{
-  MDB_val v;
-  int r = get_val (dir, txn, dir->dbs.domains, alabel, &v, error);
-  if (r <= 0)
-    return r;
-  return mh_domain_record_decode_named (v.mv_data, v.mv_size,
-                                        MH_RECORD_WHAT ("domain", alabel, NULL),
-                                        out, error)
-             ? 1
-             : -1;
-}
-
-static int
-read_account (MhDirectory *dir, MDB_txn *txn, const char *key,
-              MhAccountRecord *out, GError **error)
-{
-  MDB_val v;
-  int r = get_val (dir, txn, dir->dbs.accounts, key, &v, error);
-  if (r <= 0)
-    return r;
-  return mh_account_record_decode_named (v.mv_data, v.mv_size,
-                                         MH_RECORD_WHAT ("account", key, NULL),
-                                         out, error)
-             ? 1
-             : -1;
-}
-
-static int
-read_alias (MhDirectory *dir, MDB_txn *txn, const char *key,
-            MhAliasRecord *out, GError **error)
-{
-  MDB_val v;
-  int r = get_val (dir, txn, dir->dbs.aliases, key, &v, error);
-  if (r <= 0)
-    return r;
-  return mh_alias_record_decode_named (v.mv_data, v.mv_size,
-                                       MH_RECORD_WHAT ("alias", key, NULL), out,
-                                       error)
-             ? 1
-             : -1;
-}
-
-static int
-read_domain_alias (MhDirectory *dir, MDB_txn *txn, const char *alabel,
-                   MhDomainAliasRecord *out, GError **error)
-{
-  MDB_val v;
-  int r = get_val (dir, txn, dir->dbs.domain_aliases, alabel, &v, error);
-  if (r <= 0)
-    return r;
-  return mh_domain_alias_record_decode_named (
-             v.mv_data, v.mv_size,
-             MH_RECORD_WHAT ("domain alias", alabel, NULL), out, error)
-             ? 1
-             : -1;
-}
-
-/* Counts keys of @dbi starting with "alabel@". */
-static gboolean
-count_prefix (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
-              const char *alabel, guint *count_out, GError **error)
-{
-  g_autofree char *prefix = g_strconcat (alabel, "@", NULL);
-  gsize plen = strlen (prefix);
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dbi, &cur);
-  if (rc != 0)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return FALSE;
-    }
-  guint n = 0;
-  MDB_val k = sval (prefix), v;
-  rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size >= plen && memcmp (k.mv_data, prefix, plen) == 0)
-    {
-      n++;
-      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
-    }
-  mdb_cursor_close (cur);
-  if (rc != 0 && rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return FALSE;
-    }
-  *count_out = n;
-  return TRUE;
-}
-
-static void
-not_found_domain (const char *alabel, GError **error)
-{
-  g_autofree char *u = mh_directory_domain_to_unicode (alabel);
-  g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
-               "domain '%s' does not exist", u);
-}
-
-/* An address resolved against a hosted domain inside @txn. */
-typedef struct
-{
-  char *local;          /* folded */
-  char *domain;         /* A-label */
-  char *key;
-  MhDomainRecord dom;
-} Resolved;
-
-static void
-resolved_clear (Resolved *r)
-{
-  g_clear_pointer (&r->local, g_free);
-  g_clear_pointer (&r->domain, g_free);
-  g_clear_pointer (&r->key, g_free);
-  mh_domain_record_clear (&r->dom);
-}
-
-static gboolean
-domain_case_sensitive (const MhDomainRecord *dom)
-{
-  gboolean cs = FALSE;
-  if (dom->settings != NULL)
-    g_variant_lookup (dom->settings, "case_sensitive_local_part", "b", &cs);
-  return cs;
-}
-
-/* Parses @address and reads its domain, which must be hosted. */
-static gboolean
-resolve (MhDirectory *dir, MDB_txn *txn, const char *address, Resolved *out,
-         GError **error)
-{
-  memset (out, 0, sizeof *out);
-  MhDirectoryAddress a;
-  if (!mh_directory__address_parse (address, &a, error))
-    return FALSE;
-  int r = read_domain (dir, txn, a.domain, &out->dom, error);
-  if (r < 0)
-    {
-      mh_directory__address_clear (&a);
-      return FALSE;
-    }
-  if (r == 0)
-    {
-      not_found_domain (a.domain, error);
-      mh_directory__address_clear (&a);
-      return FALSE;
-    }
-  out->local = mh_directory__local_fold (a.local,
-                                         domain_case_sensitive (&out->dom));
-  out->domain = g_steal_pointer (&a.domain);
-  out->key = mh_directory__address_key (out->local, out->domain);
-  mh_directory__address_clear (&a);
-  return TRUE;
-}
 
 /* Shows a key "alabel@local" as local@U-label for messages. */
 static char *
@@ -277,7 +52,8 @@ mh_directory_domain_add (MhDirectory *dir, const char *domain, GError **error)
   g_autofree char *u = mh_directory_domain_to_unicode (alabel);
   int found = 0;
   MhDomainAliasRecord da = { 0 };
-  if (!has_key (dir, txn, dir->dbs.domains, alabel, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.domains, alabel, &found,
+                              error))
     goto fail;
   if (found)
     {
@@ -285,7 +61,7 @@ mh_directory_domain_add (MhDirectory *dir, const char *domain, GError **error)
                    "domain '%s' already exists", u);
       goto fail;
     }
-  found = read_domain_alias (dir, txn, alabel, &da, error);
+  found = mh_directory__read_domain_alias (dir, txn, alabel, &da, error);
   if (found < 0)
     goto fail;
   if (found)
@@ -296,17 +72,23 @@ mh_directory_domain_add (MhDirectory *dir, const char *domain, GError **error)
       mh_domain_alias_record_clear (&da);
       goto fail;
     }
-  MhDomainRecord rec = { now_s (), NULL };
+  MhDomainRecord rec = { mh_directory__now (), NULL };
   rec.settings = g_variant_ref_sink (
       g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
   GBytes *b = mh_domain_record_encode (&rec);
   mh_domain_record_clear (&rec);
-  if (!put_bytes (dir, txn, dir->dbs.domains, alabel, b, error))
+  if (!mh_directory__put (dir, txn, dir->dbs.domains, alabel, b, error))
     goto fail;
   return mh_directory__txn_commit (dir, txn, error);
 fail:
   mdb_txn_abort (txn);
   return FALSE;
+}
+
+static MhDirectoryEach
+delete_one (const MDB_val *k, const MDB_val *v, gpointer data, GError **error)
+{
+  return MH_DIRECTORY_EACH_DELETE;
 }
 
 /* Deletes every key of @dbi starting with "alabel@". */
@@ -315,34 +97,30 @@ delete_prefix (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
                const char *alabel, GError **error)
 {
   g_autofree char *prefix = g_strconcat (alabel, "@", NULL);
-  gsize plen = strlen (prefix);
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dbi, &cur);
-  if (rc != 0)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return FALSE;
-    }
-  MDB_val k, v;
-  /* Seek again after each delete: a cursor's position after deleting the
-   * last item is not a valid place to continue from. */
-  for (;;)
-    {
-      k = sval (prefix);
-      rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-      if (rc != 0 || k.mv_size < plen || memcmp (k.mv_data, prefix, plen) != 0)
-        break;
-      rc = mdb_cursor_del (cur, 0);
-      if (rc != 0)
-        break;
-    }
-  mdb_cursor_close (cur);
-  if (rc != 0 && rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "delete failed", error);
-      return FALSE;
-    }
-  return TRUE;
+  return mh_directory__each (dir, txn, dbi, prefix, delete_one, NULL,
+                             "delete failed", error);
+}
+
+typedef struct
+{
+  const char *target;
+  GPtrArray *out;
+} AliasesOf;
+
+static MhDirectoryEach
+alias_of_one (const MDB_val *k, const MDB_val *v, gpointer data, GError **error)
+{
+  AliasesOf *a = data;
+  g_autofree char *name = g_strndup (k->mv_data, k->mv_size);
+  MhDomainAliasRecord r;
+  if (!mh_domain_alias_record_decode_named (
+          v->mv_data, v->mv_size, MH_RECORD_WHAT ("domain alias", name, NULL),
+          &r, error))
+    return MH_DIRECTORY_EACH_STOP;
+  if (g_strcmp0 (r.target, a->target) == 0)
+    g_ptr_array_add (a->out, g_steal_pointer (&name));
+  mh_domain_alias_record_clear (&r);
+  return MH_DIRECTORY_EACH_NEXT;
 }
 
 /* Domain aliases whose target is @alabel (A-labels, newly allocated). */
@@ -351,36 +129,10 @@ aliases_of_domain (MhDirectory *dir, MDB_txn *txn, const char *alabel,
                    GError **error)
 {
   g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (g_free);
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dir->dbs.domain_aliases, &cur);
-  if (rc != 0)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return NULL;
-    }
-  MDB_val k, v;
-  for (rc = mdb_cursor_get (cur, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT))
-    {
-      g_autofree char *name = g_strndup (k.mv_data, k.mv_size);
-      MhDomainAliasRecord r;
-      if (!mh_domain_alias_record_decode_named (
-              v.mv_data, v.mv_size, MH_RECORD_WHAT ("domain alias", name, NULL),
-              &r, error))
-        {
-          mdb_cursor_close (cur);
-          return NULL;
-        }
-      if (g_strcmp0 (r.target, alabel) == 0)
-        g_ptr_array_add (out, g_steal_pointer (&name));
-      mh_domain_alias_record_clear (&r);
-    }
-  mdb_cursor_close (cur);
-  if (rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return NULL;
-    }
+  AliasesOf a = { alabel, out };
+  if (!mh_directory__each (dir, txn, dir->dbs.domain_aliases, NULL,
+                           alias_of_one, &a, "cursor failed", error))
+    return NULL;
   return g_steal_pointer (&out);
 }
 
@@ -400,17 +152,20 @@ mh_directory_domain_delete (MhDirectory *dir, const char *domain,
   g_autoptr (GPtrArray) das = NULL;
   int found = 0;
   guint n_acc = 0, n_ali = 0, n_temp = 0;
-  if (!has_key (dir, txn, dir->dbs.domains, alabel, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.domains, alabel, &found,
+                              error))
     goto fail;
   if (!found)
     {
-      not_found_domain (alabel, error);
+      mh_directory__not_found_domain (alabel, error);
       goto fail;
     }
-  if (!count_prefix (dir, txn, dir->dbs.accounts, alabel, &n_acc, error)
-      || !count_prefix (dir, txn, dir->dbs.aliases, alabel, &n_ali, error)
-      || !count_prefix (dir, txn, dir->dbs.temp_aliases, alabel, &n_temp,
-                        error))
+  if (!mh_directory__count_prefix (dir, txn, dir->dbs.accounts, alabel, &n_acc,
+                                   error)
+      || !mh_directory__count_prefix (dir, txn, dir->dbs.aliases, alabel,
+                                      &n_ali, error)
+      || !mh_directory__count_prefix (dir, txn, dir->dbs.temp_aliases, alabel,
+                                      &n_temp, error))
     goto fail;
   n_ali += n_temp;
   das = aliases_of_domain (dir, txn, alabel, error);
@@ -429,10 +184,10 @@ mh_directory_domain_delete (MhDirectory *dir, const char *domain,
       || !delete_prefix (dir, txn, dir->dbs.temp_aliases, alabel, error))
     goto fail;
   for (guint i = 0; i < das->len; i++)
-    if (!del_key (dir, txn, dir->dbs.domain_aliases,
-                  g_ptr_array_index (das, i), error))
+    if (!mh_directory__del (dir, txn, dir->dbs.domain_aliases,
+                            g_ptr_array_index (das, i), NULL, error))
       goto fail;
-  if (!del_key (dir, txn, dir->dbs.domains, alabel, error))
+  if (!mh_directory__del (dir, txn, dir->dbs.domains, alabel, NULL, error))
     goto fail;
   return mh_directory__txn_commit (dir, txn, error);
 fail:
@@ -449,8 +204,10 @@ domain_info_in_txn (MhDirectory *dir, MDB_txn *txn, const char *alabel,
           data, len, MH_RECORD_WHAT ("domain", alabel, NULL), &rec, error))
     return NULL;
   guint n_acc = 0, n_ali = 0;
-  if (!count_prefix (dir, txn, dir->dbs.accounts, alabel, &n_acc, error)
-      || !count_prefix (dir, txn, dir->dbs.aliases, alabel, &n_ali, error))
+  if (!mh_directory__count_prefix (dir, txn, dir->dbs.accounts, alabel, &n_acc,
+                                   error)
+      || !mh_directory__count_prefix (dir, txn, dir->dbs.aliases, alabel,
+                                      &n_ali, error))
     {
       mh_domain_record_clear (&rec);
       return NULL;
@@ -472,13 +229,54 @@ mh_directory_domain_lookup (MhDirectory *dir, const char *domain,
     return NULL;
   MDB_val v;
   MhDomainInfo *info = NULL;
-  int r = get_val (dir, txn, dir->dbs.domains, alabel, &v, error);
+  int r = mh_directory__get (dir, txn, dir->dbs.domains, alabel, &v, error);
   if (r == 0)
-    not_found_domain (alabel, error);
+    mh_directory__not_found_domain (alabel, error);
   else if (r > 0)
     info = domain_info_in_txn (dir, txn, alabel, v.mv_data, v.mv_size, error);
   mdb_txn_abort (txn);
   return info;
+}
+
+typedef struct
+{
+  MhDirectory *dir;
+  MDB_txn *txn;
+  GPtrArray *out;
+} ListScan;
+
+static MhDirectoryEach
+domain_list_one (const MDB_val *k, const MDB_val *v, gpointer data,
+                 GError **error)
+{
+  ListScan *l = data;
+  g_autofree char *alabel = g_strndup (k->mv_data, k->mv_size);
+  MhDomainInfo *i = domain_info_in_txn (l->dir, l->txn, alabel, v->mv_data,
+                                        v->mv_size, error);
+  if (i == NULL)
+    return MH_DIRECTORY_EACH_STOP;
+  g_ptr_array_add (l->out, i);
+  return MH_DIRECTORY_EACH_NEXT;
+}
+
+/* A whole table's records as info objects (see directory.h on lists: the
+ * caller owns the elements). */
+static GPtrArray *
+list_all (MhDirectory *dir, MDB_dbi dbi, MhDirectoryEachFn fn,
+          GDestroyNotify unref, GError **error)
+{
+  MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
+  if (txn == NULL)
+    return NULL;
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (unref);
+  ListScan l = { dir, txn, out };
+  gboolean ok = mh_directory__each (dir, txn, dbi, NULL, fn, &l,
+                                    "cursor failed", error);
+  mdb_txn_abort (txn);
+  if (!ok)
+    return NULL;
+  g_ptr_array_set_free_func (out, NULL);
+  return g_steal_pointer (&out);
 }
 
 GPtrArray *
@@ -486,51 +284,37 @@ mh_directory_domain_list (MhDirectory *dir, GError **error)
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
-  if (txn == NULL)
-    return NULL;
-  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_domain_info_unref);
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dir->dbs.domains, &cur);
-  if (rc != 0)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      mdb_txn_abort (txn);
-      return NULL;
-    }
-  MDB_val k, v;
-  for (rc = mdb_cursor_get (cur, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT))
-    {
-      g_autofree char *alabel = g_strndup (k.mv_data, k.mv_size);
-      MhDomainInfo *i = domain_info_in_txn (dir, txn, alabel, v.mv_data,
-                                            v.mv_size, error);
-      if (i == NULL)
-        {
-          mdb_cursor_close (cur);
-          mdb_txn_abort (txn);
-          return NULL;
-        }
-      g_ptr_array_add (out, i);
-    }
-  mdb_cursor_close (cur);
-  mdb_txn_abort (txn);
-  if (rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return NULL;
-    }
-  /* The caller owns the elements (see directory.h on lists). */
-  g_ptr_array_set_free_func (out, NULL);
-  return g_steal_pointer (&out);
+  return list_all (dir, dir->dbs.domains, domain_list_one,
+                   (GDestroyNotify)mh_domain_info_unref, error);
 }
 
-static char *
-known_settings (MhDirectorySettingScope scope)
+/* The spec of setting @name in @scope, and @value parsed for it into
+ * *val_out (NULL when @value is: the setting is removed); NULL with
+ * INVALID naming the known settings of the @kind ("domain"). */
+static const MhSettingSpec *
+parse_setting (MhDirectorySettingScope scope, const char *kind,
+               const char *name, const char *value, GVariant **val_out,
+               GError **error)
 {
-  g_auto (GStrv) names = mh_directory_setting_names (scope);
-  return g_strjoinv (", ", names);
+  *val_out = NULL;
+  const MhSettingSpec *spec = mh_directory__setting_find (scope, name);
+  if (spec == NULL)
+    {
+      g_auto (GStrv) names = mh_directory_setting_names (scope);
+      g_autofree char *known = g_strjoinv (", ", names);
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
+                   "unknown %s setting '%s' (known: %s)", kind,
+                   name ? name : "", known);
+      return NULL;
+    }
+  if (value != NULL)
+    {
+      GVariant *val = mh_directory__setting_parse (spec, value, error);
+      if (val == NULL)
+        return NULL;
+      *val_out = g_variant_ref_sink (val);
+    }
+  return spec;
 }
 
 gboolean
@@ -540,24 +324,11 @@ mh_directory_domain_set_setting (MhDirectory *dir, const char *domain,
 {
   g_return_val_if_fail (dir != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  const MhSettingSpec *spec =
-      mh_directory__setting_find (MH_DIRECTORY_SETTING_DOMAIN, name);
-  if (spec == NULL)
-    {
-      g_autofree char *known = known_settings (MH_DIRECTORY_SETTING_DOMAIN);
-      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
-                   "unknown domain setting '%s' (known: %s)",
-                   name ? name : "", known);
-      return FALSE;
-    }
   g_autoptr (GVariant) val = NULL;
-  if (value != NULL)
-    {
-      val = mh_directory__setting_parse (spec, value, error);
-      if (val == NULL)
-        return FALSE;
-      g_variant_ref_sink (val);
-    }
+  const MhSettingSpec *spec = parse_setting (
+      MH_DIRECTORY_SETTING_DOMAIN, "domain", name, value, &val, error);
+  if (spec == NULL)
+    return FALSE;
   g_autofree char *alabel = mh_directory_domain_to_ascii (domain, error);
   if (alabel == NULL)
     return FALSE;
@@ -565,24 +336,24 @@ mh_directory_domain_set_setting (MhDirectory *dir, const char *domain,
   if (txn == NULL)
     return FALSE;
   MhDomainRecord rec = { 0 };
-  int r = read_domain (dir, txn, alabel, &rec, error);
+  int r = mh_directory__read_domain (dir, txn, alabel, &rec, error);
   if (r <= 0)
     {
       if (r == 0)
-        not_found_domain (alabel, error);
+        mh_directory__not_found_domain (alabel, error);
       mdb_txn_abort (txn);
       return FALSE;
     }
   if (strcmp (spec->name, "case_sensitive_local_part") == 0)
     {
-      gboolean before = domain_case_sensitive (&rec);
+      gboolean before = mh_directory__domain_case_sensitive (&rec);
       gboolean after = val != NULL && g_variant_get_boolean (val);
       guint n_acc = 0, n_ali = 0;
       if (before != after
-          && (!count_prefix (dir, txn, dir->dbs.accounts, alabel, &n_acc,
-                             error)
-              || !count_prefix (dir, txn, dir->dbs.aliases, alabel, &n_ali,
-                                error)))
+          && (!mh_directory__count_prefix (dir, txn, dir->dbs.accounts, alabel,
+                                           &n_acc, error)
+              || !mh_directory__count_prefix (dir, txn, dir->dbs.aliases,
+                                              alabel, &n_ali, error)))
         goto fail;
       if (n_acc > 0 || n_ali > 0)
         {
@@ -599,7 +370,7 @@ mh_directory_domain_set_setting (MhDirectory *dir, const char *domain,
   g_variant_unref (old);
   GBytes *b = mh_domain_record_encode (&rec);
   mh_domain_record_clear (&rec);
-  if (!put_bytes (dir, txn, dir->dbs.domains, alabel, b, error))
+  if (!mh_directory__put (dir, txn, dir->dbs.domains, alabel, b, error))
     {
       mdb_txn_abort (txn);
       return FALSE;
@@ -622,9 +393,10 @@ mh_directory_domain_is_local (MhDirectory *dir, const char *domain)
   if (txn == NULL)
     return FALSE;
   int a = 0, b = 0;
-  gboolean ok = has_key (dir, txn, dir->dbs.domains, alabel, &a, NULL)
-                && has_key (dir, txn, dir->dbs.domain_aliases, alabel, &b,
-                            NULL);
+  gboolean ok
+      = mh_directory__has_key (dir, txn, dir->dbs.domains, alabel, &a, NULL)
+        && mh_directory__has_key (dir, txn, dir->dbs.domain_aliases, alabel, &b,
+                                  NULL);
   mdb_txn_abort (txn);
   return ok && (a > 0 || b > 0);
 }
@@ -656,23 +428,24 @@ mh_directory_domain_alias_add (MhDirectory *dir, const char *alias_domain,
   if (txn == NULL)
     return FALSE;
   int found = 0;
-  if (!has_key (dir, txn, dir->dbs.domains, target, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.domains, target, &found,
+                              error))
     goto fail;
   if (!found)
     {
       int is_alias = 0;
-      if (!has_key (dir, txn, dir->dbs.domain_aliases, target, &is_alias,
-                    error))
+      if (!mh_directory__has_key (dir, txn, dir->dbs.domain_aliases, target,
+                                  &is_alias, error))
         goto fail;
       if (is_alias)
         g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
                      "target '%s' is itself a domain alias; point at the "
                      "hosted domain", ut);
       else
-        not_found_domain (target, error);
+        mh_directory__not_found_domain (target, error);
       goto fail;
     }
-  if (!has_key (dir, txn, dir->dbs.domains, alias, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.domains, alias, &found, error))
     goto fail;
   if (found)
     {
@@ -680,7 +453,8 @@ mh_directory_domain_alias_add (MhDirectory *dir, const char *alias_domain,
                    "'%s' is a hosted domain, so it cannot be an alias", ua);
       goto fail;
     }
-  if (!has_key (dir, txn, dir->dbs.domain_aliases, alias, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.domain_aliases, alias, &found,
+                              error))
     goto fail;
   if (found)
     {
@@ -688,9 +462,9 @@ mh_directory_domain_alias_add (MhDirectory *dir, const char *alias_domain,
                    "domain alias '%s' already exists", ua);
       goto fail;
     }
-  MhDomainAliasRecord rec = { target, now_s () };
+  MhDomainAliasRecord rec = { target, mh_directory__now () };
   GBytes *b = mh_domain_alias_record_encode (&rec);
-  if (!put_bytes (dir, txn, dir->dbs.domain_aliases, alias, b, error))
+  if (!mh_directory__put (dir, txn, dir->dbs.domain_aliases, alias, b, error))
     goto fail;
   return mh_directory__txn_commit (dir, txn, error);
 fail:
@@ -711,7 +485,8 @@ mh_directory_domain_alias_delete (MhDirectory *dir, const char *alias_domain,
   if (txn == NULL)
     return FALSE;
   int found = 0;
-  if (!has_key (dir, txn, dir->dbs.domain_aliases, alias, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.domain_aliases, alias, &found,
+                              error))
     goto fail;
   if (!found)
     {
@@ -720,7 +495,8 @@ mh_directory_domain_alias_delete (MhDirectory *dir, const char *alias_domain,
                    "domain alias '%s' does not exist", u);
       goto fail;
     }
-  if (!del_key (dir, txn, dir->dbs.domain_aliases, alias, error))
+  if (!mh_directory__del (dir, txn, dir->dbs.domain_aliases, alias, NULL,
+                          error))
     goto fail;
   return mh_directory__txn_commit (dir, txn, error);
 fail:
@@ -741,7 +517,7 @@ mh_directory_domain_alias_lookup (MhDirectory *dir, const char *alias_domain,
   if (txn == NULL)
     return NULL;
   MhDomainAliasRecord rec;
-  int r = read_domain_alias (dir, txn, alias, &rec, error);
+  int r = mh_directory__read_domain_alias (dir, txn, alias, &rec, error);
   mdb_txn_abort (txn);
   if (r == 0)
     {
@@ -754,55 +530,40 @@ mh_directory_domain_alias_lookup (MhDirectory *dir, const char *alias_domain,
   return mh_directory__domain_alias_info_new (alias, &rec);
 }
 
+static MhDirectoryEach
+domain_alias_list_one (const MDB_val *k, const MDB_val *v, gpointer data,
+                       GError **error)
+{
+  ListScan *l = data;
+  g_autofree char *alias = g_strndup (k->mv_data, k->mv_size);
+  MhDomainAliasRecord rec;
+  if (!mh_domain_alias_record_decode_named (
+          v->mv_data, v->mv_size, MH_RECORD_WHAT ("domain alias", alias, NULL),
+          &rec, error))
+    return MH_DIRECTORY_EACH_STOP;
+  g_ptr_array_add (l->out, mh_directory__domain_alias_info_new (alias, &rec));
+  return MH_DIRECTORY_EACH_NEXT;
+}
+
 GPtrArray *
 mh_directory_domain_alias_list (MhDirectory *dir, GError **error)
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
-  if (txn == NULL)
-    return NULL;
-  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_domain_alias_info_unref);
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dir->dbs.domain_aliases, &cur);
-  MDB_val k, v;
-  for (rc = rc ? rc : mdb_cursor_get (cur, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT))
-    {
-      g_autofree char *alias = g_strndup (k.mv_data, k.mv_size);
-      MhDomainAliasRecord rec;
-      if (!mh_domain_alias_record_decode_named (
-              v.mv_data, v.mv_size,
-              MH_RECORD_WHAT ("domain alias", alias, NULL), &rec, error))
-        {
-          mdb_cursor_close (cur);
-          mdb_txn_abort (txn);
-          return NULL;
-        }
-      g_ptr_array_add (out, mh_directory__domain_alias_info_new (alias, &rec));
-    }
-  if (cur != NULL)
-    mdb_cursor_close (cur);
-  mdb_txn_abort (txn);
-  if (rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return NULL;
-    }
-  g_ptr_array_set_free_func (out, NULL);
-  return g_steal_pointer (&out);
+  return list_all (dir, dir->dbs.domain_aliases, domain_alias_list_one,
+                   (GDestroyNotify)mh_domain_alias_info_unref, error);
 }
 
 /* ---- Accounts --------------------------------------------------------- */
 
 static gboolean
-check_free_address (MhDirectory *dir, MDB_txn *txn, const Resolved *r,
-                    GError **error)
+check_free_address (MhDirectory *dir, MDB_txn *txn,
+                    const MhDirectoryResolved *r, GError **error)
 {
   int found = 0;
   g_autofree char *shown = show_key (r->local, r->domain);
-  if (!has_key (dir, txn, dir->dbs.accounts, r->key, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.accounts, r->key, &found,
+                              error))
     return FALSE;
   if (found)
     {
@@ -810,7 +571,8 @@ check_free_address (MhDirectory *dir, MDB_txn *txn, const Resolved *r,
                    "account '%s' already exists", shown);
       return FALSE;
     }
-  if (!has_key (dir, txn, dir->dbs.aliases, r->key, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.aliases, r->key, &found,
+                              error))
     return FALSE;
   if (found)
     {
@@ -818,7 +580,8 @@ check_free_address (MhDirectory *dir, MDB_txn *txn, const Resolved *r,
                    "'%s' is already an alias", shown);
       return FALSE;
     }
-  if (!has_key (dir, txn, dir->dbs.temp_aliases, r->key, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.temp_aliases, r->key, &found,
+                              error))
     return FALSE;
   if (found)
     {
@@ -830,23 +593,22 @@ check_free_address (MhDirectory *dir, MDB_txn *txn, const Resolved *r,
 }
 
 static gboolean
-check_limit (MhDirectory *dir, MDB_txn *txn, const Resolved *r,
-             const char *setting, MDB_dbi dbi, const char *what,
-             GError **error)
+check_limit (MhDirectory *dir, MDB_txn *txn, const MhDirectoryResolved *r,
+             const char *setting, MDB_dbi dbi, const char *what, GError **error)
 {
   guint64 max = 0;
   g_variant_lookup (r->dom.settings, setting, "t", &max);
   if (max == 0)
     return TRUE;
   guint n = 0;
-  if (!count_prefix (dir, txn, dbi, r->domain, &n, error))
+  if (!mh_directory__count_prefix (dir, txn, dbi, r->domain, &n, error))
     return FALSE;
   if (dbi == dir->dbs.aliases)
     {
       /* Temporary aliases count against max_aliases too (temp-alias.c). */
       guint n_temp = 0;
-      if (!count_prefix (dir, txn, dir->dbs.temp_aliases, r->domain, &n_temp,
-                         error))
+      if (!mh_directory__count_prefix (dir, txn, dir->dbs.temp_aliases,
+                                       r->domain, &n_temp, error))
         return FALSE;
       n += n_temp;
     }
@@ -891,24 +653,27 @@ mh_directory_account_add (MhDirectory *dir, const char *address,
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return FALSE;
-  Resolved r;
-  if (!resolve (dir, txn, address, &r, error))
+  MhDirectoryResolved r;
+  if (!mh_directory__resolve (dir, txn, address, &r, error))
     goto fail;
   if (!check_free_address (dir, txn, &r, error)
       || !check_limit (dir, txn, &r, "max_accounts", dir->dbs.accounts,
                        "accounts", error))
     goto fail_r;
-  MhAccountRecord rec = { NULL, g_steal_pointer (&hash), TRUE,
-                          MH_DIRECTORY_PROTOCOL_ALL, now_s (),
+  MhAccountRecord rec = { NULL,
+                          g_steal_pointer (&hash),
+                          TRUE,
+                          MH_DIRECTORY_PROTOCOL_ALL,
+                          mh_directory__now (),
                           new_settings () };
   GBytes *b = mh_account_record_encode (&rec);
   mh_account_record_clear (&rec);
-  if (!put_bytes (dir, txn, dir->dbs.accounts, r.key, b, error))
+  if (!mh_directory__put (dir, txn, dir->dbs.accounts, r.key, b, error))
     goto fail_r;
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
   return mh_directory__txn_commit (dir, txn, error);
 fail_r:
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
 fail:
   mdb_txn_abort (txn);
   if (hash != NULL)
@@ -917,7 +682,7 @@ fail:
 }
 
 static void
-not_found_account (const Resolved *r, GError **error)
+not_found_account (const MhDirectoryResolved *r, GError **error)
 {
   g_autofree char *shown = show_key (r->local, r->domain);
   g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
@@ -933,45 +698,40 @@ mh_directory_account_delete (MhDirectory *dir, const char *address,
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return FALSE;
-  Resolved r;
+  MhDirectoryResolved r;
   int found = 0;
-  if (!resolve (dir, txn, address, &r, error))
+  if (!mh_directory__resolve (dir, txn, address, &r, error))
     goto fail;
-  if (!has_key (dir, txn, dir->dbs.accounts, r.key, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.accounts, r.key, &found,
+                              error))
     goto fail_r;
   if (!found)
     {
       not_found_account (&r, error);
       goto fail_r;
     }
-  if (!del_key (dir, txn, dir->dbs.accounts, r.key, error))
+  if (!mh_directory__del (dir, txn, dir->dbs.accounts, r.key, NULL, error))
     goto fail_r;
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
   return mh_directory__txn_commit (dir, txn, error);
 fail_r:
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
 fail:
   mdb_txn_abort (txn);
   return FALSE;
 }
 
-/* Reads an account in @txn: returns the info or NULL (error set). */
-static MhAccountInfo *
-account_in_txn (MhDirectory *dir, MDB_txn *txn, const char *address,
-                GError **error)
+static gpointer
+account_in_txn (MhDirectory *dir, MDB_txn *txn, const MhDirectoryResolved *r,
+                const char *address, GError **error)
 {
-  Resolved r;
-  if (!resolve (dir, txn, address, &r, error))
-    return NULL;
   MhAccountRecord rec;
-  MhAccountInfo *info = NULL;
-  int found = read_account (dir, txn, r.key, &rec, error);
+  int found = mh_directory__read_account (dir, txn, r->key, &rec, error);
   if (found == 0)
-    not_found_account (&r, error);
-  else if (found > 0)
-    info = mh_directory__account_info_new (r.local, r.domain, &rec);
-  resolved_clear (&r);
-  return info;
+    not_found_account (r, error);
+  if (found <= 0)
+    return NULL;
+  return mh_directory__account_info_new (r->local, r->domain, &rec);
 }
 
 MhAccountInfo *
@@ -980,84 +740,74 @@ mh_directory_account_lookup (MhDirectory *dir, const char *address,
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
-  if (txn == NULL)
-    return NULL;
-  MhAccountInfo *info = account_in_txn (dir, txn, address, error);
-  mdb_txn_abort (txn);
-  return info;
+  return mh_directory__lookup (dir, address, account_in_txn, error);
 }
 
 typedef gboolean (*ListDecode) (MhDirectory *dir, const char *local,
                                 const char *alabel, const MDB_val *v,
                                 GPtrArray *out, GError **error);
 
-static gboolean
+typedef struct
+{
+  MhDirectory *dir;
+  ListDecode decode;
+  GPtrArray *out;
+} RangeScan;
+
+static MhDirectoryEach
+range_one (const MDB_val *k, const MDB_val *v, gpointer data, GError **error)
+{
+  RangeScan *r = data;
+  g_autofree char *local = NULL;
+  g_autofree char *alabel = NULL;
+  if (!mh_directory__key_split (k->mv_data, k->mv_size, &local, &alabel))
+    {
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
+                   "%s: malformed key '%.*s'", r->dir->path, (int)k->mv_size,
+                   (const char *)k->mv_data);
+      return MH_DIRECTORY_EACH_STOP;
+    }
+  return r->decode (r->dir, local, alabel, v, r->out, error)
+             ? MH_DIRECTORY_EACH_NEXT
+             : MH_DIRECTORY_EACH_STOP;
+}
+
+/* The "alabel@local" records of @dbi, of @domain or (NULL) all, as info
+ * objects (the caller owns the elements, see directory.h on lists). */
+static GPtrArray *
 list_range (MhDirectory *dir, MDB_dbi dbi, const char *domain,
-            ListDecode decode, GPtrArray *out, GError **error)
+            ListDecode decode, GDestroyNotify unref, GError **error)
 {
   MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
   if (txn == NULL)
-    return FALSE;
+    return NULL;
   g_autofree char *prefix = NULL;
+  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (unref);
   if (domain != NULL)
     {
       g_autofree char *alabel = mh_directory_domain_to_ascii (domain, error);
       int found = 0;
       if (alabel == NULL
-          || !has_key (dir, txn, dir->dbs.domains, alabel, &found, error))
+          || !mh_directory__has_key (dir, txn, dir->dbs.domains, alabel, &found,
+                                     error))
         goto fail;
       if (!found)
         {
-          not_found_domain (alabel, error);
+          mh_directory__not_found_domain (alabel, error);
           goto fail;
         }
       prefix = g_strconcat (alabel, "@", NULL);
     }
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dbi, &cur);
-  if (rc != 0)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      goto fail;
-    }
-  gsize plen = prefix ? strlen (prefix) : 0;
-  MDB_val k = { plen, prefix }, v;
-  rc = mdb_cursor_get (cur, &k, &v, prefix ? MDB_SET_RANGE : MDB_FIRST);
-  for (; rc == 0; rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT))
-    {
-      if (prefix && (k.mv_size < plen || memcmp (k.mv_data, prefix, plen)))
-        {
-          rc = MDB_NOTFOUND;
-          break;
-        }
-      g_autofree char *local = NULL;
-      g_autofree char *alabel = NULL;
-      if (!mh_directory__key_split (k.mv_data, k.mv_size, &local, &alabel))
-        {
-          g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
-                       "%s: malformed key '%.*s'", dir->path,
-                       (int) k.mv_size, (const char *) k.mv_data);
-          mdb_cursor_close (cur);
-          goto fail;
-        }
-      if (!decode (dir, local, alabel, &v, out, error))
-        {
-          mdb_cursor_close (cur);
-          goto fail;
-        }
-    }
-  mdb_cursor_close (cur);
+  RangeScan r = { dir, decode, out };
+  if (!mh_directory__each (dir, txn, dbi, prefix, range_one, &r,
+                           "cursor failed", error))
+    goto fail;
   mdb_txn_abort (txn);
-  if (rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      return FALSE;
-    }
-  return TRUE;
+  g_ptr_array_set_free_func (out, NULL);
+  return g_steal_pointer (&out);
 fail:
   mdb_txn_abort (txn);
-  return FALSE;
+  return NULL;
 }
 
 static gboolean
@@ -1079,13 +829,8 @@ mh_directory_account_list (MhDirectory *dir, const char *domain,
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_account_info_unref);
-  if (!list_range (dir, dir->dbs.accounts, domain, decode_account, out,
-                   error))
-    return NULL;
-  g_ptr_array_set_free_func (out, NULL);
-  return g_steal_pointer (&out);
+  return list_range (dir, dir->dbs.accounts, domain, decode_account,
+                     (GDestroyNotify)mh_account_info_unref, error);
 }
 
 /* Read-modify-write of one account record in one write txn. */
@@ -1099,11 +844,11 @@ edit_account (MhDirectory *dir, const char *address, AccountEdit edit,
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return FALSE;
-  Resolved r;
+  MhDirectoryResolved r;
   MhAccountRecord rec;
-  if (!resolve (dir, txn, address, &r, error))
+  if (!mh_directory__resolve (dir, txn, address, &r, error))
     goto fail;
-  int found = read_account (dir, txn, r.key, &rec, error);
+  int found = mh_directory__read_account (dir, txn, r.key, &rec, error);
   if (found == 0)
     not_found_account (&r, error);
   if (found <= 0)
@@ -1115,12 +860,12 @@ edit_account (MhDirectory *dir, const char *address, AccountEdit edit,
     }
   GBytes *b = mh_account_record_encode (&rec);
   mh_account_record_clear (&rec);
-  if (!put_bytes (dir, txn, dir->dbs.accounts, r.key, b, error))
+  if (!mh_directory__put (dir, txn, dir->dbs.accounts, r.key, b, error))
     goto fail_r;
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
   return mh_directory__txn_commit (dir, txn, error);
 fail_r:
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
 fail:
   mdb_txn_abort (txn);
   return FALSE;
@@ -1278,24 +1023,11 @@ mh_directory_account_set_setting (MhDirectory *dir, const char *address,
 {
   g_return_val_if_fail (dir != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-  const MhSettingSpec *spec =
-      mh_directory__setting_find (MH_DIRECTORY_SETTING_ACCOUNT, name);
-  if (spec == NULL)
-    {
-      g_autofree char *known = known_settings (MH_DIRECTORY_SETTING_ACCOUNT);
-      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_INVALID,
-                   "unknown account setting '%s' (known: %s)",
-                   name ? name : "", known);
-      return FALSE;
-    }
   g_autoptr (GVariant) val = NULL;
-  if (value != NULL)
-    {
-      val = mh_directory__setting_parse (spec, value, error);
-      if (val == NULL)
-        return FALSE;
-      g_variant_ref_sink (val);
-    }
+  const MhSettingSpec *spec = parse_setting (
+      MH_DIRECTORY_SETTING_ACCOUNT, "account", name, value, &val, error);
+  if (spec == NULL)
+    return FALSE;
   SettingEdit e = { spec->name, val };
   return edit_account (dir, address, edit_setting, &e, error);
 }
@@ -1419,20 +1151,20 @@ alias_target (MhDirectory *dir, MDB_txn *txn, const char *target,
   MhDomainRecord dom = { 0 };
   MhDomainAliasRecord da = { 0 };
   const char *hosted = NULL;
-  int r = read_domain (dir, txn, a.domain, &dom, error);
+  int r = mh_directory__read_domain (dir, txn, a.domain, &dom, error);
   if (r < 0)
     goto fail;
   if (r > 0)
     hosted = a.domain;
   else
     {
-      r = read_domain_alias (dir, txn, a.domain, &da, error);
+      r = mh_directory__read_domain_alias (dir, txn, a.domain, &da, error);
       if (r < 0)
         goto fail;
       if (r > 0)
         {
           hosted = da.target;
-          if (read_domain (dir, txn, hosted, &dom, error) < 0)
+          if (mh_directory__read_domain (dir, txn, hosted, &dom, error) < 0)
             goto fail;
         }
     }
@@ -1442,14 +1174,16 @@ alias_target (MhDirectory *dir, MDB_txn *txn, const char *target,
   else
     {
       g_autofree char *local = mh_directory__local_fold (
-          a.local, domain_case_sensitive (&dom));
+          a.local, mh_directory__domain_case_sensitive (&dom));
       out = g_strconcat (local, "@", a.domain, NULL);
       if (must_exist)
         {
           g_autofree char *key = mh_directory__address_key (local, hosted);
           int acc = 0, ali = 0;
-          if (!has_key (dir, txn, dir->dbs.accounts, key, &acc, error)
-              || !has_key (dir, txn, dir->dbs.aliases, key, &ali, error))
+          if (!mh_directory__has_key (dir, txn, dir->dbs.accounts, key, &acc,
+                                      error)
+              || !mh_directory__has_key (dir, txn, dir->dbs.aliases, key, &ali,
+                                         error))
             {
               g_free (out);
               goto fail;
@@ -1481,10 +1215,10 @@ fail:
 
 static gboolean
 resolve_alias_source (MhDirectory *dir, MDB_txn *txn, const char *address,
-                      Resolved *r, GError **error)
+                      MhDirectoryResolved *r, GError **error)
 {
   g_autoptr (GError) rerr = NULL;
-  if (resolve (dir, txn, address, r, &rerr))
+  if (mh_directory__resolve (dir, txn, address, r, &rerr))
     return TRUE;
   if (rerr->code == MH_DIRECTORY_ERROR_NOT_FOUND)
     {
@@ -1494,7 +1228,8 @@ resolve_alias_source (MhDirectory *dir, MDB_txn *txn, const char *address,
       if (mh_directory__address_parse (address, &a, NULL))
         {
           MhDomainAliasRecord da;
-          if (read_domain_alias (dir, txn, a.domain, &da, NULL) > 0)
+          if (mh_directory__read_domain_alias (dir, txn, a.domain, &da, NULL)
+              > 0)
             {
               g_autofree char *u = mh_directory_domain_to_unicode (a.domain);
               g_autofree char *t = mh_directory_domain_to_unicode (da.target);
@@ -1537,14 +1272,15 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return FALSE;
-  Resolved r;
+  MhDirectoryResolved r;
   MhAliasRecord rec = { 0 };
   g_autofree char *shown = NULL;
   if (!resolve_alias_source (dir, txn, address, &r, error))
     goto fail;
   shown = show_key (r.local, r.domain);
   int found = 0;
-  if (!has_key (dir, txn, dir->dbs.accounts, r.key, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.accounts, r.key, &found,
+                              error))
     goto fail_r;
   if (found)
     {
@@ -1552,7 +1288,8 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
                    "'%s' is an account; an alias cannot shadow it", shown);
       goto fail_r;
     }
-  if (!has_key (dir, txn, dir->dbs.temp_aliases, r.key, &found, error))
+  if (!mh_directory__has_key (dir, txn, dir->dbs.temp_aliases, r.key, &found,
+                              error))
     goto fail_r;
   if (found)
     {
@@ -1560,7 +1297,7 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
                    "'%s' is a temporary alias (delete it first)", shown);
       goto fail_r;
     }
-  found = read_alias (dir, txn, r.key, &rec, error);
+  found = mh_directory__read_alias (dir, txn, r.key, &rec, error);
   if (found < 0)
     goto fail_r;
   if (found == 0)
@@ -1569,7 +1306,7 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
                         "aliases", error))
         goto fail_r;
       rec.targets = g_ptr_array_new_with_free_func (g_free);
-      rec.created = now_s ();
+      rec.created = mh_directory__now ();
     }
   for (guint i = 0; i < n_new; i++)
     {
@@ -1605,14 +1342,14 @@ mh_directory_alias_add (MhDirectory *dir, const char *address,
       goto fail_r;
     }
   GBytes *b = mh_alias_record_encode (&rec);
-  if (!put_bytes (dir, txn, dir->dbs.aliases, r.key, b, error))
+  if (!mh_directory__put (dir, txn, dir->dbs.aliases, r.key, b, error))
     goto fail_r;
   mh_alias_record_clear (&rec);
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
   return mh_directory__txn_commit (dir, txn, error);
 fail_r:
   mh_alias_record_clear (&rec);
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
 fail:
   mdb_txn_abort (txn);
   return FALSE;
@@ -1627,13 +1364,13 @@ mh_directory_alias_delete (MhDirectory *dir, const char *address,
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return FALSE;
-  Resolved r;
+  MhDirectoryResolved r;
   MhAliasRecord rec = { 0 };
   g_autofree char *shown = NULL;
-  if (!resolve (dir, txn, address, &r, error))
+  if (!mh_directory__resolve (dir, txn, address, &r, error))
     goto fail;
   shown = show_key (r.local, r.domain);
-  int found = read_alias (dir, txn, r.key, &rec, error);
+  int found = mh_directory__read_alias (dir, txn, r.key, &rec, error);
   if (found == 0)
     g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
                  "alias '%s' does not exist", shown);
@@ -1641,7 +1378,7 @@ mh_directory_alias_delete (MhDirectory *dir, const char *address,
     goto fail_r;
   if (target == NULL)
     {
-      if (!del_key (dir, txn, dir->dbs.aliases, r.key, error))
+      if (!mh_directory__del (dir, txn, dir->dbs.aliases, r.key, NULL, error))
         goto fail_r;
     }
   else
@@ -1663,25 +1400,43 @@ mh_directory_alias_delete (MhDirectory *dir, const char *address,
       g_ptr_array_remove_index (rec.targets, idx);
       if (rec.targets->len == 0)
         {
-          if (!del_key (dir, txn, dir->dbs.aliases, r.key, error))
+          if (!mh_directory__del (dir, txn, dir->dbs.aliases, r.key, NULL,
+                                  error))
             goto fail_r;
         }
       else
         {
           GBytes *b = mh_alias_record_encode (&rec);
-          if (!put_bytes (dir, txn, dir->dbs.aliases, r.key, b, error))
+          if (!mh_directory__put (dir, txn, dir->dbs.aliases, r.key, b, error))
             goto fail_r;
         }
     }
   mh_alias_record_clear (&rec);
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
   return mh_directory__txn_commit (dir, txn, error);
 fail_r:
   mh_alias_record_clear (&rec);
-  resolved_clear (&r);
+  mh_directory__resolved_clear (&r);
 fail:
   mdb_txn_abort (txn);
   return FALSE;
+}
+
+static gpointer
+alias_in_txn (MhDirectory *dir, MDB_txn *txn, const MhDirectoryResolved *r,
+              const char *address, GError **error)
+{
+  MhAliasRecord rec;
+  int found = mh_directory__read_alias (dir, txn, r->key, &rec, error);
+  if (found == 0)
+    {
+      g_autofree char *shown = show_key (r->local, r->domain);
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
+                   "alias '%s' does not exist", shown);
+    }
+  if (found <= 0)
+    return NULL;
+  return mh_directory__alias_info_new (r->local, r->domain, &rec);
 }
 
 MhAliasInfo *
@@ -1690,28 +1445,7 @@ mh_directory_alias_lookup (MhDirectory *dir, const char *address,
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
-  if (txn == NULL)
-    return NULL;
-  Resolved r;
-  MhAliasInfo *info = NULL;
-  if (resolve (dir, txn, address, &r, error))
-    {
-      MhAliasRecord rec;
-      int found = read_alias (dir, txn, r.key, &rec, error);
-      if (found == 0)
-        {
-          g_autofree char *shown = show_key (r.local, r.domain);
-          g_set_error (error, MH_DIRECTORY_ERROR,
-                       MH_DIRECTORY_ERROR_NOT_FOUND,
-                       "alias '%s' does not exist", shown);
-        }
-      else if (found > 0)
-        info = mh_directory__alias_info_new (r.local, r.domain, &rec);
-      resolved_clear (&r);
-    }
-  mdb_txn_abort (txn);
-  return info;
+  return mh_directory__lookup (dir, address, alias_in_txn, error);
 }
 
 static gboolean
@@ -1732,12 +1466,8 @@ mh_directory_alias_list (MhDirectory *dir, const char *domain, GError **error)
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  g_autoptr (GPtrArray) out = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) mh_alias_info_unref);
-  if (!list_range (dir, dir->dbs.aliases, domain, decode_alias, out, error))
-    return NULL;
-  g_ptr_array_set_free_func (out, NULL);
-  return g_steal_pointer (&out);
+  return list_range (dir, dir->dbs.aliases, domain, decode_alias,
+                     (GDestroyNotify)mh_alias_info_unref, error);
 }
 
 /* ---- Bulk import ------------------------------------------------------ */
@@ -1906,14 +1636,14 @@ mh_directory_import_commit (MhDirectoryImport *imp,
   g_autoptr (GHashTable) keys = g_hash_table_new_full (g_str_hash,
                                                        g_str_equal, g_free,
                                                        NULL);
-  gint64 now = now_s ();
+  gint64 now = mh_directory__now ();
   guint added = 0;
   for (guint i = 0; i < imp->entries->len; i++)
     {
       ImportEntry *e = &g_array_index (imp->entries, ImportEntry, i);
       g_autoptr (GError) eerr = NULL;
-      Resolved r;
-      if (!resolve (dir, txn, e->address, &r, &eerr))
+      MhDirectoryResolved r;
+      if (!mh_directory__resolve (dir, txn, e->address, &r, &eerr))
         {
           if (eerr->code != MH_DIRECTORY_ERROR_NOT_FOUND
               && eerr->code != MH_DIRECTORY_ERROR_INVALID)
@@ -1933,11 +1663,11 @@ mh_directory_import_commit (MhDirectoryImport *imp,
           g_variant_lookup (r.dom.settings, "max_accounts", "t",
                             &dq->max_accounts);
           if (dq->max_accounts > 0
-              && !count_prefix (dir, txn, dir->dbs.accounts, r.domain,
-                                &dq->count, error))
+              && !mh_directory__count_prefix (dir, txn, dir->dbs.accounts,
+                                              r.domain, &dq->count, error))
             {
               g_free (dq);
-              resolved_clear (&r);
+              mh_directory__resolved_clear (&r);
               mdb_txn_abort (txn);
               return FALSE;
             }
@@ -1955,7 +1685,7 @@ mh_directory_import_commit (MhDirectoryImport *imp,
           if (eerr->code != MH_DIRECTORY_ERROR_EXISTS)
             {
               g_propagate_error (error, g_steal_pointer (&eerr));
-              resolved_clear (&r);
+              mh_directory__resolved_clear (&r);
               mdb_txn_abort (txn);
               return FALSE;
             }
@@ -1970,7 +1700,7 @@ mh_directory_import_commit (MhDirectoryImport *imp,
       if (eerr != NULL)
         {
           import_fail (imp, e->tag, eerr);
-          resolved_clear (&r);
+          mh_directory__resolved_clear (&r);
           continue;
         }
       g_hash_table_insert (keys, g_strdup (r.key), GUINT_TO_POINTER (e->tag));
@@ -1990,15 +1720,15 @@ mh_directory_import_commit (MhDirectoryImport *imp,
                                   MH_DIRECTORY_PROTOCOL_ALL, now, settings };
           GBytes *b = mh_account_record_encode (&rec);
           g_variant_unref (settings);
-          if (!put_bytes (dir, txn, dir->dbs.accounts, r.key, b, error))
+          if (!mh_directory__put (dir, txn, dir->dbs.accounts, r.key, b, error))
             {
-              resolved_clear (&r);
+              mh_directory__resolved_clear (&r);
               mdb_txn_abort (txn);
               return FALSE;
             }
         }
       added++;
-      resolved_clear (&r);
+      mh_directory__resolved_clear (&r);
     }
   guint n_fail = imp->failures->len;
   if (dry || (n_fail > 0 && !partial))

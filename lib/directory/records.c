@@ -222,8 +222,8 @@ mh_domain_alias_record_clear (MhDomainAliasRecord *r)
   g_clear_pointer (&r->target, g_free);
 }
 
-static GBytes *
-wrap (GVariant *inner)
+GBytes *
+mh_directory__record_wrap (GVariant *inner)
 {
   g_autoptr (GVariant) v = g_variant_ref_sink (
       g_variant_new ("(uv)", (guint32) MH_DIRECTORY_RECORD_VERSION, inner));
@@ -233,30 +233,33 @@ wrap (GVariant *inner)
 GBytes *
 mh_domain_record_encode (const MhDomainRecord *r)
 {
-  return wrap (g_variant_new ("(x@a{sv})", r->created, r->settings));
+  return mh_directory__record_wrap (
+      g_variant_new ("(x@a{sv})", r->created, r->settings));
 }
 
 GBytes *
 mh_account_record_encode (const MhAccountRecord *r)
 {
-  return wrap (g_variant_new ("(msmsbux@a{sv})", r->display_name, r->hash,
-                              r->enabled, r->protocols, r->created,
-                              r->settings));
+  return mh_directory__record_wrap (
+      g_variant_new ("(msmsbux@a{sv})", r->display_name, r->hash, r->enabled,
+                     r->protocols, r->created, r->settings));
 }
 
 GBytes *
 mh_alias_record_encode (const MhAliasRecord *r)
 {
-  return wrap (g_variant_new ("(@asx)", g_variant_new_strv (
-                                  (const char *const *) r->targets->pdata,
-                                  (gssize) r->targets->len),
-                              r->created));
+  return mh_directory__record_wrap (
+      g_variant_new ("(@asx)",
+                     g_variant_new_strv ((const char *const *)r->targets->pdata,
+                                         (gssize)r->targets->len),
+                     r->created));
 }
 
 GBytes *
 mh_domain_alias_record_encode (const MhDomainAliasRecord *r)
 {
-  return wrap (g_variant_new (DOMAIN_ALIAS_V1, r->target, r->created));
+  return mh_directory__record_wrap (
+      g_variant_new (DOMAIN_ALIAS_V1, r->target, r->created));
 }
 
 /* "KIND 'KEY[@DOMAIN]'" for an error message. */
@@ -272,9 +275,9 @@ what_text (const MhRecordWhat *w)
 /* Copies @data, checks the "(uv)" envelope and returns the inner tuple
  * if it has @type for a version we know. @w is formatted only here, on
  * an error. */
-static GVariant *
-unwrap (const void *data, gsize len, const MhRecordWhat *w, const char *type,
-        GError **error)
+GVariant *
+mh_directory__record_unwrap (const void *data, gsize len, const MhRecordWhat *w,
+                             const char *type, GError **error)
 {
   g_autoptr (GBytes) bytes = g_bytes_new (data, len);
   g_autoptr (GVariant) v = g_variant_ref_sink (
@@ -315,7 +318,8 @@ mh_domain_record_decode_named (const void *data, gsize len,
                                GError **error)
 {
   memset (out, 0, sizeof *out);
-  g_autoptr (GVariant) t = unwrap (data, len, what, DOMAIN_V1, error);
+  g_autoptr (GVariant) t
+      = mh_directory__record_unwrap (data, len, what, DOMAIN_V1, error);
   if (t == NULL)
     return FALSE;
   g_variant_get (t, DOMAIN_V1, &out->created, NULL);
@@ -329,7 +333,8 @@ mh_account_record_decode_named (const void *data, gsize len,
                                 GError **error)
 {
   memset (out, 0, sizeof *out);
-  g_autoptr (GVariant) t = unwrap (data, len, what, ACCOUNT_V1, error);
+  g_autoptr (GVariant) t
+      = mh_directory__record_unwrap (data, len, what, ACCOUNT_V1, error);
   if (t == NULL)
     return FALSE;
   g_variant_get (t, "(msmsbuxa{sv})", &out->display_name, &out->hash,
@@ -344,7 +349,8 @@ mh_alias_record_decode_named (const void *data, gsize len,
                               GError **error)
 {
   memset (out, 0, sizeof *out);
-  g_autoptr (GVariant) t = unwrap (data, len, what, ALIAS_V1, error);
+  g_autoptr (GVariant) t
+      = mh_directory__record_unwrap (data, len, what, ALIAS_V1, error);
   if (t == NULL)
     return FALSE;
   g_autoptr (GVariant) arr = g_variant_get_child_value (t, 0);
@@ -365,7 +371,8 @@ mh_domain_alias_record_decode_named (const void *data, gsize len,
                                      MhDomainAliasRecord *out, GError **error)
 {
   memset (out, 0, sizeof *out);
-  g_autoptr (GVariant) t = unwrap (data, len, what, DOMAIN_ALIAS_V1, error);
+  g_autoptr (GVariant) t
+      = mh_directory__record_unwrap (data, len, what, DOMAIN_ALIAS_V1, error);
   if (t == NULL)
     return FALSE;
   g_variant_get (t, DOMAIN_ALIAS_V1, &out->target, &out->created);

@@ -42,12 +42,6 @@ struct _MhTempAliasInfo
   gint64 expires;
 };
 
-static gint64
-now_s (void)
-{
-  return g_get_real_time () / G_USEC_PER_SEC;
-}
-
 /* ---- Records ---------------------------------------------------------- */
 
 gboolean
@@ -77,10 +71,8 @@ mh_temp_alias_record_clear (MhTempAliasRecord *r)
 GBytes *
 mh_temp_alias_record_encode (const MhTempAliasRecord *r)
 {
-  g_autoptr (GVariant) v = g_variant_ref_sink (g_variant_new (
-      "(uv)", (guint32) MH_DIRECTORY_RECORD_VERSION,
-      g_variant_new (TEMP_V1, r->target, r->created, r->expires)));
-  return g_variant_get_data_as_bytes (v);
+  return mh_directory__record_wrap (
+      g_variant_new (TEMP_V1, r->target, r->created, r->expires));
 }
 
 gboolean
@@ -88,22 +80,11 @@ mh_temp_alias_record_decode (const void *data, gsize len, const char *what,
                              MhTempAliasRecord *out, GError **error)
 {
   memset (out, 0, sizeof *out);
-  g_autoptr (GBytes) bytes = g_bytes_new (data, len);
-  g_autoptr (GVariant) v = g_variant_ref_sink (
-      g_variant_new_from_bytes (G_VARIANT_TYPE ("(uv)"), bytes, FALSE));
-  guint32 version = 0;
-  g_autoptr (GVariant) inner = NULL;
-  if (g_variant_is_normal_form (v))
-    g_variant_get (v, "(uv)", &version, &inner);
-  if (inner == NULL || version != MH_DIRECTORY_RECORD_VERSION
-      || !g_variant_is_of_type (inner, G_VARIANT_TYPE (TEMP_V1)))
-    {
-      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
-                   "record of %s is corrupt (not a version %d temporary "
-                   "alias)", what, MH_DIRECTORY_RECORD_VERSION);
-      return FALSE;
-    }
-  g_variant_get (inner, TEMP_V1, &out->target, &out->created, &out->expires);
+  g_autoptr (GVariant) t = mh_directory__record_unwrap (
+      data, len, MH_RECORD_WHAT (what, NULL, NULL), TEMP_V1, error);
+  if (t == NULL)
+    return FALSE;
+  g_variant_get (t, TEMP_V1, &out->target, &out->created, &out->expires);
   return TRUE;
 }
 
@@ -200,59 +181,6 @@ mh_temp_alias_info_is_expired (MhTempAliasInfo *info, gint64 now)
 
 /* ---- Helpers ---------------------------------------------------------- */
 
-/* 1 found, 0 not, -1 error. */
-static int
-get_key (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi, const char *key,
-         MDB_val *out, GError **error)
-{
-  MDB_val k = { strlen (key), (void *) key };
-  int rc = mdb_get (txn, dbi, &k, out);
-  if (rc == 0)
-    return 1;
-  if (rc == MDB_NOTFOUND)
-    return 0;
-  mh_directory__set_mdb_error (dir, rc, "read failed", error);
-  return -1;
-}
-
-/* Parses @address, reads its (hosted) domain and folds the local part
- * per the domain's case setting. */
-static gboolean
-parse_hosted (MhDirectory *dir, MDB_txn *txn, const char *address,
-              char **local_out, char **domain_out, MhDomainRecord *dom_out,
-              GError **error)
-{
-  MhDirectoryAddress a;
-  if (!mh_directory__address_parse (address, &a, error))
-    return FALSE;
-  MDB_val v;
-  int r = get_key (dir, txn, dir->dbs.domains, a.domain, &v, error);
-  if (r <= 0)
-    {
-      if (r == 0)
-        {
-          g_autofree char *u = mh_directory_domain_to_unicode (a.domain);
-          g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
-                       "domain '%s' does not exist", u);
-        }
-      mh_directory__address_clear (&a);
-      return FALSE;
-    }
-  if (!mh_domain_record_decode_named (v.mv_data, v.mv_size,
-                                      MH_RECORD_WHAT ("domain", a.domain, NULL),
-                                      dom_out, error))
-    {
-      mh_directory__address_clear (&a);
-      return FALSE;
-    }
-  gboolean cs = FALSE;
-  g_variant_lookup (dom_out->settings, "case_sensitive_local_part", "b", &cs);
-  *local_out = mh_directory__local_fold (a.local, cs);
-  *domain_out = g_steal_pointer (&a.domain);
-  mh_directory__address_clear (&a);
-  return TRUE;
-}
-
 static gboolean
 random_local (char out[LOCAL_LEN + 1], GError **error)
 {
@@ -282,25 +210,6 @@ random_local (char out[LOCAL_LEN + 1], GError **error)
   return TRUE;
 }
 
-static guint
-count_prefix (MDB_txn *txn, MDB_dbi dbi, const char *prefix)
-{
-  gsize plen = strlen (prefix);
-  MDB_cursor *cur = NULL;
-  if (mdb_cursor_open (txn, dbi, &cur) != 0)
-    return 0;
-  guint n = 0;
-  MDB_val k = { plen, (void *) prefix }, v;
-  int rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-  while (rc == 0 && k.mv_size >= plen && memcmp (k.mv_data, prefix, plen) == 0)
-    {
-      n++;
-      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
-    }
-  mdb_cursor_close (cur);
-  return n;
-}
-
 /* ---- Public API ------------------------------------------------------- */
 
 MhTempAliasInfo *
@@ -309,7 +218,7 @@ mh_directory_temp_alias_add (MhDirectory *dir, const char *account,
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  gint64 now = now_s ();
+  gint64 now = mh_directory__now ();
   if (expires == 0)
     expires = now + (gint64) MH_LIMIT_TEMP_ALIAS_DAYS * 86400;
   if (expires <= now)
@@ -330,33 +239,37 @@ mh_directory_temp_alias_add (MhDirectory *dir, const char *account,
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return NULL;
-  g_autofree char *local = NULL, *domain = NULL, *acc_key = NULL;
-  MhDomainRecord dom = { 0 };
+  MhDirectoryResolved r;
   MhTempAliasInfo *info = NULL;
-  if (!parse_hosted (dir, txn, account, &local, &domain, &dom, error))
-    goto out;
-  acc_key = mh_directory__address_key (local, domain);
-  MDB_val v;
-  int r = get_key (dir, txn, dir->dbs.accounts, acc_key, &v, error);
-  if (r < 0)
-    goto out;
-  if (r == 0)
+  if (!mh_directory__resolve (dir, txn, account, &r, error))
     {
-      g_autofree char *u = mh_directory_domain_to_unicode (domain);
+      mdb_txn_abort (txn);
+      return NULL;
+    }
+  int found = 0;
+  if (!mh_directory__has_key (dir, txn, dir->dbs.accounts, r.key, &found,
+                              error))
+    goto out;
+  if (!found)
+    {
+      g_autofree char *u = mh_directory_domain_to_unicode (r.domain);
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
-                   "account '%s@%s' does not exist", local, u);
+                   "account '%s@%s' does not exist", r.local, u);
       goto out;
     }
   guint64 max_aliases = 0;
-  g_variant_lookup (dom.settings, "max_aliases", "t", &max_aliases);
+  g_variant_lookup (r.dom.settings, "max_aliases", "t", &max_aliases);
   if (max_aliases > 0)
     {
-      g_autofree char *prefix = g_strconcat (domain, "@", NULL);
-      guint n = count_prefix (txn, dir->dbs.aliases, prefix)
-                + count_prefix (txn, dir->dbs.temp_aliases, prefix);
-      if (n >= max_aliases)
+      guint n_ali = 0, n_temp = 0;
+      if (!mh_directory__count_prefix (dir, txn, dir->dbs.aliases, r.domain,
+                                       &n_ali, error)
+          || !mh_directory__count_prefix (dir, txn, dir->dbs.temp_aliases,
+                                          r.domain, &n_temp, error))
+        goto out;
+      if (n_ali + n_temp >= max_aliases)
         {
-          g_autofree char *u = mh_directory_domain_to_unicode (domain);
+          g_autofree char *u = mh_directory_domain_to_unicode (r.domain);
           g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_LIMIT,
                        "domain '%s' is full (max_aliases %" G_GUINT64_FORMAT
                        ", temporary aliases included)", u, max_aliases);
@@ -368,41 +281,29 @@ mh_directory_temp_alias_add (MhDirectory *dir, const char *account,
       char name[LOCAL_LEN + 1];
       if (!random_local (name, error))
         goto out;
-      g_autofree char *key = mh_directory__address_key (name, domain);
+      g_autofree char *key = mh_directory__address_key (name, r.domain);
       int used = 0;
       MDB_dbi dbis[] = { dir->dbs.accounts, dir->dbs.aliases,
                          dir->dbs.temp_aliases };
       for (gsize i = 0; i < G_N_ELEMENTS (dbis) && !used; i++)
-        {
-          r = get_key (dir, txn, dbis[i], key, &v, error);
-          if (r < 0)
-            goto out;
-          used = r;
-        }
+        if (!mh_directory__has_key (dir, txn, dbis[i], key, &used, error))
+          goto out;
       if (used)
         continue;
       MhTempAliasRecord rec = { NULL, now, expires };
-      rec.target = g_strconcat (local, "@", domain, NULL);
-      g_autoptr (GBytes) b = mh_temp_alias_record_encode (&rec);
-      gsize len = 0;
-      MDB_val k = { strlen (key), key };
-      MDB_val val = { 0, (void *) g_bytes_get_data (b, &len) };
-      val.mv_size = len;
-      int rc = mdb_put (txn, dir->dbs.temp_aliases, &k, &val, 0);
-      if (rc != 0)
+      rec.target = g_strconcat (r.local, "@", r.domain, NULL);
+      if (!mh_directory__put (dir, txn, dir->dbs.temp_aliases, key,
+                              mh_temp_alias_record_encode (&rec), error))
         {
-          mh_temp_alias_record_clear (&rec);
-          mh_directory__set_mdb_error (dir, rc, "write failed", error);
-          goto out;
-        }
-      if (!mh_directory__txn_commit (dir, txn, error))
-        {
-          txn = NULL;
           mh_temp_alias_record_clear (&rec);
           goto out;
         }
+      gboolean ok = mh_directory__txn_commit (dir, txn, error);
       txn = NULL;
-      info = info_new (name, domain, &rec);
+      if (ok)
+        info = info_new (name, r.domain, &rec);
+      else
+        mh_temp_alias_record_clear (&rec);
       goto out;
     }
   g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_FAILED,
@@ -411,7 +312,7 @@ mh_directory_temp_alias_add (MhDirectory *dir, const char *account,
 out:
   if (txn != NULL)
     mdb_txn_abort (txn);
-  mh_domain_record_clear (&dom);
+  mh_directory__resolved_clear (&r);
   return info;
 }
 
@@ -424,31 +325,47 @@ mh_directory_temp_alias_delete (MhDirectory *dir, const char *address,
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return FALSE;
-  g_autofree char *local = NULL, *domain = NULL;
-  MhDomainRecord dom = { 0 };
-  if (!parse_hosted (dir, txn, address, &local, &domain, &dom, error))
+  MhDirectoryResolved r;
+  gboolean found = FALSE;
+  if (!mh_directory__resolve (dir, txn, address, &r, error))
     {
       mdb_txn_abort (txn);
       return FALSE;
     }
-  mh_domain_record_clear (&dom);
-  g_autofree char *key = mh_directory__address_key (local, domain);
-  MDB_val k = { strlen (key), key };
-  int rc = mdb_del (txn, dir->dbs.temp_aliases, &k, NULL);
-  if (rc == MDB_NOTFOUND)
+  gboolean ok = mh_directory__del (dir, txn, dir->dbs.temp_aliases, r.key,
+                                   &found, error);
+  mh_directory__resolved_clear (&r);
+  if (ok && !found)
     {
-      mdb_txn_abort (txn);
       g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
                    "temporary alias '%s' does not exist", address);
-      return FALSE;
+      ok = FALSE;
     }
-  if (rc != 0)
+  if (!ok)
     {
       mdb_txn_abort (txn);
-      mh_directory__set_mdb_error (dir, rc, "delete failed", error);
       return FALSE;
     }
   return mh_directory__txn_commit (dir, txn, error);
+}
+
+static gpointer
+lookup_in_txn (MhDirectory *dir, MDB_txn *txn, const MhDirectoryResolved *r,
+               const char *address, GError **error)
+{
+  MDB_val v;
+  int found
+      = mh_directory__get (dir, txn, dir->dbs.temp_aliases, r->key, &v, error);
+  if (found == 0)
+    g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
+                 "temporary alias '%s' does not exist", address);
+  if (found <= 0)
+    return NULL;
+  g_autofree char *what = g_strdup_printf ("temporary alias '%s'", r->key);
+  MhTempAliasRecord rec;
+  if (!mh_temp_alias_record_decode (v.mv_data, v.mv_size, what, &rec, error))
+    return NULL;
+  return info_new (r->local, r->domain, &rec);
 }
 
 MhTempAliasInfo *
@@ -457,30 +374,42 @@ mh_directory_temp_alias_lookup (MhDirectory *dir, const char *address,
 {
   g_return_val_if_fail (dir != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
-  if (txn == NULL)
-    return NULL;
-  g_autofree char *local = NULL, *domain = NULL, *key = NULL, *what = NULL;
-  MhDomainRecord dom = { 0 };
-  MhTempAliasInfo *info = NULL;
-  if (!parse_hosted (dir, txn, address, &local, &domain, &dom, error))
-    goto out;
-  key = mh_directory__address_key (local, domain);
-  MDB_val v;
-  int r = get_key (dir, txn, dir->dbs.temp_aliases, key, &v, error);
-  if (r == 0)
-    g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
-                 "temporary alias '%s' does not exist", address);
-  if (r <= 0)
-    goto out;
-  what = g_strdup_printf ("temporary alias '%s'", key);
+  return mh_directory__lookup (dir, address, lookup_in_txn, error);
+}
+
+static char *
+what_of_key (const MDB_val *k)
+{
+  return g_strdup_printf ("temporary alias '%.*s'", (int)k->mv_size,
+                          (const char *)k->mv_data);
+}
+
+typedef struct
+{
+  const char *owner; /* "local@alabel" target filter, or NULL */
+  GPtrArray *found;
+} ListScan;
+
+static MhDirectoryEach
+list_one (const MDB_val *k, const MDB_val *v, gpointer data, GError **error)
+{
+  ListScan *scan = data;
+  g_autofree char *local = NULL, *domain = NULL;
+  g_autofree char *what = what_of_key (k);
   MhTempAliasRecord rec;
-  if (mh_temp_alias_record_decode (v.mv_data, v.mv_size, what, &rec, error))
-    info = info_new (local, domain, &rec);
-out:
-  mdb_txn_abort (txn);
-  mh_domain_record_clear (&dom);
-  return info;
+  if (!mh_directory__key_split (k->mv_data, k->mv_size, &local, &domain))
+    {
+      g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
+                   "key of %s is corrupt", what);
+      return MH_DIRECTORY_EACH_STOP;
+    }
+  if (!mh_temp_alias_record_decode (v->mv_data, v->mv_size, what, &rec, error))
+    return MH_DIRECTORY_EACH_STOP;
+  if (scan->owner == NULL || strcmp (rec.target, scan->owner) == 0)
+    g_ptr_array_add (scan->found, info_new (local, domain, &rec));
+  else
+    mh_temp_alias_record_clear (&rec);
+  return MH_DIRECTORY_EACH_NEXT;
 }
 
 GPtrArray *
@@ -492,92 +421,67 @@ mh_directory_temp_alias_list (MhDirectory *dir, const char *scope,
   MDB_txn *txn = mh_directory__txn_begin (dir, FALSE, error);
   if (txn == NULL)
     return NULL;
-  g_autofree char *prefix = NULL;   /* key prefix */
-  g_autofree char *owner = NULL;    /* "local@alabel" target filter */
-  MhDomainRecord dom = { 0 };
+  g_autofree char *prefix = NULL; /* key prefix; NULL: all */
+  g_autofree char *owner = NULL;
   GPtrArray *list = NULL;
   g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (
       (GDestroyNotify) mh_temp_alias_info_unref);
   if (scope != NULL && strchr (scope, '@') != NULL)
     {
-      g_autofree char *local = NULL, *domain = NULL;
-      if (!parse_hosted (dir, txn, scope, &local, &domain, &dom, error))
+      MhDirectoryResolved r;
+      if (!mh_directory__resolve (dir, txn, scope, &r, error))
         goto out;
-      owner = g_strconcat (local, "@", domain, NULL);
-      prefix = g_strconcat (domain, "@", NULL);
+      owner = g_strconcat (r.local, "@", r.domain, NULL);
+      prefix = g_strconcat (r.domain, "@", NULL);
+      mh_directory__resolved_clear (&r);
     }
   else if (scope != NULL)
     {
       g_autofree char *domain = mh_directory_domain_to_ascii (scope, error);
-      if (domain == NULL)
+      int r = 0;
+      if (domain == NULL
+          || !mh_directory__has_key (dir, txn, dir->dbs.domains, domain, &r,
+                                     error))
         goto out;
-      MDB_val v;
-      int r = get_key (dir, txn, dir->dbs.domains, domain, &v, error);
       if (r == 0)
         {
-          g_autofree char *u = mh_directory_domain_to_unicode (domain);
-          g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_NOT_FOUND,
-                       "domain '%s' does not exist", u);
+          mh_directory__not_found_domain (domain, error);
+          goto out;
         }
-      if (r <= 0)
-        goto out;
       prefix = g_strconcat (domain, "@", NULL);
     }
-  else
-    prefix = g_strdup ("");
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dir->dbs.temp_aliases, &cur);
-  if (rc != 0)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      goto out;
-    }
-  gsize plen = strlen (prefix);
-  MDB_val k = { plen, prefix }, v;
-  rc = mdb_cursor_get (cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
-  while (rc == 0 && k.mv_size >= plen && memcmp (k.mv_data, prefix, plen) == 0)
-    {
-      char *local = NULL, *domain = NULL;
-      MhTempAliasRecord rec;
-      g_autofree char *what = g_strdup_printf ("temporary alias '%.*s'",
-                                               (int) k.mv_size,
-                                               (const char *) k.mv_data);
-      if (!mh_directory__key_split (k.mv_data, k.mv_size, &local, &domain))
-        {
-          g_set_error (error, MH_DIRECTORY_ERROR, MH_DIRECTORY_ERROR_CORRUPT,
-                       "key of %s is corrupt", what);
-          mdb_cursor_close (cur);
-          goto out;
-        }
-      if (!mh_temp_alias_record_decode (v.mv_data, v.mv_size, what, &rec,
-                                        error))
-        {
-          g_free (local);
-          g_free (domain);
-          mdb_cursor_close (cur);
-          goto out;
-        }
-      if (owner == NULL || strcmp (rec.target, owner) == 0)
-        g_ptr_array_add (found, info_new (local, domain, &rec));
-      else
-        mh_temp_alias_record_clear (&rec);
-      g_free (local);
-      g_free (domain);
-      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
-    }
-  mdb_cursor_close (cur);
-  if (rc != 0 && rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "cursor failed", error);
-      goto out;
-    }
+  ListScan scan = { owner, found };
+  if (!mh_directory__each (dir, txn, dir->dbs.temp_aliases, prefix, list_one,
+                           &scan, "cursor failed", error))
+    goto out;
   /* Plain GI list: the caller owns the elements (see the header). */
   g_ptr_array_set_free_func (found, NULL);
   list = g_steal_pointer (&found);
 out:
   mdb_txn_abort (txn);
-  mh_domain_record_clear (&dom);
   return list;
+}
+
+typedef struct
+{
+  gint64 now;
+  guint removed;
+} PurgeScan;
+
+static MhDirectoryEach
+purge_one (const MDB_val *k, const MDB_val *v, gpointer data, GError **error)
+{
+  PurgeScan *scan = data;
+  g_autofree char *what = what_of_key (k);
+  MhTempAliasRecord rec;
+  if (!mh_temp_alias_record_decode (v->mv_data, v->mv_size, what, &rec, error))
+    return MH_DIRECTORY_EACH_STOP;
+  gboolean dead = scan->now >= rec.expires;
+  mh_temp_alias_record_clear (&rec);
+  if (!dead)
+    return MH_DIRECTORY_EACH_NEXT;
+  scan->removed++;
+  return MH_DIRECTORY_EACH_DELETE;
 }
 
 gboolean
@@ -588,54 +492,19 @@ mh_directory_temp_alias_purge (MhDirectory *dir, gint64 now,
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   if (removed_out)
     *removed_out = 0;
-  if (now == 0)
-    now = now_s ();
+  PurgeScan scan = { now != 0 ? now : mh_directory__now (), 0 };
   MDB_txn *txn = mh_directory__txn_begin (dir, TRUE, error);
   if (txn == NULL)
     return FALSE;
-  MDB_cursor *cur = NULL;
-  int rc = mdb_cursor_open (txn, dir->dbs.temp_aliases, &cur);
-  guint removed = 0;
-  MDB_val k, v;
-  if (rc == 0)
-    rc = mdb_cursor_get (cur, &k, &v, MDB_FIRST);
-  while (rc == 0)
+  if (!mh_directory__each (dir, txn, dir->dbs.temp_aliases, NULL, purge_one,
+                           &scan, "purge failed", error))
     {
-      MhTempAliasRecord rec;
-      g_autofree char *what = g_strdup_printf ("temporary alias '%.*s'",
-                                               (int) k.mv_size,
-                                               (const char *) k.mv_data);
-      if (!mh_temp_alias_record_decode (v.mv_data, v.mv_size, what, &rec,
-                                        error))
-        {
-          mdb_cursor_close (cur);
-          mdb_txn_abort (txn);
-          return FALSE;
-        }
-      gboolean dead = now >= rec.expires;
-      mh_temp_alias_record_clear (&rec);
-      if (dead)
-        {
-          rc = mdb_cursor_del (cur, 0);
-          if (rc != 0)
-            break;
-          removed++;
-          /* LMDB: MDB_NEXT after a delete yields the item that followed
-           * the deleted one (the cursor remembers the delete). */
-        }
-      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
-    }
-  if (cur != NULL)
-    mdb_cursor_close (cur);
-  if (rc != MDB_NOTFOUND)
-    {
-      mh_directory__set_mdb_error (dir, rc, "purge failed", error);
       mdb_txn_abort (txn);
       return FALSE;
     }
   if (!mh_directory__txn_commit (dir, txn, error))
     return FALSE;
   if (removed_out)
-    *removed_out = removed;
+    *removed_out = scan.removed;
   return TRUE;
 }

@@ -990,6 +990,93 @@ test_corrupt_record (void **state)
          "record of account 'bob@example.org' is corrupt");
 }
 
+static MhTempAliasInfo *
+temp_alias (MhDirectory *d, const char *account, gint64 expires)
+{
+  g_autoptr (GError) error = NULL;
+  MhTempAliasInfo *t
+      = mh_directory_temp_alias_add (d, account, expires, &error);
+  if (t == NULL)
+    fail_msg ("temp alias of %s: %s", account, error->message);
+  return t;
+}
+
+/* The cursor walks all calls share (kv.c): a forced domain delete takes
+ * exactly that domain's records out of the middle of each table, lists
+ * stop at their prefix, and a purge deletes a run of records that ends
+ * the table; a corrupt record stops a walk and is named. */
+static void
+test_cursor_walks (void **state)
+{
+  Fixture *f = *state;
+  MhDirectory *d = f->dir;
+  static const char *const domains[]
+      = { "a.example", "b.example", "c.example" };
+  for (gsize i = 0; i < G_N_ELEMENTS (domains); i++)
+    {
+      OK (mh_directory_domain_add (d, domains[i], error_));
+      for (int u = 0; u < 3; u++)
+        {
+          g_autofree char *acc = g_strdup_printf ("user%d@%s", u, domains[i]);
+          g_autofree char *ali = g_strdup_printf ("alias%d@%s", u, domains[i]);
+          const char *const targets[] = { acc, NULL };
+          OK (mh_directory_account_add (d, acc, NULL, error_));
+          OK (mh_directory_alias_add (d, ali, targets, error_));
+        }
+    }
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  mh_temp_alias_info_unref (temp_alias (d, "user0@a.example", 0));
+  for (int i = 0; i < 2; i++)
+    {
+      mh_temp_alias_info_unref (temp_alias (d, "user1@b.example", now + 60));
+      mh_temp_alias_info_unref (temp_alias (d, "user2@c.example", now + 60));
+    }
+
+  OK (mh_directory_domain_delete (d, "b.example", TRUE, error_));
+  g_autoptr (MhAccountInfoList) accs
+      = mh_directory_account_list (d, NULL, NULL);
+  assert_int_equal (accs->len, 6);
+  for (guint i = 0; i < accs->len; i++)
+    assert_null (
+        strstr (mh_account_info_get_address (accs->pdata[i]), "@b.example"));
+  g_autoptr (MhAccountInfoList) cs
+      = mh_directory_account_list (d, "c.example", NULL);
+  assert_int_equal (cs->len, 3);
+  assert_string_equal (mh_account_info_get_address (cs->pdata[0]),
+                       "user0@c.example");
+  g_autoptr (MhAliasInfoList) alis = mh_directory_alias_list (d, NULL, NULL);
+  assert_int_equal (alis->len, 6);
+  g_autoptr (MhDomainInfoList) doms = mh_directory_domain_list (d, NULL);
+  assert_int_equal (doms->len, 2);
+  assert_string_equal (mh_domain_info_get_name (doms->pdata[1]), "c.example");
+  assert_int_equal (mh_domain_info_get_account_count (doms->pdata[1]), 3);
+  assert_int_equal (mh_domain_info_get_alias_count (doms->pdata[1]), 3);
+  g_autoptr (MhTempAliasInfoList) temps = NULL;
+  OK ((temps = mh_directory_temp_alias_list (d, NULL, error_)) != NULL);
+  assert_int_equal (temps->len, 3);
+
+  /* c's two are the last records of the table */
+  guint removed = 0;
+  OK (mh_directory_temp_alias_purge (d, now + 120, &removed, error_));
+  assert_int_equal (removed, 2);
+  g_autoptr (MhTempAliasInfoList) left = NULL;
+  OK ((left = mh_directory_temp_alias_list (d, NULL, error_)) != NULL);
+  assert_int_equal (left->len, 1);
+  assert_string_equal (mh_temp_alias_info_get_target (left->pdata[0]),
+                       "user0@a.example");
+
+  mh_directory_unref (f->dir);
+  g_autofree char *path = g_build_filename (f->tmp, "directory.mdb", NULL);
+  put_raw (path, "temp_aliases", "c.example@zz", 12, "\x01\x02garbage", 9);
+  f->dir = mh_directory_open (f->tmp, NULL);
+  assert_non_null (f->dir);
+  FAILS (mh_directory_temp_alias_list (f->dir, "c.example", error_) != NULL,
+         MH_DIRECTORY_ERROR_CORRUPT,
+         "record of temporary alias 'c.example@zz' is corrupt");
+  FAILS (mh_directory_temp_alias_purge (f->dir, 0, NULL, error_),
+         MH_DIRECTORY_ERROR_CORRUPT, "temporary alias 'c.example@zz'");
+}
+
 /* Migration steps for a made-up schema V -> V+1 -> V+2, V the current
  * one (issue 5 moved V from 1 to 2). */
 static gboolean
@@ -1063,8 +1150,7 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_domain_settings_and_limits, setup,
                                      teardown),
-    cmocka_unit_test_setup_teardown (test_passwords_and_auth, setup,
-                                     teardown),
+    cmocka_unit_test_setup_teardown (test_passwords_and_auth, setup, teardown),
     cmocka_unit_test_setup_teardown (test_aliases, setup, teardown),
     cmocka_unit_test_setup_teardown (test_domain_aliases, setup, teardown),
     cmocka_unit_test_setup_teardown (test_temporary_aliases_are_names_too,
@@ -1072,8 +1158,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_import, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_twice_same_process, setup,
                                      teardown),
-    cmocka_unit_test_setup_teardown (test_other_process_change_is_seen,
-                                     setup, teardown),
+    cmocka_unit_test_setup_teardown (test_other_process_change_is_seen, setup,
+                                     teardown),
     cmocka_unit_test (test_garbage_file),
     cmocka_unit_test (test_unreadable_file),
     cmocka_unit_test (test_read_only_file),
@@ -1085,6 +1171,7 @@ main (void)
                                      teardown),
     cmocka_unit_test (test_newer_schema_refused),
     cmocka_unit_test_setup_teardown (test_corrupt_record, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_cursor_walks, setup, teardown),
     cmocka_unit_test_setup_teardown (test_migrations, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
