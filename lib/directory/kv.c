@@ -109,7 +109,9 @@ mh_directory__each (MhDirectory *dir, MDB_txn *txn, MDB_dbi dbi,
   for (rc = mdb_cursor_get (cur, &k, &v, plen > 0 ? MDB_SET_RANGE : MDB_FIRST);
        rc == 0; rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT))
     {
-      if (k.mv_size < plen || memcmp (k.mv_data, prefix, plen) != 0)
+      /* memcmp with a NULL prefix is undefined even for 0 bytes */
+      if (plen > 0
+          && (k.mv_size < plen || memcmp (k.mv_data, prefix, plen) != 0))
         {
           rc = MDB_NOTFOUND;
           break;
