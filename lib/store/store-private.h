@@ -182,6 +182,11 @@ struct _MhStore
    * changes cause none). */
   volatile gint n_scans;
 
+  /* The last full view of each large folder (store.c, mh_store_select):
+   * canonical folder name -> MhStoreViewCache*. Under view_lock. */
+  GMutex view_lock;
+  GHashTable *views;
+
   MhStoreChangeFunc change;
   gpointer change_data;
   GDestroyNotify change_destroy;

@@ -19,6 +19,14 @@
  *   IDLEs), and Maildir changes by other programs are only visible
  *   through the directories. inotify gives one pollable fd for both and
  *   costs writers one pwrite.
+ * - Views are immutable once built, so sessions can share one. The store
+ *   keeps the last full view of each folder of at least VIEW_CACHE_MIN
+ *   messages; a SELECT that finds the folder in the same state (same
+ *   folder id, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, message count,
+ *   \Recent start and keyword count: any change to a message raises
+ *   HIGHESTMODSEQ) gets that view instead of a new one. Building a view
+ *   of 100,000 messages writes 4.4 MB of fresh arrays, and their first
+ *   touch (page faults) was most of a warm SELECT's 25 ms.
  */
 #include "store-private.h"
 
@@ -73,6 +81,26 @@ struct _MhStoreView
   guint32 *vanished;
   guint n_vanished;
 };
+
+/* ---- Shared views (see the design notes) ------------------------------ */
+
+#define VIEW_CACHE_MIN 2048
+
+typedef struct
+{
+  MhStoreView *view;
+  guint32 fid;
+  gboolean read_write;
+} MhStoreViewCache;
+
+static void
+view_cache_free (gpointer p)
+{
+  MhStoreViewCache *c = p;
+  mh_store_view_unref (c->view);
+  g_free (c);
+}
+
 
 MhStoreView *
 mh_store_view_ref (MhStoreView *v)
@@ -149,6 +177,9 @@ mh_store_open (const char *maildir, const char *index_dir,
   g_mutex_init (&store->write_lock);
   g_mutex_init (&store->stale_lock);
   g_mutex_init (&store->gc_lock);
+  g_mutex_init (&store->view_lock);
+  store->views = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                        view_cache_free);
   g_cond_init (&store->gc_cond);
   store->gc_pending = g_ptr_array_new ();
   store->notify_fd = -1;
@@ -251,6 +282,8 @@ mh_store_unref (MhStore *store)
   g_clear_pointer (&store->stale, g_ptr_array_unref);
   g_mutex_clear (&store->stale_lock);
   g_mutex_clear (&store->gc_lock);
+  g_clear_pointer (&store->views, g_hash_table_unref);
+  g_mutex_clear (&store->view_lock);
   g_cond_clear (&store->gc_cond);
   g_free (store->maildir);
   g_free (store->index_dir);
@@ -1042,6 +1075,28 @@ view_lower_bound (MhStoreView *v, guint32 uid)
   return lo;
 }
 
+/* The shared view of @folder if it shows exactly the state in @f with
+ * \Recent from @recent_from (a new reference), else NULL. */
+static MhStoreView *
+view_cache_lookup (MhStore *store, const char *folder, MhStoreFolder *f,
+                   guint32 recent_from, gboolean read_write)
+{
+  MhStoreView *hit = NULL;
+  g_mutex_lock (&store->view_lock);
+  MhStoreViewCache *c = g_hash_table_lookup (store->views, folder);
+  if (c != NULL && c->fid == f->rec.id && c->read_write == read_write
+      && c->view->status.uidvalidity == f->rec.uidvalidity
+      && c->view->status.uidnext == f->rec.uidnext
+      && c->view->status.highestmodseq == f->rec.highestmodseq
+      && c->view->status.messages == f->rec.messages
+      && c->view->n == f->rec.messages
+      && c->view->recent_from == recent_from
+      && c->view->n_keywords == f->keywords->len)
+    hit = mh_store_view_ref (c->view);
+  g_mutex_unlock (&store->view_lock);
+  return hit;
+}
+
 MhStoreView *
 mh_store_select (MhStore *store, const char *folder, gboolean read_write,
                  GError **error)
@@ -1076,7 +1131,14 @@ mh_store_select (MhStore *store, const char *folder, gboolean read_write,
           return NULL;
         }
     }
-  MhStoreView *v = view_new (f);
+  MhStoreView *v = view_cache_lookup (store, folder, f, recent_from,
+                                      read_write);
+  if (v != NULL)
+    {
+      mdb_txn_abort (txn);
+      return v;
+    }
+  v = view_new (f);
   v->recent_from = recent_from;
   view_fill (store, txn, f, 0, v);
   if (read_write)
@@ -1086,6 +1148,16 @@ mh_store_select (MhStore *store, const char *folder, gboolean read_write,
       v->status.recent = v->n - view_lower_bound (v, recent_from);
     }
   mdb_txn_abort (txn);
+  if (v->n >= VIEW_CACHE_MIN)
+    {
+      MhStoreViewCache *c = g_new0 (MhStoreViewCache, 1);
+      c->view = mh_store_view_ref (v);
+      c->fid = f->rec.id;
+      c->read_write = read_write;
+      g_mutex_lock (&store->view_lock);
+      g_hash_table_replace (store->views, g_strdup (folder), c);
+      g_mutex_unlock (&store->view_lock);
+    }
   return v;
 }
 

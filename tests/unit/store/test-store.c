@@ -1534,6 +1534,58 @@ test_old_cache_recomputed (void **state)
   assert_true (cache_is_current (fx->store, "Archive", d));
 }
 
+/* A large folder selected twice in the same state shares one view; any
+ * change (flags, a new message, \Recent claimed) gives a new, right one. */
+static void
+test_select_shares_unchanged_view (void **state)
+{
+  Fx *fx = *state;
+  g_autoptr (GError) error = NULL;
+  g_autofree char *curd = g_build_filename (fx->maildir, "cur", NULL);
+  enum { N = 2100 };
+  for (int i = 0; i < N; i++)
+    {
+      g_autofree char *n = g_strdup_printf ("%d.M%dP1.test,S=%zu:2,",
+                                            1700000000 + i, i, strlen (msg1));
+      g_free (mh_test_write_file (curd, n, msg1));
+    }
+  settle (fx->store, NULL);
+  /* The first read-write SELECT claims \Recent: its view is its own. */
+  g_autoptr (MhStoreView) first = mh_store_select (fx->store, NULL, TRUE,
+                                                   &error);
+  assert_true (mh_store_view_is_recent (first, 0));
+  g_autoptr (MhStoreView) a = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_ptr_not_equal (a, first);
+  assert_false (mh_store_view_is_recent (a, 0));
+  g_autoptr (MhStoreView) b = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_ptr_equal (a, b);
+  /* read-only views are kept apart from read-write ones */
+  g_autoptr (MhStoreView) ro = mh_store_select (fx->store, NULL, FALSE,
+                                                &error);
+  assert_ptr_not_equal (ro, a);
+  assert_int_equal (mh_store_view_get_count (ro), N);
+
+  guint32 uid = 7;
+  assert_true (mh_store_set_flags (fx->store, NULL, &uid, 1,
+                                   MH_STORE_FLAGS_ADD, MH_STORE_FLAG_SEEN,
+                                   NULL, 0, NULL, &error));
+  g_autoptr (MhStoreView) c = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_ptr_not_equal (c, a);
+  assert_true (mh_store_view_get_flags (c, 6) & MH_STORE_FLAG_SEEN);
+  assert_false (mh_store_view_get_flags (a, 6) & MH_STORE_FLAG_SEEN);
+
+  assert_int_equal (deliver (fx->store, NULL, msg1, 0), N + 1);
+  g_autoptr (MhStoreView) d = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_ptr_not_equal (d, c);
+  assert_int_equal (mh_store_view_get_count (d), N + 1);
+  assert_true (mh_store_view_is_recent (d, N));
+  /* the next read-write SELECT no longer owns that \Recent */
+  g_autoptr (MhStoreView) e = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_false (mh_store_view_is_recent (e, N));
+  g_autoptr (MhStoreView) f = mh_store_select (fx->store, NULL, TRUE, &error);
+  assert_ptr_equal (e, f);
+}
+
 int
 main (void)
 {
@@ -1570,6 +1622,8 @@ main (void)
                                      teardown),
     cmocka_unit_test_setup_teardown (test_index_v1_upgrade, setup, teardown),
     cmocka_unit_test_setup_teardown (test_old_cache_recomputed, setup,
+                                     teardown),
+    cmocka_unit_test_setup_teardown (test_select_shares_unchanged_view, setup,
                                      teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
