@@ -256,6 +256,27 @@ GHashTable *mh_imap__specialuse_map (MhImapSession *s);
 MhImapRun mh_imap__cmd_search (MhImapSession *s, const MhImapCommand *cmd,
                                GString *out);
 
+/* imap-search.c's resumable runs (see "Resumable runs" there): the
+ * command's job, also driven by the unit tests, which compare sliced
+ * and unsliced answers. */
+typedef struct _MhImapSearchJob MhImapSearchJob;
+MhImapSearchJob *mh_imap__search_job_new (MhStore *store, const char *folder,
+                                          MhStoreView *view,
+                                          const MhImapSearchKey *key,
+                                          const GArray *saved_uids,
+                                          GError **error);
+gboolean mh_imap__search_job_sort (MhImapSearchJob *j, const GArray *criteria,
+                                   GError **error);
+gboolean mh_imap__search_job_thread (MhImapSearchJob *j,
+                                     MhImapThreadAlgorithm algo, gboolean uid,
+                                     GError **error);
+int mh_imap__search_job_step (MhImapSearchJob *j, guint max_msgs,
+                              gint64 max_us, GError **error);
+GArray *mh_imap__search_job_get_result (MhImapSearchJob *j);
+const char *mh_imap__search_job_get_threads (MhImapSearchJob *j);
+void mh_imap__search_job_free (MhImapSearchJob *j);
+void mh_imap__search_set_slice (guint max_msgs, gint64 max_us);
+
 /* imap-fetch.c: one message's "* SEQ FETCH (...)\r\n". */
 typedef struct
 {

@@ -1307,14 +1307,6 @@ mh_store_view_get_save_date (MhStoreView *v, guint i)
 gint
 mh_store_view_find (MhStoreView *v, guint32 uid)
 {
-  guint lo = 0, hi = v->n;
-  while (lo < hi)
-    {
-      guint mid = (lo + hi) / 2;
-      if (v->uids[mid] < uid)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
+  guint lo = view_lower_bound (v, uid);
   return lo < v->n && v->uids[lo] == uid ? (gint) lo : -1;
 }

@@ -11,25 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-/* imap-search.c's resumable runs (declared there, for these tests). */
-typedef struct _MhImapSearchJob MhImapSearchJob;
-MhImapSearchJob *mh_imap__search_job_new (MhStore *store, const char *folder,
-                                          MhStoreView *view,
-                                          const MhImapSearchKey *key,
-                                          const GArray *saved_uids,
-                                          GError **error);
-gboolean mh_imap__search_job_sort (MhImapSearchJob *j, const GArray *criteria,
-                                   GError **error);
-gboolean mh_imap__search_job_thread (MhImapSearchJob *j,
-                                     MhImapThreadAlgorithm algo, gboolean uid,
-                                     GError **error);
-int mh_imap__search_job_step (MhImapSearchJob *j, guint max_msgs,
-                              gint64 max_us, GError **error);
-GArray *mh_imap__search_job_get_result (MhImapSearchJob *j);
-const char *mh_imap__search_job_get_threads (MhImapSearchJob *j);
-void mh_imap__search_job_free (MhImapSearchJob *j);
-void mh_imap__search_set_slice (guint max_msgs, gint64 max_us);
-
 /* ---- Search program builders ------------------------------------------- */
 
 static void key_free (gpointer p);
