@@ -553,18 +553,11 @@ message_load (MhStore *store, const char *folder, guint32 uid,
               char **filename_out, gboolean *in_new_out, GError **error)
 {
   folder = mh_store__canon (folder);
-  if (!mh_store__sync_folder (store, folder, FALSE, error))
-    return NULL;
   MDB_txn *txn;
-  if (mh_store__txn_begin (store, FALSE, &txn, error) != 0)
-    return NULL;
-  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, folder,
-                                                       FALSE, error);
+  g_autoptr (MhStoreFolder) f = mh_store__read_folder (store, folder, &txn,
+                                                       error);
   if (f == NULL)
-    {
-      mdb_txn_abort (txn);
-      return NULL;
-    }
+    return NULL;
   MhStoreMessage *m = mh_store__message_from_txn (store, txn, f->rec.id,
                                                   folder, uid, filename_out,
                                                   error);

@@ -227,6 +227,11 @@ void mh_store__own_linked (MhStoreOwn *o, const char *name);
 void mh_store__own_end (MhStoreOwn *o, MhStoreFolder *f);
 void mh_store__own_abort (MhStoreOwn *o);
 
+/* store.c: brings @folder up to date with the Maildir, opens a read txn
+ * and loads the folder in it. NULL (and no txn) on error; the caller
+ * aborts *@txn_out when done. */
+MhStoreFolder *mh_store__read_folder (MhStore *store, const char *folder,
+                                      MDB_txn **txn_out, GError **error);
 /* store.c: runs the change hook (no lock held by the caller). */
 void mh_store__changed (MhStore *store, const char *folder);
 /* store.c: creates a role folder on first use; NOT_FOUND otherwise. */

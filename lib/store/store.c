@@ -332,6 +332,26 @@ begin_read (MhStore *store, MDB_txn **txn, GError **error)
   return mh_store__txn_begin (store, FALSE, txn, error) == 0;
 }
 
+MhStoreFolder *
+mh_store__read_folder (MhStore *store, const char *folder, MDB_txn **txn_out,
+                       GError **error)
+{
+  if (!mh_store__sync_folder (store, folder, FALSE, error))
+    return NULL;
+  MDB_txn *txn;
+  if (!begin_read (store, &txn, error))
+    return NULL;
+  MhStoreFolder *f = mh_store__folder_load (store, txn, folder, FALSE,
+                                            error);
+  if (f == NULL)
+    {
+      mdb_txn_abort (txn);
+      return NULL;
+    }
+  *txn_out = txn;
+  return f;
+}
+
 gboolean
 mh_store_get_usage (MhStore *store, guint64 *bytes_out,
                     guint64 *messages_out, GError **error)
@@ -865,17 +885,14 @@ gboolean
 mh_store_folder_status (MhStore *store, const char *folder,
                         MhStoreStatus *status_out, GError **error)
 {
-  if (!mh_store__sync_folder (store, folder, FALSE, error))
-    return FALSE;
   MDB_txn *txn;
-  if (!begin_read (store, &txn, error))
+  g_autoptr (MhStoreFolder) f = mh_store__read_folder (store, folder, &txn,
+                                                       error);
+  if (f == NULL)
     return FALSE;
-  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, folder,
-                                                       FALSE, error);
-  if (f)
-    fill_status (store, txn, f, status_out);
+  fill_status (store, txn, f, status_out);
   mdb_txn_abort (txn);
-  return f != NULL;
+  return TRUE;
 }
 
 static MhStoreView *
@@ -1102,20 +1119,13 @@ mh_store_select (MhStore *store, const char *folder, gboolean read_write,
                  GError **error)
 {
   folder = mh_store__canon (folder);
-  if (!mh_store__sync_folder (store, folder, FALSE, error))
-    return NULL;
   /* The common case is one read txn and one pass over the records: a
    * write txn only when there are files in new/ or \Recent to claim. */
   MDB_txn *txn;
-  if (!begin_read (store, &txn, error))
-    return NULL;
-  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, folder,
-                                                       FALSE, error);
+  g_autoptr (MhStoreFolder) f = mh_store__read_folder (store, folder, &txn,
+                                                       error);
   if (f == NULL)
-    {
-      mdb_txn_abort (txn);
-      return NULL;
-    }
+    return NULL;
   guint32 recent_from = f->rec.first_recent_uid;
   if (read_write && claim_needed (f))
     {
@@ -1173,18 +1183,11 @@ mh_store_changes_since (MhStore *store, const char *folder, guint64 modseq,
                         GError **error)
 {
   folder = mh_store__canon (folder);
-  if (!mh_store__sync_folder (store, folder, FALSE, error))
-    return NULL;
   MDB_txn *txn;
-  if (!begin_read (store, &txn, error))
-    return NULL;
-  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, folder,
-                                                       FALSE, error);
+  g_autoptr (MhStoreFolder) f = mh_store__read_folder (store, folder, &txn,
+                                                       error);
   if (f == NULL)
-    {
-      mdb_txn_abort (txn);
-      return NULL;
-    }
+    return NULL;
   MhStoreView *v = view_new (f);
   v->recent_from = f->rec.first_recent_uid;
   view_fill (store, txn, f, modseq, v);

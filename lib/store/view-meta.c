@@ -36,18 +36,11 @@ mh_store_reader_new (MhStore *store, const char *folder, GError **error)
 {
   g_return_val_if_fail (store != NULL, NULL);
   folder = mh_store__canon (folder);
-  if (!mh_store__sync_folder (store, folder, FALSE, error))
-    return NULL;
   MDB_txn *txn;
-  if (mh_store__txn_begin (store, FALSE, &txn, error) != 0)
-    return NULL;
-  g_autoptr (MhStoreFolder) f = mh_store__folder_load (store, txn, folder,
-                                                       FALSE, error);
+  g_autoptr (MhStoreFolder) f = mh_store__read_folder (store, folder, &txn,
+                                                       error);
   if (f == NULL)
-    {
-      mdb_txn_abort (txn);
-      return NULL;
-    }
+    return NULL;
   MhStoreReader *r = g_new0 (MhStoreReader, 1);
   r->ref = 1;
   r->store = mh_store_ref (store);
