@@ -4,6 +4,7 @@
  * read; repeated cached headers are all returned. */
 #include "mh-test.h"
 #include "store/store-private.h"
+#include "store-fixture.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -21,57 +22,12 @@ static const char msg2[] = "From: Bob <bob@example.org>\r\n"
                            "\r\n"
                            "Body two\r\nmore\r\n";
 
-typedef struct
-{
-  char *dir, *maildir, *index;
-  MhStore *store;
-} Fx;
-
-static int
-setup (void **state)
-{
-  Fx *fx = g_new0 (Fx, 1);
-  fx->dir = mh_test_mkdtemp ();
-  fx->maildir = g_build_filename (fx->dir, "mail", NULL);
-  fx->index = g_build_filename (fx->dir, "index", NULL);
-  g_autoptr (GError) error = NULL;
-  fx->store = mh_store_open (fx->maildir, fx->index, MH_STORE_OPEN_CREATE,
-                             &error);
-  assert_null (error);
-  *state = fx;
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  Fx *fx = *state;
-  mh_store_unref (fx->store);
-  mh_test_rmtree (fx->dir);
-  g_free (fx->dir);
-  g_free (fx->maildir);
-  g_free (fx->index);
-  g_free (fx);
-  return 0;
-}
-
-static guint32
-deliver (MhStore *s, const char *text)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GBytes) b = g_bytes_new_static (text, strlen (text));
-  guint32 uid = 0;
-  if (!mh_store_deliver (s, NULL, b, 0, NULL, 0, &uid, &error))
-    fail_msg ("deliver: %s", error->message);
-  return uid;
-}
-
 static void
 test_view_columns_match_messages (void **state)
 {
   Fx *fx = *state;
-  guint32 u1 = deliver (fx->store, msg1);
-  guint32 u2 = deliver (fx->store, msg2);
+  guint32 u1 = deliver (fx->store, NULL, msg1, 0);
+  guint32 u2 = deliver (fx->store, NULL, msg2, 0);
   g_autoptr (GError) error = NULL;
   g_autoptr (MhStoreView) v = mh_store_select (fx->store, NULL, FALSE,
                                                &error);
@@ -101,8 +57,8 @@ static void
 test_reader (void **state)
 {
   Fx *fx = *state;
-  guint32 u1 = deliver (fx->store, msg1);
-  guint32 u2 = deliver (fx->store, msg2);
+  guint32 u1 = deliver (fx->store, NULL, msg1, 0);
+  guint32 u2 = deliver (fx->store, NULL, msg2, 0);
   g_autoptr (GError) error = NULL;
   g_autoptr (MhStoreReader) r = mh_store_reader_new (fx->store, "INBOX",
                                                      &error);
@@ -215,7 +171,7 @@ static void
 test_old_header_records (void **state)
 {
   Fx *fx = *state;
-  guint32 u = deliver (fx->store, msg2);
+  guint32 u = deliver (fx->store, NULL, msg2, 0);
   g_autoptr (GError) error = NULL;
   g_free (put_v1_record (fx, u));
   g_autoptr (MhStoreMessage) m = mh_store_message_get (fx->store, NULL, u,
