@@ -673,6 +673,22 @@ test_append (void **state)
   assert_non_null (strstr (o4, "a1 OK [APPENDUID "));
 }
 
+/* APPEND to Archive of @n small messages ("Subject: a", "b", ...), 44
+ * bytes each: the quota tests' batch. */
+static MhImapCommand *
+archive_batch (guint n)
+{
+  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
+  c->mailbox = g_strdup ("Archive");
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *m = g_strdup_printf (
+          "Subject: %c\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", 'a' + i);
+      add_message (c, m, NULL);
+    }
+  return c;
+}
+
 static void
 test_append_over_quota (void **state)
 {
@@ -682,10 +698,7 @@ test_append_over_quota (void **state)
   assert_true (mh_store_get_usage (fx->store, &bytes, &msgs, &error));
   assert_true (mh_quota_set_account (fx->quota, fx->address,
                                      (gint64) bytes + 40, 0, &error));
-  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
-  c->mailbox = g_strdup ("Archive");
-  add_message (c, "Subject: a\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
-  add_message (c, "Subject: b\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  MhImapCommand *c = archive_batch (2);
   g_autofree char *o = run (fx, mh_imap__cmd_append, c, NULL);
   assert_true (g_str_has_prefix (o, "a1 NO [OVERQUOTA] "));
   MhStoreStatus st = { .version = 1 };
@@ -708,11 +721,7 @@ append_batch_refused (Fx *fx, gint64 bytes, gint64 messages)
   assert_true (mh_store_get_usage (fx->store, &used, &msgs_before, &error));
   assert_true (mh_quota_set_account (fx->quota, fx->address, bytes, messages,
                                      &error));
-  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
-  c->mailbox = g_strdup ("Archive");
-  add_message (c, "Subject: a\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
-  add_message (c, "Subject: b\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
-  add_message (c, "Subject: c\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  MhImapCommand *c = archive_batch (3);
   g_autofree char *o = run (fx, mh_imap__cmd_append, c, NULL);
   assert_true (g_str_has_prefix (o, "a1 NO [OVERQUOTA] "));
   assert_null (strchr (o, '*')); /* no untagged line: nothing changed */
@@ -742,11 +751,7 @@ test_multiappend_quota_up_front (void **state)
   assert_true (mh_store_get_usage (fx->store, &bytes, &msgs, &error));
   assert_true (mh_quota_set_account (fx->quota, fx->address,
                                      (gint64) bytes + 100000, 0, &error));
-  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
-  c->mailbox = g_strdup ("Archive");
-  add_message (c, "Subject: a\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
-  add_message (c, "Subject: b\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
-  add_message (c, "Subject: c\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  MhImapCommand *c = archive_batch (3);
   g_autofree char *o = run (fx, mh_imap__cmd_append, c, NULL);
   assert_non_null (strstr (o, "a1 OK [APPENDUID "));
   MhStoreStatus st = { .version = 1 };
@@ -767,11 +772,7 @@ test_multiappend_quota_store_check (void **state)
   assert_true (mh_quota_set_account (fx->quota, fx->address,
                                      (gint64) bytes + 100, 0, &error));
   fx->s.quota = NULL;
-  MhImapCommand *c = cmd_new (MH_IMAP_CMD_APPEND, FALSE, "APPEND", NULL);
-  c->mailbox = g_strdup ("Archive");
-  add_message (c, "Subject: a\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
-  add_message (c, "Subject: b\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
-  add_message (c, "Subject: c\r\n\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", NULL);
+  MhImapCommand *c = archive_batch (3);
   g_autofree char *o = run (fx, mh_imap__cmd_append, c, NULL);
   fx->s.quota = fx->quota;
   assert_true (g_str_has_prefix (o, "a1 NO [OVERQUOTA] "));
